@@ -1,0 +1,358 @@
+// CPU driver: dtype and layout handling, the choice of kernel family, and the threading
+// (at::parallel_for, so torch.set_num_threads governs it). The arithmetic lives in the
+// per-ISA kernel tables (direct.h, dense.h).
+//
+// Reproducibility: every reduction (grad-weight, grad-bias) is split into chunks whose
+// boundaries depend only on the problem, never on the thread count, and the chunks are
+// combined in a fixed order, so backward results are bitwise identical run to run and
+// across torch.set_num_threads settings.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "../ops.h"
+#include "kernel_table.h"
+
+namespace fastconv {
+
+template <typename T>
+const KernelTable<T>& kernels() {
+  static const KernelTable<T>* best = [] {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq") && avx512::table<T>())
+      return avx512::table<T>();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && avx2::table<T>())
+      return avx2::table<T>();
+#endif
+    return base::table<T>();
+  }();
+  return *best;
+}
+template const KernelTable<float>& kernels<float>();
+template const KernelTable<double>& kernels<double>();
+
+namespace {
+
+// Work per parallel task we aim for: enough to amortise a task's start, few enough tasks
+// to balance two to sixteen threads.
+constexpr int64_t kTaskMacs = 1 << 16;
+
+int64_t grain_for(int64_t macs_per_item) {
+  return std::max<int64_t>(1, kTaskMacs / std::max<int64_t>(1, macs_per_item));
+}
+
+// Geometry of grad-input as a stride-1 forward pass: correlate grad_output with the
+// flipped kernel; padding becomes dil*(R-1) - pad (negative values crop).
+ConvGeometry dgrad_as_forward(const ConvGeometry& g) {
+  ConvGeometry t = g;
+  t.C = g.K;
+  t.H = g.P;
+  t.W = g.Q;
+  t.K = g.C;
+  t.P = g.H;
+  t.Q = g.W;
+  t.pad_h = g.dil_h * (g.R - 1) - g.pad_h;
+  t.pad_w = g.dil_w * (g.S - 1) - g.pad_w;
+  return t;
+}
+
+// w'[g][c][k][R-1-r][S-1-s] = w[g][k][c][r][s]: the weight of dgrad_as_forward.
+template <typename T>
+std::vector<T> flip_transpose_weight(const ConvGeometry& g, const T* w) {
+  const int64_t Kg = g.K_per_group(), Cg = g.C_per_group(), RS = g.R * g.S;
+  std::vector<T> out(static_cast<size_t>(g.weight_numel()));
+  for (int64_t grp = 0; grp < g.groups; ++grp)
+    for (int64_t k = 0; k < Kg; ++k)
+      for (int64_t c = 0; c < Cg; ++c)
+        for (int64_t rs = 0; rs < RS; ++rs)
+          out[((grp * Cg + c) * Kg + k) * RS + (RS - 1 - rs)] =
+              w[((grp * Kg + k) * Cg + c) * RS + rs];
+  return out;
+}
+
+// ---- direct family ----------------------------------------------------------------------
+
+template <typename T>
+void direct_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const auto& kt = kernels<T>();
+  const int64_t rows = g.N * g.K * g.P, HW = g.H * g.W, PQ = g.P * g.Q;
+  at::parallel_for(0, rows, grain_for(g.Q * g.R * g.S), [&](int64_t b, int64_t e) {
+    while (b < e) {
+      const int64_t plane = b / g.P, p0 = b % g.P, p1 = std::min(g.P, p0 + (e - b));
+      const int64_t n = plane / g.K, k = plane % g.K;
+      kt.direct_fwd_rows(g, x + (n * g.C + g.channel_of(k)) * HW, w + k * g.R * g.S,
+                         bias ? bias[k] : T(0), y + plane * PQ, p0, p1, false);
+      b += p1 - p0;
+    }
+  });
+}
+
+// grad_input of the direct family. Each input channel c receives from its `mult` output
+// channels; tasks own whole rows (stride 1) or whole planes (strided) of grad_input, so
+// no two threads write the same element.
+template <typename T>
+void direct_dgrad(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
+  const auto& kt = kernels<T>();
+  const int64_t mult = g.K_per_group(), RS = g.R * g.S, HW = g.H * g.W, PQ = g.P * g.Q;
+  if (g.stride_h == 1 && g.stride_w == 1) {
+    const ConvGeometry t = dgrad_as_forward(g);
+    const std::vector<T> wf = flip_transpose_weight(g, w);  // [c][m][RS] flipped
+    at::parallel_for(0, g.N * g.C * g.H, grain_for(mult * g.W * RS), [&](int64_t b, int64_t e) {
+      while (b < e) {
+        const int64_t plane = b / g.H, p0 = b % g.H, p1 = std::min(g.H, p0 + (e - b));
+        const int64_t n = plane / g.C, c = plane % g.C;
+        for (int64_t m = 0; m < mult; ++m)
+          kt.direct_fwd_rows(t, gy + (n * g.K + c * mult + m) * PQ, wf.data() + (c * mult + m) * RS,
+                             T(0), gx + plane * HW, p0, p1, m > 0);
+        b += p1 - p0;
+      }
+    });
+    return;
+  }
+  at::parallel_for(0, g.N * g.C, grain_for(mult * PQ * RS), [&](int64_t b, int64_t e) {
+    for (int64_t plane = b; plane < e; ++plane) {
+      const int64_t n = plane / g.C, c = plane % g.C;
+      std::fill_n(gx + plane * HW, HW, T(0));
+      for (int64_t m = 0; m < mult; ++m)
+        kt.direct_dgrad_plane(g, gy + (n * g.K + c * mult + m) * PQ, w + (c * mult + m) * RS,
+                              gx + plane * HW);
+    }
+  });
+}
+
+// Row chunk of the grad-weight reduction: fixed by the problem size alone.
+int64_t wgrad_chunk_rows(const ConvGeometry& g) {
+  return std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, g.Q));
+}
+
+template <typename T>
+void direct_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
+  const auto& kt = kernels<T>();
+  const int64_t RS = g.R * g.S, HW = g.H * g.W, PQ = g.P * g.Q;
+  const int64_t chunk = wgrad_chunk_rows(g), per_plane = (g.P + chunk - 1) / chunk;
+  const int64_t chunks = g.N * per_plane;  // per output channel
+  // partial[k][chunk][RS], each written by exactly one task, then summed in chunk order.
+  std::vector<T> partial(static_cast<size_t>(g.K * chunks * RS), T(0));
+  at::parallel_for(0, g.K * chunks, grain_for(chunk * g.Q * RS), [&](int64_t b, int64_t e) {
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t k = item / chunks, ci = item % chunks;
+      const int64_t n = ci / per_plane, p0 = (ci % per_plane) * chunk;
+      kt.direct_wgrad_rows(g, x + (n * g.C + g.channel_of(k)) * HW, gy + (n * g.K + k) * PQ, p0,
+                           std::min(g.P, p0 + chunk), partial.data() + item * RS);
+    }
+  });
+  at::parallel_for(0, g.K, 1, [&](int64_t b, int64_t e) {
+    for (int64_t k = b; k < e; ++k)
+      for (int64_t rs = 0; rs < RS; ++rs) {
+        T s = 0;
+        for (int64_t ci = 0; ci < chunks; ++ci) s += partial[(k * chunks + ci) * RS + rs];
+        gw[k * RS + rs] = s;
+      }
+  });
+}
+
+// ---- dense family -----------------------------------------------------------------------
+
+template <typename T>
+std::vector<T> pack_weight(const ConvGeometry& g, const T* w, int64_t* group_stride) {
+  const int64_t CRS = g.C_per_group() * g.R * g.S;
+  const int64_t rows = (g.K_per_group() + kDenseMR - 1) / kDenseMR * kDenseMR;
+  *group_stride = rows * CRS;
+  std::vector<T> packed(static_cast<size_t>(g.groups * rows * CRS));
+  at::parallel_for(0, g.groups, 1, [&](int64_t b, int64_t e) {
+    for (int64_t grp = b; grp < e; ++grp)
+      kernels<T>().dense_pack_weight(g, w + grp * g.K_per_group() * CRS,
+                                     packed.data() + grp * *group_stride);
+  });
+  return packed;
+}
+
+template <typename T>
+void dense_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const auto& kt = kernels<T>();
+  int64_t gstride = 0;
+  const std::vector<T> packed = pack_weight(g, w, &gstride);
+  const int64_t PQ = g.P * g.Q, Kg = g.K_per_group(), CRS = g.C_per_group() * g.R * g.S;
+  // Tiles: (image, group, block of output channels, block of positions).
+  const int64_t pq_tile = 256, k_tile = 16 * kDenseMR;
+  const int64_t pq_tiles = (PQ + pq_tile - 1) / pq_tile, k_tiles = (Kg + k_tile - 1) / k_tile;
+  const int64_t tiles = g.N * g.groups * k_tiles * pq_tiles;
+  at::parallel_for(0, tiles, grain_for(std::min(k_tile, Kg) * pq_tile * CRS), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t pt = t % pq_tiles, kt_i = (t / pq_tiles) % k_tiles;
+      const int64_t grp = (t / (pq_tiles * k_tiles)) % g.groups, n = t / (pq_tiles * k_tiles * g.groups);
+      const int64_t k0 = kt_i * k_tile, pq0 = pt * pq_tile;
+      kt.dense_fwd_tile(g, x + n * g.C * g.H * g.W, packed.data() + grp * gstride,
+                        bias ? bias + grp * Kg : nullptr, y + n * g.K * PQ, grp, k0,
+                        std::min(Kg, k0 + k_tile), pq0, std::min(PQ, pq0 + pq_tile));
+    }
+  });
+}
+
+template <typename T>
+void dense_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
+  const auto& kt = kernels<T>();
+  const int64_t Kg = g.K_per_group(), CRS = g.C_per_group() * g.R * g.S, PQ = g.P * g.Q;
+  const int64_t k_tile = 8 * kDenseMR, j_tile = 128;
+  const int64_t k_tiles = (Kg + k_tile - 1) / k_tile, j_tiles = (CRS + j_tile - 1) / j_tile;
+  const int64_t tiles = g.groups * k_tiles * j_tiles;
+  // Few weight tiles (small weights, e.g. a stem): also split the sum over images into a
+  // fixed number of slices with their own partial weights, added in slice order.
+  const int64_t slices = tiles >= 16 ? 1 : std::min<int64_t>(g.N, 8);
+  const int64_t per_slice = (g.N + slices - 1) / slices;
+  std::vector<T> partial(static_cast<size_t>(slices > 1 ? slices * g.weight_numel() : 0), T(0));
+  T* out = slices > 1 ? partial.data() : gw;
+  if (slices == 1) std::fill_n(gw, g.weight_numel(), T(0));
+  const int64_t items = tiles * slices;
+  at::parallel_for(0, items, grain_for(k_tile * j_tile * PQ * per_slice), [&](int64_t b, int64_t e) {
+    for (int64_t it = b; it < e; ++it) {
+      const int64_t sl = it / tiles, t = it % tiles;
+      const int64_t jt = t % j_tiles, kt_i = (t / j_tiles) % k_tiles, grp = t / (j_tiles * k_tiles);
+      const int64_t k0 = kt_i * k_tile, j0 = jt * j_tile;
+      kt.dense_wgrad_tile(g, x, gy, out + sl * g.weight_numel() + grp * Kg * CRS, grp, k0,
+                          std::min(Kg, k0 + k_tile), j0, std::min(CRS, j0 + j_tile),
+                          sl * per_slice, std::min(g.N, (sl + 1) * per_slice));
+    }
+  });
+  if (slices > 1) {
+    const int64_t numel = g.weight_numel();
+    at::parallel_for(0, numel, 4096, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        T s = 0;
+        for (int64_t sl = 0; sl < slices; ++sl) s += partial[sl * numel + i];
+        gw[i] = s;
+      }
+    });
+  }
+}
+
+template <typename T>
+void dense_dgrad(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
+  if (g.stride_h == 1 && g.stride_w == 1) {
+    const std::vector<T> wf = flip_transpose_weight(g, w);
+    dense_forward(dgrad_as_forward(g), gy, wf.data(), static_cast<const T*>(nullptr), gx);
+    return;
+  }
+  const auto& kt = kernels<T>();
+  const int64_t Cg = g.C_per_group(), HW = g.H * g.W, PQ = g.P * g.Q;
+  std::fill_n(gx, g.input_numel(), T(0));
+  // Tasks own disjoint input channels, so col2im never races.
+  const int64_t c_tile = std::max<int64_t>(1, std::min<int64_t>(Cg, 8));
+  const int64_t c_tiles = (Cg + c_tile - 1) / c_tile, tasks = g.N * g.groups * c_tiles;
+  at::parallel_for(0, tasks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t ct = t % c_tiles, grp = (t / c_tiles) % g.groups, n = t / (c_tiles * g.groups);
+      kt.dense_dgrad_tile(g, gy + n * g.K * PQ, w, gx + n * g.C * HW, grp, ct * c_tile,
+                          std::min(Cg, (ct + 1) * c_tile));
+    }
+  });
+}
+
+template <typename T>
+void bias_grad(const ConvGeometry& g, const T* gy, T* gb) {
+  const auto& kt = kernels<T>();
+  const int64_t PQ = g.P * g.Q;
+  at::parallel_for(0, g.K, grain_for(g.N * PQ), [&](int64_t b, int64_t e) {
+    for (int64_t k = b; k < e; ++k) {
+      T s = 0;
+      for (int64_t n = 0; n < g.N; ++n) s += kt.sum(gy + (n * g.K + k) * PQ, PQ);
+      gb[k] = s;
+    }
+  });
+}
+
+// ---- dtype and layout -------------------------------------------------------------------
+
+// Kernels run in float32 or float64; half-precision inputs compute in float32 and round
+// once at the end (float32 accumulation, as torch's CPU convolution does).
+at::ScalarType compute_type(at::ScalarType t) {
+  return t == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+Tensor as_compute(const Tensor& t) {
+  return t.to(compute_type(t.scalar_type())).contiguous();
+}
+
+void check_cpu(const Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), "fastconv: ", name, " is on ", t.device(),
+              " but the CPU kernel was selected; move all tensors to one device");
+}
+
+}  // namespace
+
+Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor& bias,
+                      IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
+                      int64_t groups) {
+  const ConvGeometry g = check_conv2d_args(input, weight, bias, stride, padding, dilation, groups);
+  check_cpu(input, "input");
+  const Tensor x = as_compute(input), w = as_compute(weight);
+  const bool has_bias = bias.has_value() && bias->defined();
+  const Tensor b = has_bias ? as_compute(*bias) : Tensor();
+  Tensor y = at::empty({g.N, g.K, g.P, g.Q}, x.options());
+  if (g.N > 0) {
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fastconv_conv2d_cpu", [&] {
+      const scalar_t* bp = has_bias ? b.const_data_ptr<scalar_t>() : nullptr;
+      if (g.one_channel_per_group())
+        direct_forward(g, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), bp,
+                       y.mutable_data_ptr<scalar_t>());
+      else
+        dense_forward(g, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), bp,
+                      y.mutable_data_ptr<scalar_t>());
+    });
+  }
+  return y.to(input.scalar_type());
+}
+
+Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
+                     IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
+                     int64_t groups, std::array<bool, 3> output_mask) {
+  const ConvGeometry g =
+      check_conv2d_backward_args(grad_output, input, weight, stride, padding, dilation, groups);
+  check_cpu(input, "input");
+  const Tensor gy = as_compute(grad_output);
+  Tensor gx, gw, gb;
+  if (output_mask[0]) gx = at::empty({g.N, g.C, g.H, g.W}, gy.options());
+  if (output_mask[1]) gw = at::empty(weight.sizes(), gy.options());
+  if (output_mask[2]) gb = at::empty({g.K}, gy.options());
+  if (g.N == 0) {
+    if (gw.defined()) gw.zero_();
+    if (gb.defined()) gb.zero_();
+  } else {
+    const Tensor x = output_mask[1] ? as_compute(input) : Tensor();
+    const Tensor w = output_mask[0] ? as_compute(weight) : Tensor();
+    AT_DISPATCH_FLOATING_TYPES(gy.scalar_type(), "fastconv_conv2d_backward_cpu", [&] {
+      const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
+      const bool direct = g.one_channel_per_group();
+      if (gx.defined()) {
+        auto* out = gx.mutable_data_ptr<scalar_t>();
+        const scalar_t* wp = w.const_data_ptr<scalar_t>();
+        direct ? direct_dgrad(g, gyp, wp, out) : dense_dgrad(g, gyp, wp, out);
+      }
+      if (gw.defined()) {
+        auto* out = gw.mutable_data_ptr<scalar_t>();
+        const scalar_t* xp = x.const_data_ptr<scalar_t>();
+        direct ? direct_wgrad(g, xp, gyp, out) : dense_wgrad(g, xp, gyp, out);
+      }
+      if (gb.defined()) bias_grad(g, gyp, gb.mutable_data_ptr<scalar_t>());
+    });
+  }
+  const auto out = [&](const Tensor& t) {
+    return t.defined() ? OptTensor(t.to(input.scalar_type())) : std::nullopt;
+  };
+  return {out(gx), out(gw), out(gb)};
+}
+
+TORCH_LIBRARY_IMPL(fastconv, CPU, m) {
+  m.impl("conv2d", &conv2d_fwd_cpu);
+  m.impl("conv2d_backward", &conv2d_bwd_cpu);
+}
+
+}  // namespace fastconv

@@ -1,0 +1,241 @@
+// Dense kernels (groups < in_channels): implicit GEMM on packed tiles.
+//
+//   Fprop: M = K/G output channels, N = P*Q positions, K = C/G*R*S  (y = W * im2col(x))
+//   Wgrad: M = K/G, N = C/G*R*S, K = P*Q summed over images    (gw = gy * im2col(x)^T)
+//   Dgrad (strided): M = C/G*R*S, N = P*Q, K = K/G then col2im  (gx = col2im(W^T * gy))
+//   (stride-1 dgrad is Fprop on grad_output with the flipped, transposed weight.)
+//
+// Only a kKC x tile slice of the im2col matrix is ever packed (bounded workspace, never the
+// whole im2col buffer). The micro-kernel keeps an MR x NR block of C in registers
+// (6 x 2 vectors: 12 accumulators) and does MR*2 FMAs per 2 vector loads + MR broadcasts.
+// Included by the per-ISA translation units after vec.h.
+#pragma once
+
+#include <algorithm>
+#include <memory>
+
+namespace fastconv {
+namespace FC_ISA {
+
+constexpr int MR = kDenseMR;
+constexpr int64_t kKC = 256;  // reduction depth per packed slice (L2-resident B tile)
+template <typename T>
+constexpr int NR = 2 * Vec<T>::size;
+template <typename T>
+constexpr int64_t kNB = 8 * NR<T>;  // output positions per forward tile
+
+template <typename T>
+static std::unique_ptr<T[]> workspace(int64_t n) {
+  return std::unique_ptr<T[]>(new T[n]);
+}
+static inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+// C[0:mr, 0:nr] += A_panel (kc x MR, packed) * B (kc x NR slice, row stride ldb).
+template <typename T>
+static inline void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b,
+                                int64_t ldb, T* c, int64_t ldc, int mr, int nr) {
+  constexpr int V = Vec<T>::size;
+  vec_t<T> acc[MR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = vec_t<T>{};
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const vec_t<T> b0 = loadu(b + kk * ldb);
+    const vec_t<T> b1 = loadu(b + kk * ldb + V);
+    const T* ak = a + kk * MR;
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const vec_t<T> ai = splat(ak[i]);
+      acc[i][0] += ai * b0;
+      acc[i][1] += ai * b1;
+    }
+  }
+  if (mr == MR && nr == 2 * V) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      T* ci = c + i * ldc;
+      storeu(ci, loadu(ci) + acc[i][0]);
+      storeu(ci + V, loadu(ci + V) + acc[i][1]);
+    }
+  } else {
+    alignas(64) T tmp[MR][2 * V];
+    for (int i = 0; i < MR; ++i) {
+      storeu(&tmp[i][0], acc[i][0]);
+      storeu(&tmp[i][V], acc[i][1]);
+    }
+    for (int i = 0; i < mr; ++i)
+      for (int j = 0; j < nr; ++j) c[i * ldc + j] += tmp[i][j];
+  }
+}
+
+// All MR panels of A times a packed B tile: C[m, 0:nb] += A[m, :] * B for m in [0, m_len).
+template <typename T>
+static void panel_gemm(int64_t kc, int64_t m_len, const T* a, int64_t a_panel_stride,
+                       const T* b, int64_t ldb, int64_t nb, T* c, int64_t ldc) {
+  for (int64_t m = 0; m < m_len; m += MR) {
+    const T* ap = a + (m / MR) * a_panel_stride;
+    const int mr = static_cast<int>(std::min<int64_t>(MR, m_len - m));
+    for (int64_t j = 0; j < nb; j += NR<T>)
+      micro_kernel(kc, ap, b + j, ldb, c + m * ldc + j, ldc,
+                   mr, static_cast<int>(std::min<int64_t>(NR<T>, nb - j)));
+  }
+}
+
+// A[i, kk] = src[i*row_stride + kk*col_stride] for i < m (zero rows up to a multiple of
+// MR), packed as panels[i / MR][kk][i % MR] with panel stride kc*MR.
+template <typename T>
+static void pack_a(const T* src, int64_t row_stride, int64_t col_stride, int64_t m, int64_t kc,
+                   T* dst) {
+  for (int64_t m0 = 0; m0 < m; m0 += MR) {
+    T* panel = dst + (m0 / MR) * kc * MR;
+    for (int64_t kk = 0; kk < kc; ++kk)
+      for (int i = 0; i < MR; ++i)
+        panel[kk * MR + i] =
+            m0 + i < m ? src[(m0 + i) * row_stride + kk * col_stride] : T(0);
+  }
+}
+
+// Walks output positions [pq0, pq0 + len) row segment by row segment:
+// fn(p, q_begin, q_end, offset of q_begin within the run).
+template <typename Fn>
+static inline void for_each_row_segment(const ConvGeometry& g, int64_t pq0, int64_t len,
+                                        Fn&& fn) {
+  int64_t p = pq0 / g.Q, q = pq0 % g.Q, j = 0;
+  while (j < len) {
+    const int64_t seg = std::min(g.Q - q, len - j);
+    fn(p, q, q + seg, j);
+    j += seg;
+    q = 0;
+    ++p;
+  }
+}
+
+// One im2col row (tap c, r, s over output positions [pq0, pq0 + len)) into dst[j * step].
+template <typename T>
+static void im2col_row(const ConvGeometry& g, const T* xc, int64_t r, int64_t s, int64_t pq0,
+                       int64_t len, T* dst, int64_t step) {
+  const int64_t off = s * g.dil_w - g.pad_w;
+  const Range qv = valid_out_range(off, g.stride_w, g.W, g.Q);
+  for_each_row_segment(g, pq0, len, [&](int64_t p, int64_t qa, int64_t qb, int64_t j) {
+    T* d = dst + (j - qa) * step;
+    const int64_t ih = g.in_row(p, r);
+    if (ih < 0 || ih >= g.H) {
+      for (int64_t q = qa; q < qb; ++q) d[q * step] = T(0);
+      return;
+    }
+    const T* xr = xc + ih * g.W + off;
+    const int64_t lo = std::max(qa, std::min(qv.lo, qb)), hi = std::max(lo, std::min(qv.hi, qb));
+    for (int64_t q = qa; q < lo; ++q) d[q * step] = T(0);
+    if (step == 1 && g.stride_w == 1) {
+      for (int64_t q = lo; q < hi; ++q) d[q] = xr[q];
+    } else {
+      for (int64_t q = lo; q < hi; ++q) d[q * step] = xr[q * g.stride_w];
+    }
+    for (int64_t q = hi; q < qb; ++q) d[q * step] = T(0);
+  });
+}
+
+template <typename T>
+void dense_pack_weight(const ConvGeometry& g, const T* w_group, T* packed) {
+  const int64_t crs = g.C_per_group() * g.R * g.S;
+  pack_a(w_group, crs, 1, g.K_per_group(), crs, packed);
+}
+
+template <typename T>
+void dense_fwd_tile(const ConvGeometry& g, const T* x_n, const T* packed_w, const T* bias,
+                    T* y_n, int64_t grp, int64_t k0, int64_t k1, int64_t pq0, int64_t pq1) {
+  const int64_t RS = g.R * g.S, CRS = g.C_per_group() * RS, PQ = g.P * g.Q;
+  const T* xg = x_n + grp * g.C_per_group() * g.H * g.W;
+  T* yg = y_n + grp * g.K_per_group() * PQ;
+  const int64_t nb = pq1 - pq0, nbp = round_up(nb, NR<T>);
+  for (int64_t k = k0; k < k1; ++k) std::fill_n(yg + k * PQ + pq0, nb, bias ? bias[k] : T(0));
+
+  auto b = workspace<T>(std::min(kKC, CRS) * nbp);
+  for (int64_t kk0 = 0; kk0 < CRS; kk0 += kKC) {
+    const int64_t kc = std::min(kKC, CRS - kk0);
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      const int64_t c = (kk0 + kk) / RS, rs = (kk0 + kk) % RS;
+      T* row = b.get() + kk * nbp;
+      im2col_row(g, xg + c * g.H * g.W, rs / g.S, rs % g.S, pq0, nb, row, 1);
+      std::fill(row + nb, row + nbp, T(0));
+    }
+    panel_gemm(kc, k1 - k0, packed_w + (k0 / MR) * CRS * MR + kk0 * MR, CRS * MR, b.get(), nbp,
+               nb, yg + k0 * PQ + pq0, PQ);
+  }
+}
+
+template <typename T>
+void dense_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int64_t grp,
+                      int64_t k0, int64_t k1, int64_t j0, int64_t j1, int64_t n0, int64_t n1) {
+  const int64_t RS = g.R * g.S, CRS = g.C_per_group() * RS, PQ = g.P * g.Q;
+  const int64_t HW = g.H * g.W, m = k1 - k0, nb = j1 - j0, nbp = round_up(nb, NR<T>);
+  const int64_t kc_max = std::min(kKC, PQ);
+  auto a = workspace<T>(round_up(m, MR) * kc_max);
+  auto b = workspace<T>(kc_max * nbp);
+  for (int64_t n = n0; n < n1; ++n) {
+    const T* xg = x + (n * g.C + grp * g.C_per_group()) * HW;
+    const T* gyk = gy + (n * g.K + grp * g.K_per_group() + k0) * PQ;
+    for (int64_t pq0 = 0; pq0 < PQ; pq0 += kKC) {
+      const int64_t kc = std::min(kKC, PQ - pq0);
+      pack_a(gyk + pq0, PQ, 1, m, kc, a.get());
+      for (int64_t j = 0; j < nbp; ++j) {
+        T* col = b.get() + j;
+        if (j >= nb) {
+          for (int64_t kk = 0; kk < kc; ++kk) col[kk * nbp] = T(0);
+          continue;
+        }
+        const int64_t c = (j0 + j) / RS, rs = (j0 + j) % RS;
+        im2col_row(g, xg + c * HW, rs / g.S, rs % g.S, pq0, kc, col, nbp);
+      }
+      panel_gemm(kc, m, a.get(), kc * MR, b.get(), nbp, nb, gw + k0 * CRS + j0, CRS);
+    }
+  }
+}
+
+template <typename T>
+void dense_dgrad_tile(const ConvGeometry& g, const T* gy_n, const T* w, T* gx_n, int64_t grp,
+                      int64_t c0, int64_t c1) {
+  const int64_t RS = g.R * g.S, CRS = g.C_per_group() * RS, PQ = g.P * g.Q;
+  const int64_t Kg = g.K_per_group(), HW = g.H * g.W;
+  const int64_t m = (c1 - c0) * RS, nbmax = std::min(kNB<T>, PQ), nbp_max = round_up(nbmax, NR<T>);
+  // A = W^T restricted to this task's rows (c, r, s), all of the group's output channels.
+  const T* wg = w + grp * Kg * CRS + c0 * RS;
+  auto a = workspace<T>(round_up(m, MR) * Kg);
+  pack_a(wg, 1, CRS, m, Kg, a.get());
+  auto b = workspace<T>(std::min(kKC, Kg) * nbp_max);
+  auto col = workspace<T>(m * nbp_max);
+  const T* gyg = gy_n + grp * Kg * PQ;
+  T* gxg = gx_n + grp * g.C_per_group() * HW;
+
+  for (int64_t pq0 = 0; pq0 < PQ; pq0 += nbmax) {
+    const int64_t nb = std::min(nbmax, PQ - pq0), nbp = round_up(nb, NR<T>);
+    std::fill_n(col.get(), m * nbp, T(0));
+    for (int64_t kk0 = 0; kk0 < Kg; kk0 += kKC) {
+      const int64_t kc = std::min(kKC, Kg - kk0);
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        T* row = b.get() + kk * nbp;
+        std::copy_n(gyg + (kk0 + kk) * PQ + pq0, nb, row);
+        std::fill(row + nb, row + nbp, T(0));
+      }
+      panel_gemm(kc, m, a.get() + kk0 * MR, Kg * MR, b.get(), nbp, nb, col.get(), nbp);
+    }
+    // col2im: scatter each tap's row back onto the input plane it was read from.
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t c = c0 + i / RS, r = (i % RS) / g.S, s = i % g.S;
+      const int64_t off = s * g.dil_w - g.pad_w;
+      const Range qv = valid_out_range(off, g.stride_w, g.W, g.Q);
+      T* gxc = gxg + c * HW;
+      const T* src = col.get() + i * nbp;
+      for_each_row_segment(g, pq0, nb, [&](int64_t p, int64_t qa, int64_t qb, int64_t j) {
+        const int64_t ih = g.in_row(p, r);
+        if (ih < 0 || ih >= g.H) return;
+        T* dst = gxc + ih * g.W + off;
+        const T* sr = src + j - qa;
+        for (int64_t q = std::max(qa, qv.lo); q < std::min(qb, qv.hi); ++q)
+          dst[q * g.stride_w] += sr[q];
+      });
+    }
+  }
+}
+
+}  // namespace FC_ISA
+}  // namespace fastconv

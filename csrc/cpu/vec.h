@@ -1,0 +1,77 @@
+// Fixed-width SIMD through GCC/Clang vector extensions. Each ISA translation unit
+// (kernels_avx512.cpp, kernels_avx2.cpp, kernels_base.cpp) sets FC_ISA and FC_VEC_BYTES
+// before including this, so one source gives native zmm / ymm / xmm (or NEON) code.
+#pragma once
+
+#if !defined(FC_ISA) || !defined(FC_VEC_BYTES)
+#error "define FC_ISA and FC_VEC_BYTES before including vec.h"
+#endif
+
+namespace fastconv {
+namespace FC_ISA {
+
+template <typename T>
+struct Vec {
+  typedef T type __attribute__((vector_size(FC_VEC_BYTES)));
+  static constexpr int size = FC_VEC_BYTES / sizeof(T);
+};
+template <typename T>
+using vec_t = typename Vec<T>::type;
+
+// memcpy is how GCC and Clang spell an unaligned vector load/store (vmovups).
+template <typename T>
+inline vec_t<T> loadu(const T* p) {
+  vec_t<T> v;
+  __builtin_memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <typename T>
+inline void storeu(T* p, vec_t<T> v) {
+  __builtin_memcpy(p, &v, sizeof(v));
+}
+template <typename T>
+inline vec_t<T> splat(T s) {
+  return vec_t<T>{} + s;
+}
+template <typename T>
+inline T hsum(vec_t<T> v) {
+  T s = 0;
+  for (int i = 0; i < Vec<T>::size; ++i) s += v[i];
+  return s;
+}
+
+// Dot product of two contiguous runs in a fixed summation order (reproducible bits).
+template <typename T>
+inline T dot(const T* a, const T* b, int64_t n) {
+  constexpr int V = Vec<T>::size;
+  vec_t<T> acc0{}, acc1{}, acc2{}, acc3{};
+  int64_t i = 0;
+  for (; i + 4 * V <= n; i += 4 * V) {
+    acc0 += loadu(a + i) * loadu(b + i);
+    acc1 += loadu(a + i + V) * loadu(b + i + V);
+    acc2 += loadu(a + i + 2 * V) * loadu(b + i + 2 * V);
+    acc3 += loadu(a + i + 3 * V) * loadu(b + i + 3 * V);
+  }
+  for (; i + V <= n; i += V) acc0 += loadu(a + i) * loadu(b + i);
+  T s = hsum<T>((acc0 + acc1) + (acc2 + acc3));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+template <typename T>
+inline T sum(const T* a, int64_t n) {
+  constexpr int V = Vec<T>::size;
+  vec_t<T> acc0{}, acc1{};
+  int64_t i = 0;
+  for (; i + 2 * V <= n; i += 2 * V) {
+    acc0 += loadu(a + i);
+    acc1 += loadu(a + i + V);
+  }
+  for (; i + V <= n; i += V) acc0 += loadu(a + i);
+  T s = hsum<T>(acc0 + acc1);
+  for (; i < n; ++i) s += a[i];
+  return s;
+}
+
+}  // namespace FC_ISA
+}  // namespace fastconv

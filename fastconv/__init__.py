@@ -1,0 +1,28 @@
+"""fastconv: 2-D cross-correlation for PyTorch with its own CPU and CUDA kernels.
+
+It computes exactly what ``torch.nn.functional.conv2d`` computes -- cross-correlation, the
+kernel is *not* flipped -- with the same signature, and is differentiable to any order.
+
+    fastconv.conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1)
+    fastconv.Conv2d(...)          # drop-in nn.Conv2d
+    fastconv.convert(model)       # swap every nn.Conv2d of a model in place
+    fastconv.corr2d(X, K)         # the textbook's 2-D function
+    fastconv.Conv2D(kernel_size)  # the textbook's layer
+"""
+
+from . import reference
+from ._ops import cpu_isa, has_cuda
+from .functional import conv2d, corr2d
+from .modules import Conv2D, Conv2d, convert
+
+__all__ = [
+    "conv2d",
+    "corr2d",
+    "Conv2d",
+    "Conv2D",
+    "convert",
+    "reference",
+    "has_cuda",
+    "cpu_isa",
+]
+__version__ = "0.1.0"
