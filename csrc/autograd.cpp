@@ -35,9 +35,9 @@ Tensor call_conv2d(const Tensor& input, const Tensor& weight, const OptTensor& b
   return op.call(input, weight, bias, stride, padding, dilation, groups);
 }
 
-OptGrads call_conv2d_backward(const Tensor& grad_output, const Tensor& input,
-                              const Tensor& weight, IntArrayRef stride, IntArrayRef padding,
-                              IntArrayRef dilation, int64_t groups, std::array<bool, 3> mask) {
+OptGrads call_conv2d_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
+                              IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
+                              int64_t groups, std::array<bool, 3> mask) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("fastconv::conv2d_backward", "")
                        .typed<OptGrads(const Tensor&, const Tensor&, const Tensor&, IntArrayRef,
@@ -89,30 +89,38 @@ class Conv2dFunction : public torch::autograd::Function<Conv2dFunction> {
 
 class Conv2dBackwardFunction : public torch::autograd::Function<Conv2dBackwardFunction> {
  public:
-  static variable_list forward(AutogradContext* ctx, const Tensor& grad_output,
-                               const Tensor& input, const Tensor& weight, const Params& prm,
-                               std::array<bool, 3> mask) {
+  static variable_list forward(AutogradContext* ctx, const Tensor& grad_output, const Tensor& input,
+                               const Tensor& weight, const Params& prm, std::array<bool, 3> mask) {
     at::AutoDispatchBelowADInplaceOrView guard;
     ctx->save_for_backward({grad_output, input, weight});
     prm.save(ctx);
-    auto [gx, gw, gb] = call_conv2d_backward(grad_output, input, weight, prm.stride,
-                                             prm.padding, prm.dilation, prm.groups, mask);
-    return {value_or_undefined(gx), value_or_undefined(gw), value_or_undefined(gb)};
+    auto [gx, gw, gb] = call_conv2d_backward(grad_output, input, weight, prm.stride, prm.padding,
+                                             prm.dilation, prm.groups, mask);
+    // autograd outputs must be defined tensors: return only the requested ones.
+    ctx->saved_data["mask"] = std::vector<bool>(mask.begin(), mask.end());
+    variable_list out;
+    for (const OptTensor& t : {gx, gw, gb})
+      if (t.has_value() && t->defined()) out.push_back(*t);
+    return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const Tensor &gy = saved[0], &x = saved[1], &w = saved[2];
     const Params prm = Params::load(ctx);
-    const Tensor &ggx = grads[0], &ggw = grads[1], &ggb = grads[2];
+    const auto mask = ctx->saved_data["mask"].toBoolList();
+    Tensor expanded[3];
+    for (size_t i = 0, j = 0; i < 3; ++i)
+      if (mask.get(i)) expanded[i] = grads[j++];
+    const Tensor &ggx = expanded[0], &ggw = expanded[1], &ggb = expanded[2];
     Tensor d_gy, d_x, d_w;
     if (ctx->needs_input_grad(0)) {
       if (ggx.defined())
         d_gy = call_conv2d(ggx, w, ggb.defined() ? OptTensor(ggb) : std::nullopt, prm.stride,
                            prm.padding, prm.dilation, prm.groups);
       if (ggw.defined()) {
-        Tensor t = call_conv2d(x, ggw, std::nullopt, prm.stride, prm.padding, prm.dilation,
-                               prm.groups);
+        Tensor t =
+            call_conv2d(x, ggw, std::nullopt, prm.stride, prm.padding, prm.dilation, prm.groups);
         d_gy = d_gy.defined() ? d_gy + t : t;
       }
       if (!ggx.defined() && ggb.defined())
@@ -137,13 +145,14 @@ Tensor conv2d_autograd(const Tensor& input, const Tensor& weight, const OptTenso
 
 OptGrads conv2d_backward_autograd(const Tensor& grad_output, const Tensor& input,
                                   const Tensor& weight, IntArrayRef stride, IntArrayRef padding,
-                                  IntArrayRef dilation, int64_t groups,
-                                  std::array<bool, 3> mask) {
+                                  IntArrayRef dilation, int64_t groups, std::array<bool, 3> mask) {
   auto out = Conv2dBackwardFunction::apply(
       grad_output, input, weight, Params{stride.vec(), padding.vec(), dilation.vec(), groups},
       mask);
-  auto opt = [&](int i) { return out[i].defined() ? OptTensor(out[i]) : std::nullopt; };
-  return {opt(0), opt(1), opt(2)};
+  OptTensor full[3];
+  for (size_t i = 0, j = 0; i < 3; ++i)
+    if (mask[i]) full[i] = out[j++];
+  return {full[0], full[1], full[2]};
 }
 
 }  // namespace
@@ -156,8 +165,7 @@ TORCH_LIBRARY_IMPL(fastconv, Autograd, m) {
 // The Python fast path: the op through the C++ dispatcher (autograd, autocast and tracing
 // modes all apply) without torch.ops' Python-side argument handling.
 Tensor conv2d_entry(const Tensor& input, const Tensor& weight, const OptTensor& bias,
-                    IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
-                    int64_t groups) {
+                    IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
   return call_conv2d(input, weight, bias, stride, padding, dilation, groups);
 }
 

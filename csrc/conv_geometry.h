@@ -20,8 +20,7 @@
 namespace fastconv {
 
 // Output length of one spatial dimension; <= 0 means the kernel does not fit.
-FC_HD int64_t conv_out_size(int64_t in, int64_t kernel, int64_t pad, int64_t stride,
-                            int64_t dil) {
+FC_HD int64_t conv_out_size(int64_t in, int64_t kernel, int64_t pad, int64_t stride, int64_t dil) {
   const int64_t span = dil * (kernel - 1) + 1;
   const int64_t padded = in + 2 * pad;
   return padded < span ? 0 : (padded - span) / stride + 1;

@@ -9,8 +9,8 @@ namespace {
 void check_pair(IntArrayRef v, const char* name, int64_t min_value, const char* expected) {
   TORCH_CHECK(v.size() == 2, "fastconv: ", name, " must have 2 elements (height, width), got ",
               v.size());
-  TORCH_CHECK(v[0] >= min_value && v[1] >= min_value, "fastconv: ", name, " must be ",
-              expected, ", got ", v);
+  TORCH_CHECK(v[0] >= min_value && v[1] >= min_value, "fastconv: ", name, " must be ", expected,
+              ", got ", v);
 }
 
 bool is_floating(at::ScalarType t) {
@@ -37,8 +37,8 @@ ConvGeometry check_conv2d_args(const Tensor& input, const Tensor& weight, const 
               "fastconv: weight dtype must match input dtype: input is ", input.scalar_type(),
               ", weight is ", weight.scalar_type());
   TORCH_CHECK(weight.device() == input.device(),
-              "fastconv: weight must be on the same device as input: input is on ",
-              input.device(), ", weight is on ", weight.device());
+              "fastconv: weight must be on the same device as input: input is on ", input.device(),
+              ", weight is on ", weight.device());
   check_pair(stride, "stride", 1, "positive");
   check_pair(padding, "padding", 0, "non-negative");
   check_pair(dilation, "dilation", 1, "positive");
@@ -66,22 +66,23 @@ ConvGeometry check_conv2d_args(const Tensor& input, const Tensor& weight, const 
               input.sizes());
   TORCH_CHECK(g.K > 0 && g.R > 0 && g.S > 0 && weight.size(1) > 0,
               "fastconv: weight must have non-zero sizes, got weight of size ", weight.sizes());
-  TORCH_CHECK(g.C % groups == 0, "fastconv: in_channels (", g.C,
-              ") must be divisible by groups (", groups, ")");
+  TORCH_CHECK(g.C % groups == 0, "fastconv: in_channels (", g.C, ") must be divisible by groups (",
+              groups, ")");
   TORCH_CHECK(g.K % groups == 0, "fastconv: out_channels (weight.size(0) = ", g.K,
               ") must be divisible by groups (", groups, ")");
-  TORCH_CHECK(weight.size(1) == g.C / groups, "fastconv: expected weight.size(1) == in_channels / groups = ",
-              g.C, " / ", groups, " = ", g.C / groups, ", got weight of size ", weight.sizes(),
-              " for input of size ", input.sizes());
+  TORCH_CHECK(weight.size(1) == g.C / groups,
+              "fastconv: expected weight.size(1) == in_channels / groups = ", g.C, " / ", groups,
+              " = ", g.C / groups, ", got weight of size ", weight.sizes(), " for input of size ",
+              input.sizes());
   if (bias.has_value() && bias->defined()) {
-    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == g.K, "fastconv: expected bias of shape (",
-                g.K, ",), got ", bias->sizes());
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == g.K, "fastconv: expected bias of shape (", g.K,
+                ",), got ", bias->sizes());
     TORCH_CHECK(bias->scalar_type() == input.scalar_type(),
                 "fastconv: bias dtype must match input dtype: input is ", input.scalar_type(),
                 ", bias is ", bias->scalar_type());
     TORCH_CHECK(bias->device() == input.device(),
-                "fastconv: bias must be on the same device as input: input is on ",
-                input.device(), ", bias is on ", bias->device());
+                "fastconv: bias must be on the same device as input: input is on ", input.device(),
+                ", bias is on ", bias->device());
   }
   g.P = conv_out_size(g.H, g.R, g.pad_h, g.stride_h, g.dil_h);
   g.Q = conv_out_size(g.W, g.S, g.pad_w, g.stride_w, g.dil_w);
@@ -94,8 +95,7 @@ ConvGeometry check_conv2d_args(const Tensor& input, const Tensor& weight, const 
 
 ConvGeometry check_conv2d_backward_args(const Tensor& grad_output, const Tensor& input,
                                         const Tensor& weight, IntArrayRef stride,
-                                        IntArrayRef padding, IntArrayRef dilation,
-                                        int64_t groups) {
+                                        IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
   const ConvGeometry g =
       check_conv2d_args(input, weight, std::nullopt, stride, padding, dilation, groups);
   TORCH_CHECK(grad_output.defined(), "fastconv: grad_output must be a tensor");
@@ -104,8 +104,8 @@ ConvGeometry check_conv2d_backward_args(const Tensor& grad_output, const Tensor&
               "fastconv: expected grad_output of size [", g.N, ", ", g.K, ", ", g.P, ", ", g.Q,
               "], got ", grad_output.sizes());
   TORCH_CHECK(grad_output.scalar_type() == input.scalar_type(),
-              "fastconv: grad_output dtype must match input dtype: input is ",
-              input.scalar_type(), ", grad_output is ", grad_output.scalar_type());
+              "fastconv: grad_output dtype must match input dtype: input is ", input.scalar_type(),
+              ", grad_output is ", grad_output.scalar_type());
   TORCH_CHECK(grad_output.device() == input.device(),
               "fastconv: grad_output must be on the same device as input: input is on ",
               input.device(), ", grad_output is on ", grad_output.device());

@@ -27,15 +27,14 @@ ConvGeometry check_conv2d_args(const Tensor& input, const Tensor& weight, const 
 // The same for the backward op, plus the shape of grad_output.
 ConvGeometry check_conv2d_backward_args(const Tensor& grad_output, const Tensor& input,
                                         const Tensor& weight, IntArrayRef stride,
-                                        IntArrayRef padding, IntArrayRef dilation,
-                                        int64_t groups);
+                                        IntArrayRef padding, IntArrayRef dilation, int64_t groups);
 
 // Backend entry points (csrc/cpu/conv2d.cpp, csrc/cuda/conv2d.cu).
 Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor& bias,
                       IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
                       int64_t groups);
 Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
-                     IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
-                     int64_t groups, std::array<bool, 3> output_mask);
+                     IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups,
+                     std::array<bool, 3> output_mask);
 
 }  // namespace fastconv

@@ -7,8 +7,7 @@
 
 namespace fastconv {
 Tensor conv2d_entry(const Tensor& input, const Tensor& weight, const OptTensor& bias,
-                    IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
-                    int64_t groups);
+                    IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups);
 }
 
 PYBIND11_MODULE(_C, m) {
@@ -16,10 +15,10 @@ PYBIND11_MODULE(_C, m) {
   m.def("conv2d", &fastconv::conv2d_entry, "fastconv::conv2d through the dispatcher",
         pybind11::arg("input"), pybind11::arg("weight"), pybind11::arg("bias"),
         pybind11::arg("stride"), pybind11::arg("padding"), pybind11::arg("dilation"),
-        pybind11::arg("groups"),
-        pybind11::call_guard<pybind11::gil_scoped_release>());
-  m.def("cpu_isa", [] { return std::string(fastconv::kernels<float>().isa); },
-        "the SIMD instruction set the CPU kernels dispatched to");
+        pybind11::arg("groups"), pybind11::call_guard<pybind11::gil_scoped_release>());
+  m.def(
+      "cpu_isa", [] { return std::string(fastconv::kernels<float>().isa); },
+      "the SIMD instruction set the CPU kernels dispatched to");
 #ifdef FASTCONV_WITH_CUDA
   m.attr("with_cuda") = true;
 #else

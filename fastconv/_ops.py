@@ -40,6 +40,24 @@ def _out_size(size, k, pad, stride, dil):
 
 @torch.library.register_fake("fastconv::conv2d")
 def _conv2d_fake(input, weight, bias, stride, padding, dilation, groups):
+    # Mirrors csrc/ops.cpp's checks that shape inference depends on; the real kernels
+    # run the full set.
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None:
+            torch._check(
+                t.device == input.device,
+                lambda n=name, t=t: (
+                    f"fastconv: {n} must be on the same device as input: "
+                    f"input is on {input.device}, {n} is on {t.device}"
+                ),
+            )
+            torch._check(
+                t.dtype == input.dtype,
+                lambda n=name, t=t: (
+                    f"fastconv: {n} dtype must match input dtype: "
+                    f"input is {input.dtype}, {n} is {t.dtype}"
+                ),
+            )
     torch._check(input.dim() == 4, lambda: f"fastconv: expected 4-D input, got {input.dim()}-D")
     torch._check(weight.dim() == 4, lambda: f"fastconv: expected 4-D weight, got {weight.dim()}-D")
     torch._check(

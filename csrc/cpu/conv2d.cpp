@@ -185,16 +185,18 @@ void dense_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias,
   const int64_t pq_tile = 256, k_tile = 16 * kDenseMR;
   const int64_t pq_tiles = (PQ + pq_tile - 1) / pq_tile, k_tiles = (Kg + k_tile - 1) / k_tile;
   const int64_t tiles = g.N * g.groups * k_tiles * pq_tiles;
-  at::parallel_for(0, tiles, grain_for(std::min(k_tile, Kg) * pq_tile * CRS), [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t pt = t % pq_tiles, kt_i = (t / pq_tiles) % k_tiles;
-      const int64_t grp = (t / (pq_tiles * k_tiles)) % g.groups, n = t / (pq_tiles * k_tiles * g.groups);
-      const int64_t k0 = kt_i * k_tile, pq0 = pt * pq_tile;
-      kt.dense_fwd_tile(g, x + n * g.C * g.H * g.W, packed.data() + grp * gstride,
-                        bias ? bias + grp * Kg : nullptr, y + n * g.K * PQ, grp, k0,
-                        std::min(Kg, k0 + k_tile), pq0, std::min(PQ, pq0 + pq_tile));
-    }
-  });
+  at::parallel_for(
+      0, tiles, grain_for(std::min(k_tile, Kg) * pq_tile * CRS), [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          const int64_t pt = t % pq_tiles, kt_i = (t / pq_tiles) % k_tiles;
+          const int64_t grp = (t / (pq_tiles * k_tiles)) % g.groups,
+                        n = t / (pq_tiles * k_tiles * g.groups);
+          const int64_t k0 = kt_i * k_tile, pq0 = pt * pq_tile;
+          kt.dense_fwd_tile(g, x + n * g.C * g.H * g.W, packed.data() + grp * gstride,
+                            bias ? bias + grp * Kg : nullptr, y + n * g.K * PQ, grp, k0,
+                            std::min(Kg, k0 + k_tile), pq0, std::min(PQ, pq0 + pq_tile));
+        }
+      });
 }
 
 template <typename T>
@@ -212,16 +214,18 @@ void dense_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
   T* out = slices > 1 ? partial.data() : gw;
   if (slices == 1) std::fill_n(gw, g.weight_numel(), T(0));
   const int64_t items = tiles * slices;
-  at::parallel_for(0, items, grain_for(k_tile * j_tile * PQ * per_slice), [&](int64_t b, int64_t e) {
-    for (int64_t it = b; it < e; ++it) {
-      const int64_t sl = it / tiles, t = it % tiles;
-      const int64_t jt = t % j_tiles, kt_i = (t / j_tiles) % k_tiles, grp = t / (j_tiles * k_tiles);
-      const int64_t k0 = kt_i * k_tile, j0 = jt * j_tile;
-      kt.dense_wgrad_tile(g, x, gy, out + sl * g.weight_numel() + grp * Kg * CRS, grp, k0,
-                          std::min(Kg, k0 + k_tile), j0, std::min(CRS, j0 + j_tile),
-                          sl * per_slice, std::min(g.N, (sl + 1) * per_slice));
-    }
-  });
+  at::parallel_for(
+      0, items, grain_for(k_tile * j_tile * PQ * per_slice), [&](int64_t b, int64_t e) {
+        for (int64_t it = b; it < e; ++it) {
+          const int64_t sl = it / tiles, t = it % tiles;
+          const int64_t jt = t % j_tiles, kt_i = (t / j_tiles) % k_tiles,
+                        grp = t / (j_tiles * k_tiles);
+          const int64_t k0 = kt_i * k_tile, j0 = jt * j_tile;
+          kt.dense_wgrad_tile(g, x, gy, out + sl * g.weight_numel() + grp * Kg * CRS, grp, k0,
+                              std::min(Kg, k0 + k_tile), j0, std::min(CRS, j0 + j_tile),
+                              sl * per_slice, std::min(g.N, (sl + 1) * per_slice));
+        }
+      });
   if (slices > 1) {
     const int64_t numel = g.weight_numel();
     at::parallel_for(0, numel, 4096, [&](int64_t b, int64_t e) {
@@ -277,9 +281,7 @@ at::ScalarType compute_type(at::ScalarType t) {
   return t == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-Tensor as_compute(const Tensor& t) {
-  return t.to(compute_type(t.scalar_type())).contiguous();
-}
+Tensor as_compute(const Tensor& t) { return t.to(compute_type(t.scalar_type())).contiguous(); }
 
 void check_cpu(const Tensor& t, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), "fastconv: ", name, " is on ", t.device(),
@@ -312,8 +314,8 @@ Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor
 }
 
 Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
-                     IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
-                     int64_t groups, std::array<bool, 3> output_mask) {
+                     IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups,
+                     std::array<bool, 3> output_mask) {
   const ConvGeometry g =
       check_conv2d_backward_args(grad_output, input, weight, stride, padding, dilation, groups);
   check_cpu(input, "input");

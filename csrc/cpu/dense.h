@@ -69,14 +69,14 @@ static inline void micro_kernel(int64_t kc, const T* __restrict a, const T* __re
 
 // All MR panels of A times a packed B tile: C[m, 0:nb] += A[m, :] * B for m in [0, m_len).
 template <typename T>
-static void panel_gemm(int64_t kc, int64_t m_len, const T* a, int64_t a_panel_stride,
-                       const T* b, int64_t ldb, int64_t nb, T* c, int64_t ldc) {
+static void panel_gemm(int64_t kc, int64_t m_len, const T* a, int64_t a_panel_stride, const T* b,
+                       int64_t ldb, int64_t nb, T* c, int64_t ldc) {
   for (int64_t m = 0; m < m_len; m += MR) {
     const T* ap = a + (m / MR) * a_panel_stride;
     const int mr = static_cast<int>(std::min<int64_t>(MR, m_len - m));
     for (int64_t j = 0; j < nb; j += NR<T>)
-      micro_kernel(kc, ap, b + j, ldb, c + m * ldc + j, ldc,
-                   mr, static_cast<int>(std::min<int64_t>(NR<T>, nb - j)));
+      micro_kernel(kc, ap, b + j, ldb, c + m * ldc + j, ldc, mr,
+                   static_cast<int>(std::min<int64_t>(NR<T>, nb - j)));
   }
 }
 
@@ -89,16 +89,14 @@ static void pack_a(const T* src, int64_t row_stride, int64_t col_stride, int64_t
     T* panel = dst + (m0 / MR) * kc * MR;
     for (int64_t kk = 0; kk < kc; ++kk)
       for (int i = 0; i < MR; ++i)
-        panel[kk * MR + i] =
-            m0 + i < m ? src[(m0 + i) * row_stride + kk * col_stride] : T(0);
+        panel[kk * MR + i] = m0 + i < m ? src[(m0 + i) * row_stride + kk * col_stride] : T(0);
   }
 }
 
 // Walks output positions [pq0, pq0 + len) row segment by row segment:
 // fn(p, q_begin, q_end, offset of q_begin within the run).
 template <typename Fn>
-static inline void for_each_row_segment(const ConvGeometry& g, int64_t pq0, int64_t len,
-                                        Fn&& fn) {
+static inline void for_each_row_segment(const ConvGeometry& g, int64_t pq0, int64_t len, Fn&& fn) {
   int64_t p = pq0 / g.Q, q = pq0 % g.Q, j = 0;
   while (j < len) {
     const int64_t seg = std::min(g.Q - q, len - j);
@@ -141,8 +139,8 @@ void dense_pack_weight(const ConvGeometry& g, const T* w_group, T* packed) {
 }
 
 template <typename T>
-void dense_fwd_tile(const ConvGeometry& g, const T* x_n, const T* packed_w, const T* bias,
-                    T* y_n, int64_t grp, int64_t k0, int64_t k1, int64_t pq0, int64_t pq1) {
+void dense_fwd_tile(const ConvGeometry& g, const T* x_n, const T* packed_w, const T* bias, T* y_n,
+                    int64_t grp, int64_t k0, int64_t k1, int64_t pq0, int64_t pq1) {
   const int64_t RS = g.R * g.S, CRS = g.C_per_group() * RS, PQ = g.P * g.Q;
   const T* xg = x_n + grp * g.C_per_group() * g.H * g.W;
   T* yg = y_n + grp * g.K_per_group() * PQ;
@@ -158,8 +156,8 @@ void dense_fwd_tile(const ConvGeometry& g, const T* x_n, const T* packed_w, cons
       im2col_row(g, xg + c * g.H * g.W, rs / g.S, rs % g.S, pq0, nb, row, 1);
       std::fill(row + nb, row + nbp, T(0));
     }
-    panel_gemm(kc, k1 - k0, packed_w + (k0 / MR) * CRS * MR + kk0 * MR, CRS * MR, b.get(), nbp,
-               nb, yg + k0 * PQ + pq0, PQ);
+    panel_gemm(kc, k1 - k0, packed_w + (k0 / MR) * CRS * MR + kk0 * MR, CRS * MR, b.get(), nbp, nb,
+               yg + k0 * PQ + pq0, PQ);
   }
 }
 

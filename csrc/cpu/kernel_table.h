@@ -16,13 +16,13 @@ struct KernelTable {
   // --- direct family: one input channel per group (images, depthwise) -----------------
   // y[p, :] = bias + correlation of one input plane x with one R x S kernel w, for output
   // rows [p0, p1); accumulate adds to y instead of starting from bias.
-  void (*direct_fwd_rows)(const ConvGeometry& g, const T* x, const T* w, T bias, T* y,
-                          int64_t p0, int64_t p1, bool accumulate);
+  void (*direct_fwd_rows)(const ConvGeometry& g, const T* x, const T* w, T bias, T* y, int64_t p0,
+                          int64_t p1, bool accumulate);
   // gx += transposed correlation of one grad_output plane with w (any stride).
   void (*direct_dgrad_plane)(const ConvGeometry& g, const T* gy, const T* w, T* gx);
   // acc[r*S + s] += sum over output rows [p0, p1) of gy * shifted x, in a fixed order.
-  void (*direct_wgrad_rows)(const ConvGeometry& g, const T* x, const T* gy, int64_t p0,
-                            int64_t p1, T* acc);
+  void (*direct_wgrad_rows)(const ConvGeometry& g, const T* x, const T* gy, int64_t p0, int64_t p1,
+                            T* acc);
 
   // --- dense family: implicit GEMM on packed tiles ---------------------------------------
   // Packs one group's weight into MR-row panels: (ceil(K/G / MR) * MR) x (C/G*R*S).
@@ -34,12 +34,11 @@ struct KernelTable {
                          int64_t pq0, int64_t pq1);
   // gw[k0:k1, j0:j1] (row stride C/G*R*S, group grp) += sum over images [n0, n1) of
   // grad_output * im2col(x)^T, in a fixed order.
-  void (*dense_wgrad_tile)(const ConvGeometry& g, const T* x, const T* gy, T* gw_group,
-                           int64_t grp, int64_t k0, int64_t k1, int64_t j0, int64_t j1,
-                           int64_t n0, int64_t n1);
+  void (*dense_wgrad_tile)(const ConvGeometry& g, const T* x, const T* gy, T* gw_group, int64_t grp,
+                           int64_t k0, int64_t k1, int64_t j0, int64_t j1, int64_t n0, int64_t n1);
   // gx_n[channels c0:c1 of group grp] += col2im(W^T * gy_n): the strided grad-input.
-  void (*dense_dgrad_tile)(const ConvGeometry& g, const T* gy_n, const T* w, T* gx_n,
-                           int64_t grp, int64_t c0, int64_t c1);
+  void (*dense_dgrad_tile)(const ConvGeometry& g, const T* gy_n, const T* w, T* gx_n, int64_t grp,
+                           int64_t c0, int64_t c1);
 
   // --- reductions ------------------------------------------------------------------------
   T (*sum)(const T* a, int64_t n);

@@ -1,0 +1,41 @@
+# fastconv: every target works on a fresh machine: it creates .venv, installs the pinned
+# packages and builds the extension first (each step only when its inputs changed).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+MAX_JOBS ?= $(shell nproc)
+SOURCES := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh') setup.py
+
+.PHONY: bench test build lint format fuzz sanitize large clean
+
+bench: build
+	$(PY) -m benchmarks.bench
+
+test: build
+	$(PY) -m pytest -q
+
+build: $(VENV)/.stamp-build
+
+$(VENV)/.stamp-deps: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+$(VENV)/.stamp-build: $(VENV)/.stamp-deps $(SOURCES)
+	MAX_JOBS=$(MAX_JOBS) $(PY) -m pip install -q --no-build-isolation -e . 2>&1 | tee build.log | grep -E "fastconv build|error|Error" || true
+	$(PY) -c "import fastconv, fastconv._build_info as b; print('built: cuda', b.CUDA_BUILT, '| cpu isa', fastconv.cpu_isa())"
+	touch $@
+
+lint: $(VENV)/.stamp-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/clang-format --dry-run -Werror $$(find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
+
+format: $(VENV)/.stamp-deps
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/clang-format -i $$(find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh')
+
+clean:
+	rm -rf build *.egg-info fastconv/_C*.so fastconv/_build_info.py $(VENV)/.stamp-build

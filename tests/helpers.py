@@ -1,0 +1,43 @@
+"""Shared test helpers: compare fastconv against torch's own convolution."""
+
+import torch
+import torch.nn.functional as F
+
+import fastconv
+
+
+def make_layout(t, layout):
+    """The same values in another memory layout: contiguous, channels_last, a strided view
+    of a larger buffer, or an expanded batch (stride 0)."""
+    if layout == "contiguous":
+        return t.contiguous()
+    if layout == "channels_last" and t.dim() == 4:
+        return t.contiguous(memory_format=torch.channels_last)
+    if layout == "strided":
+        big = torch.zeros(*t.shape[:-1], t.shape[-1] * 2, dtype=t.dtype)
+        big[..., ::2] = t
+        return big[..., ::2]
+    if layout == "expanded" and t.dim() == 4 and t.shape[0] > 0:
+        return t[:1].expand(t.shape[0], *t.shape[1:]) if (t == t[:1]).all() else t
+    return t
+
+
+def compare_with_torch(x, w, b, stride, padding, dilation, groups, *, grads=True, **tol):
+    """Forward and all three gradients of fastconv.conv2d vs F.conv2d on the same tensors."""
+    args = (stride, padding, dilation, groups)
+    leaves = [t.detach().requires_grad_(grads) if t is not None else None for t in (x, w, b)]
+    ref_leaves = [
+        t.detach().clone().requires_grad_(grads) if t is not None else None for t in (x, w, b)
+    ]
+    y = fastconv.conv2d(leaves[0], leaves[1], leaves[2], *args)
+    y_ref = F.conv2d(ref_leaves[0], ref_leaves[1], ref_leaves[2], *args)
+    torch.testing.assert_close(y, y_ref, **tol)
+    if not grads or y.numel() == 0:
+        return
+    gy = torch.randn_like(y_ref)
+    inputs = [t for t in leaves if t is not None]
+    ref_inputs = [t for t in ref_leaves if t is not None]
+    got = torch.autograd.grad(y, inputs, gy)
+    want = torch.autograd.grad(y_ref, ref_inputs, gy)
+    for name, a, e in zip(("input", "weight", "bias"), got, want):
+        torch.testing.assert_close(a, e, msg=lambda m, n=name: f"grad of {n}: {m}", **tol)

@@ -1,0 +1,156 @@
+"""fastconv.conv2d against torch.nn.functional.conv2d in float64: forward and all three
+gradients over a hypothesis-generated space of geometries and memory layouts."""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import fastconv
+
+from .helpers import compare_with_torch, make_layout
+
+LAYOUTS = ["contiguous", "channels_last", "strided", "expanded"]
+
+
+@st.composite
+def geometries(draw, max_channels=3):
+    groups = draw(st.integers(1, 3))
+    cg = draw(st.integers(1, max_channels))
+    kg = draw(st.integers(1, max_channels))
+    r, s = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    dil = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    kind = draw(st.sampled_from(["int", "pair", "same", "valid"]))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    if kind == "same":
+        stride, padding = (1, 1), "same"
+    elif kind == "valid":
+        padding = "valid"
+    elif kind == "int":
+        padding = draw(st.integers(0, 3))
+    else:
+        padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+    pads = (
+        (0, 0)
+        if isinstance(padding, str)
+        else ((padding, padding) if isinstance(padding, int) else padding)
+    )
+    # Smallest input the dilated kernel fits in, plus a random margin.
+    h = max(1, dil[0] * (r - 1) + 1 - 2 * pads[0]) + draw(st.integers(0, 9))
+    w = max(1, dil[1] * (s - 1) + 1 - 2 * pads[1]) + draw(st.integers(0, 9))
+    return dict(
+        n=draw(st.integers(0, 3)),
+        c=groups * cg,
+        k=groups * kg,
+        h=h,
+        w=w,
+        r=r,
+        s=s,
+        stride=stride if draw(st.booleans()) else stride[0] if stride[0] == stride[1] else stride,
+        padding=padding,
+        dilation=dil,
+        groups=groups,
+        bias=draw(st.booleans()),
+        unbatched=draw(st.integers(0, 4)) == 0,
+        layout=draw(st.sampled_from(LAYOUTS)),
+    )
+
+
+def build(geo, dtype=torch.float64):
+    n = max(geo["n"], 1) if geo["unbatched"] else geo["n"]
+    x = torch.randn(n, geo["c"], geo["h"], geo["w"], dtype=dtype)
+    if geo["layout"] == "expanded":
+        x = x[:1].expand_as(x).clone()  # equal images, so the expanded view is valid
+    x = make_layout(x, geo["layout"])
+    if geo["unbatched"]:
+        x = x[0]
+    w = torch.randn(geo["k"], geo["c"] // geo["groups"], geo["r"], geo["s"], dtype=dtype)
+    w = make_layout(w, geo["layout"] if geo["layout"] != "expanded" else "contiguous")
+    b = torch.randn(geo["k"], dtype=dtype) if geo["bias"] else None
+    return x, w, b
+
+
+@given(geometries())
+def test_matches_torch_float64(geo):
+    x, w, b = build(geo)
+    compare_with_torch(x, w, b, geo["stride"], geo["padding"], geo["dilation"], geo["groups"])
+
+
+@given(geometries(max_channels=8))
+def test_matches_torch_dense_float32(geo):
+    x, w, b = build(geo, torch.float32)
+    compare_with_torch(
+        x,
+        w,
+        b,
+        geo["stride"],
+        geo["padding"],
+        geo["dilation"],
+        geo["groups"],
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
+# Representative layers, fixed, so a regression names its shape: (N, C, H, W, K, R, S,
+# stride, padding, dilation, groups).
+LAYERS = [
+    (1, 1, 6, 8, 1, 1, 2, 1, 0, 1, 1),  # the book's edge detector
+    (2, 3, 32, 32, 3, 3, 3, 1, 1, 1, 3),  # per-channel RGB filter
+    (2, 8, 20, 20, 16, 3, 3, 2, 1, 1, 8),  # depthwise, channel multiplier 2, stride 2
+    (1, 4, 40, 40, 4, 31, 31, 1, 15, 1, 4),  # large-kernel depthwise
+    (2, 16, 14, 14, 32, 3, 3, 1, 1, 1, 1),  # ResNet-style 3x3
+    (2, 16, 14, 14, 32, 1, 1, 1, 0, 1, 1),  # 1x1
+    (1, 3, 64, 64, 8, 7, 7, 2, 3, 1, 1),  # 7x7 stride-2 stem
+    (1, 16, 24, 24, 16, 3, 3, 1, 2, 2, 1),  # dilated
+    (2, 32, 12, 12, 32, 3, 3, 1, 1, 1, 8),  # grouped (ResNeXt-style)
+    (1, 13, 9, 11, 7, 4, 2, (3, 2), (2, 1), (1, 3), 1),  # odd everything
+]
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: "x".join(map(str, layer[:7])))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_layers(layer, dtype):
+    n, c, h, w, k, r, s, stride, padding, dilation, groups = layer
+    x = torch.randn(n, c, h, w, dtype=dtype)
+    wt = torch.randn(k, c // groups, r, s, dtype=dtype)
+    b = torch.randn(k, dtype=dtype)
+    tol = {} if dtype == torch.float64 else dict(rtol=2e-4, atol=2e-4)
+    compare_with_torch(x, wt, b, stride, padding, dilation, groups, **tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_is_as_accurate_as_torch(dtype):
+    """Half inputs compute in float32: error vs float64 at most 2x torch's own error."""
+    x = torch.randn(2, 8, 16, 16, dtype=torch.float64)
+    w = torch.randn(8, 4, 3, 3, dtype=torch.float64)
+    exact = torch.nn.functional.conv2d(x, w, padding=1, groups=2)
+    ours = fastconv.conv2d(x.to(dtype), w.to(dtype), padding=1, groups=2).double()
+    theirs = torch.nn.functional.conv2d(x.to(dtype), w.to(dtype), padding=1, groups=2).double()
+    assert (ours - exact).abs().max() <= 2 * (theirs - exact).abs().max()
+
+
+def test_empty_batch():
+    x = torch.randn(0, 4, 8, 8, requires_grad=True)
+    w = torch.randn(6, 2, 3, 3, requires_grad=True)
+    y = fastconv.conv2d(x, w, padding=1, groups=2)
+    assert y.shape == (0, 6, 8, 8)
+    y.sum().backward()
+    assert x.grad.shape == x.shape and torch.equal(w.grad, torch.zeros_like(w))
+
+
+def test_same_padding_even_kernel_is_asymmetric_like_torch():
+    x = torch.randn(1, 2, 9, 10, dtype=torch.float64)
+    w = torch.randn(3, 2, 4, 2, dtype=torch.float64)
+    compare_with_torch(x, w, None, 1, "same", (1, 3), 1)
+
+
+def test_nan_and_inf_propagate_like_torch():
+    x = torch.randn(1, 1, 8, 8, dtype=torch.float64)
+    x[0, 0, 3, 3] = float("nan")
+    x[0, 0, 6, 1] = float("inf")
+    w = torch.randn(1, 1, 3, 3, dtype=torch.float64)
+    y = fastconv.conv2d(x, w)
+    ref = torch.nn.functional.conv2d(x, w)
+    assert torch.equal(y.isnan(), ref.isnan()) and torch.equal(y.isinf(), ref.isinf())
+    torch.testing.assert_close(y, ref, equal_nan=True)
