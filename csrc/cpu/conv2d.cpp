@@ -181,9 +181,16 @@ void dense_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias,
   int64_t gstride = 0;
   const std::vector<T> packed = pack_weight(g, w, &gstride);
   const int64_t PQ = g.P * g.Q, Kg = g.K_per_group(), CRS = g.C_per_group() * g.R * g.S;
-  // Tiles: (image, group, block of output channels, block of positions).
-  const int64_t pq_tile = 256, k_tile = 16 * kDenseMR;
-  const int64_t pq_tiles = (PQ + pq_tile - 1) / pq_tile, k_tiles = (Kg + k_tile - 1) / k_tile;
+  // Tiles: (image, group, block of output channels, block of positions). A tile packs its
+  // slice of im2col once for all its output channels, so output channels are split only
+  // when there are too few tiles to keep every thread busy (no reduction crosses tiles, so
+  // this never changes the result).
+  const int64_t pq_tile = 256, pq_tiles = (PQ + pq_tile - 1) / pq_tile;
+  const int64_t base = g.N * g.groups * pq_tiles, want = 4 * at::get_num_threads();
+  const int64_t k_split =
+      base >= want ? 1 : std::min((want + base - 1) / base, (Kg + kDenseMR - 1) / kDenseMR);
+  const int64_t k_tile = ((Kg + k_split - 1) / k_split + kDenseMR - 1) / kDenseMR * kDenseMR;
+  const int64_t k_tiles = (Kg + k_tile - 1) / k_tile;
   const int64_t tiles = g.N * g.groups * k_tiles * pq_tiles;
   at::parallel_for(
       0, tiles, grain_for(std::min(k_tile, Kg) * pq_tile * CRS), [&](int64_t b, int64_t e) {
@@ -203,7 +210,7 @@ template <typename T>
 void dense_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
   const auto& kt = kernels<T>();
   const int64_t Kg = g.K_per_group(), CRS = g.C_per_group() * g.R * g.S, PQ = g.P * g.Q;
-  const int64_t k_tile = 8 * kDenseMR, j_tile = 128;
+  const int64_t k_tile = 22 * kDenseMR, j_tile = 128;
   const int64_t k_tiles = (Kg + k_tile - 1) / k_tile, j_tiles = (CRS + j_tile - 1) / j_tile;
   const int64_t tiles = g.groups * k_tiles * j_tiles;
   // Few weight tiles (small weights, e.g. a stem): also split the sum over images into a

@@ -18,29 +18,30 @@ namespace fastconv {
 namespace FC_ISA {
 
 constexpr int MR = kDenseMR;
-constexpr int64_t kKC = 256;  // reduction depth per packed slice (L2-resident B tile)
+constexpr int64_t kKC = 128;  // reduction depth per packed slice: a B micro-panel fits L1
 template <typename T>
 constexpr int NR = 2 * Vec<T>::size;
 template <typename T>
-constexpr int64_t kNB = 8 * NR<T>;  // output positions per forward tile
+constexpr int64_t kNB = 8 * NR<T>;  // positions per tile of the strided dgrad
 
 template <typename T>
 static std::unique_ptr<T[]> workspace(int64_t n) {
-  return std::unique_ptr<T[]>(new T[n]);
+  return std::unique_ptr<T[]>(new T[n > 0 ? n : 1]);
 }
 static inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
-// C[0:mr, 0:nr] += A_panel (kc x MR, packed) * B (kc x NR slice, row stride ldb).
+// C[0:mr, 0:nr] += A micro-panel (kc x MR) * B micro-panel (kc x NR), both packed so the
+// loop reads them front to back.
 template <typename T>
-static inline void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b,
-                                int64_t ldb, T* c, int64_t ldc, int mr, int nr) {
+static inline void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c,
+                                int64_t ldc, int mr, int nr) {
   constexpr int V = Vec<T>::size;
   vec_t<T> acc[MR][2];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = vec_t<T>{};
   for (int64_t kk = 0; kk < kc; ++kk) {
-    const vec_t<T> b0 = loadu(b + kk * ldb);
-    const vec_t<T> b1 = loadu(b + kk * ldb + V);
+    const vec_t<T> b0 = loadu(b + kk * 2 * V);
+    const vec_t<T> b1 = loadu(b + kk * 2 * V + V);
     const T* ak = a + kk * MR;
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
@@ -67,16 +68,17 @@ static inline void micro_kernel(int64_t kc, const T* __restrict a, const T* __re
   }
 }
 
-// All MR panels of A times a packed B tile: C[m, 0:nb] += A[m, :] * B for m in [0, m_len).
+// C[0:m_len, 0:nb] += A * B over one packed slice of depth kc. B micro-panels stay in L1
+// while the A micro-panels stream from L2 (the BLIS loop order).
 template <typename T>
 static void panel_gemm(int64_t kc, int64_t m_len, const T* a, int64_t a_panel_stride, const T* b,
-                       int64_t ldb, int64_t nb, T* c, int64_t ldc) {
-  for (int64_t m = 0; m < m_len; m += MR) {
-    const T* ap = a + (m / MR) * a_panel_stride;
-    const int mr = static_cast<int>(std::min<int64_t>(MR, m_len - m));
-    for (int64_t j = 0; j < nb; j += NR<T>)
-      micro_kernel(kc, ap, b + j, ldb, c + m * ldc + j, ldc, mr,
-                   static_cast<int>(std::min<int64_t>(NR<T>, nb - j)));
+                       int64_t nb, T* c, int64_t ldc) {
+  for (int64_t j = 0; j < nb; j += NR<T>) {
+    const T* bp = b + (j / NR<T>)*kc * NR<T>;
+    const int nr = static_cast<int>(std::min<int64_t>(NR<T>, nb - j));
+    for (int64_t m = 0; m < m_len; m += MR)
+      micro_kernel(kc, a + (m / MR) * a_panel_stride, bp, c + m * ldc + j, ldc,
+                   static_cast<int>(std::min<int64_t>(MR, m_len - m)), nr);
   }
 }
 
@@ -93,6 +95,25 @@ static void pack_a(const T* src, int64_t row_stride, int64_t col_stride, int64_t
   }
 }
 
+// Row kk of a packed B slice (panels[j / NR][kk][j % NR], panel stride kc*NR) from a
+// contiguous run of nb values, zero-filled up to a whole panel.
+template <typename T>
+static void put_b_row(const T* src, int64_t nb, int64_t kk, int64_t kc, T* b) {
+  for (int64_t j0 = 0; j0 < nb; j0 += NR<T>) {
+    T* d = b + (j0 / NR<T>)*kc * NR<T> + kk * NR<T>;
+    const int64_t n = std::min<int64_t>(NR<T>, nb - j0);
+    std::copy_n(src + j0, n, d);
+    std::fill(d + n, d + NR<T>, T(0));
+  }
+}
+
+// Column j of a packed B slice from kc contiguous values.
+template <typename T>
+static void put_b_col(const T* src, int64_t kc, int64_t j, T* b) {
+  T* d = b + (j / NR<T>)*kc * NR<T> + j % NR<T>;
+  for (int64_t kk = 0; kk < kc; ++kk) d[kk * NR<T>] = src[kk];
+}
+
 // Walks output positions [pq0, pq0 + len) row segment by row segment:
 // fn(p, q_begin, q_end, offset of q_begin within the run).
 template <typename Fn>
@@ -107,28 +128,28 @@ static inline void for_each_row_segment(const ConvGeometry& g, int64_t pq0, int6
   }
 }
 
-// One im2col row (tap c, r, s over output positions [pq0, pq0 + len)) into dst[j * step].
+// One im2col row (tap c, r, s over output positions [pq0, pq0 + len)) into dst[0, len).
 template <typename T>
 static void im2col_row(const ConvGeometry& g, const T* xc, int64_t r, int64_t s, int64_t pq0,
-                       int64_t len, T* dst, int64_t step) {
+                       int64_t len, T* dst) {
   const int64_t off = s * g.dil_w - g.pad_w;
   const Range qv = valid_out_range(off, g.stride_w, g.W, g.Q);
   for_each_row_segment(g, pq0, len, [&](int64_t p, int64_t qa, int64_t qb, int64_t j) {
-    T* d = dst + (j - qa) * step;
+    T* d = dst + (j - qa);
     const int64_t ih = g.in_row(p, r);
     if (ih < 0 || ih >= g.H) {
-      for (int64_t q = qa; q < qb; ++q) d[q * step] = T(0);
+      std::fill(d + qa, d + qb, T(0));
       return;
     }
     const T* xr = xc + ih * g.W + off;
     const int64_t lo = std::max(qa, std::min(qv.lo, qb)), hi = std::max(lo, std::min(qv.hi, qb));
-    for (int64_t q = qa; q < lo; ++q) d[q * step] = T(0);
-    if (step == 1 && g.stride_w == 1) {
-      for (int64_t q = lo; q < hi; ++q) d[q] = xr[q];
+    std::fill(d + qa, d + lo, T(0));
+    if (g.stride_w == 1) {
+      std::copy(xr + lo, xr + hi, d + lo);
     } else {
-      for (int64_t q = lo; q < hi; ++q) d[q * step] = xr[q * g.stride_w];
+      for (int64_t q = lo; q < hi; ++q) d[q] = xr[q * g.stride_w];
     }
-    for (int64_t q = hi; q < qb; ++q) d[q * step] = T(0);
+    std::fill(d + hi, d + qb, T(0));
   });
 }
 
@@ -148,15 +169,15 @@ void dense_fwd_tile(const ConvGeometry& g, const T* x_n, const T* packed_w, cons
   for (int64_t k = k0; k < k1; ++k) std::fill_n(yg + k * PQ + pq0, nb, bias ? bias[k] : T(0));
 
   auto b = workspace<T>(std::min(kKC, CRS) * nbp);
+  auto row = workspace<T>(nb);
   for (int64_t kk0 = 0; kk0 < CRS; kk0 += kKC) {
     const int64_t kc = std::min(kKC, CRS - kk0);
     for (int64_t kk = 0; kk < kc; ++kk) {
       const int64_t c = (kk0 + kk) / RS, rs = (kk0 + kk) % RS;
-      T* row = b.get() + kk * nbp;
-      im2col_row(g, xg + c * g.H * g.W, rs / g.S, rs % g.S, pq0, nb, row, 1);
-      std::fill(row + nb, row + nbp, T(0));
+      im2col_row(g, xg + c * g.H * g.W, rs / g.S, rs % g.S, pq0, nb, row.get());
+      put_b_row(row.get(), nb, kk, kc, b.get());
     }
-    panel_gemm(kc, k1 - k0, packed_w + (k0 / MR) * CRS * MR + kk0 * MR, CRS * MR, b.get(), nbp, nb,
+    panel_gemm(kc, k1 - k0, packed_w + (k0 / MR) * CRS * MR + kk0 * MR, CRS * MR, b.get(), nb,
                yg + k0 * PQ + pq0, PQ);
   }
 }
@@ -169,22 +190,20 @@ void dense_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int
   const int64_t kc_max = std::min(kKC, PQ);
   auto a = workspace<T>(round_up(m, MR) * kc_max);
   auto b = workspace<T>(kc_max * nbp);
+  auto col = workspace<T>(kc_max);
   for (int64_t n = n0; n < n1; ++n) {
     const T* xg = x + (n * g.C + grp * g.C_per_group()) * HW;
     const T* gyk = gy + (n * g.K + grp * g.K_per_group() + k0) * PQ;
     for (int64_t pq0 = 0; pq0 < PQ; pq0 += kKC) {
       const int64_t kc = std::min(kKC, PQ - pq0);
       pack_a(gyk + pq0, PQ, 1, m, kc, a.get());
-      for (int64_t j = 0; j < nbp; ++j) {
-        T* col = b.get() + j;
-        if (j >= nb) {
-          for (int64_t kk = 0; kk < kc; ++kk) col[kk * nbp] = T(0);
-          continue;
-        }
+      std::fill_n(b.get(), kc * nbp, T(0));
+      for (int64_t j = 0; j < nb; ++j) {
         const int64_t c = (j0 + j) / RS, rs = (j0 + j) % RS;
-        im2col_row(g, xg + c * HW, rs / g.S, rs % g.S, pq0, kc, col, nbp);
+        im2col_row(g, xg + c * HW, rs / g.S, rs % g.S, pq0, kc, col.get());
+        put_b_col(col.get(), kc, j, b.get());
       }
-      panel_gemm(kc, m, a.get(), kc * MR, b.get(), nbp, nb, gw + k0 * CRS + j0, CRS);
+      panel_gemm(kc, m, a.get(), kc * MR, b.get(), nb, gw + k0 * CRS + j0, CRS);
     }
   }
 }
@@ -209,12 +228,9 @@ void dense_dgrad_tile(const ConvGeometry& g, const T* gy_n, const T* w, T* gx_n,
     std::fill_n(col.get(), m * nbp, T(0));
     for (int64_t kk0 = 0; kk0 < Kg; kk0 += kKC) {
       const int64_t kc = std::min(kKC, Kg - kk0);
-      for (int64_t kk = 0; kk < kc; ++kk) {
-        T* row = b.get() + kk * nbp;
-        std::copy_n(gyg + (kk0 + kk) * PQ + pq0, nb, row);
-        std::fill(row + nb, row + nbp, T(0));
-      }
-      panel_gemm(kc, m, a.get() + kk0 * MR, Kg * MR, b.get(), nbp, nb, col.get(), nbp);
+      for (int64_t kk = 0; kk < kc; ++kk)
+        put_b_row(gyg + (kk0 + kk) * PQ + pq0, nb, kk, kc, b.get());
+      panel_gemm(kc, m, a.get() + kk0 * MR, Kg * MR, b.get(), nb, col.get(), nbp);
     }
     // col2im: scatter each tap's row back onto the input plane it was read from.
     for (int64_t i = 0; i < m; ++i) {

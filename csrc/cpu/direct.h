@@ -50,10 +50,13 @@ struct StagedRows {
       const int64_t iw_begin = std::max<int64_t>(0, -g.pad_w);
       if (g.stride_w == 1) {
         for (int64_t iw = iw_begin; iw < iw_end; ++iw) dst[iw + g.pad_w] = src[iw];
-      } else {
-        for (int64_t iw = iw_begin; iw < iw_end; ++iw) {
-          const int64_t c = iw + g.pad_w;
-          dst[(c % g.stride_w) * L + c / g.stride_w] = src[iw];
+      } else {  // phase by phase: strided reads, contiguous writes, no division per element
+        for (int64_t ph = 0; ph < g.stride_w; ++ph) {
+          T* d = dst + ph * L;
+          for (int64_t i = 0; i < L; ++i) {
+            const int64_t iw = i * g.stride_w + ph - g.pad_w;
+            if (iw >= iw_begin && iw < iw_end) d[i] = src[iw];
+          }
         }
       }
     }
@@ -73,8 +76,8 @@ inline Range input_rows(const ConvGeometry& g, int64_t p0, int64_t p1) {
 }
 
 template <typename T, int U>
-static inline void direct_fwd_tile(const ConvGeometry& g, const StagedRows<T>& st,
-                                   const T* w, Range rr, int64_t p, int64_t q, T* out) {
+static inline void direct_fwd_tile(const ConvGeometry& g, const StagedRows<T>& st, const T* w,
+                                   Range rr, int64_t p, int64_t q, T* out) {
   constexpr int V = Vec<T>::size;
   vec_t<T> acc[U];
 #pragma GCC unroll 8
@@ -141,9 +144,12 @@ void direct_dgrad_plane(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
   for (int64_t ih = 0; ih < g.H; ++ih) {
     const T* trow = tmp.get() + ih * row_stride;
     T* gxr = gx + ih * g.W;
-    for (int64_t iw = 0; iw < g.W; ++iw) {
-      const int64_t c = iw + g.pad_w;
-      gxr[iw] += c / g.stride_w < L ? trow[(c % g.stride_w) * L + c / g.stride_w] : T(0);
+    for (int64_t ph = 0; ph < g.stride_w; ++ph) {
+      const T* t = trow + ph * L;
+      for (int64_t i = 0; i < L; ++i) {
+        const int64_t iw = i * g.stride_w + ph - g.pad_w;
+        if (iw >= 0 && iw < g.W) gxr[iw] += t[i];
+      }
     }
   }
 }

@@ -29,9 +29,10 @@ template <typename T>
 inline void storeu(T* p, vec_t<T> v) {
   __builtin_memcpy(p, &v, sizeof(v));
 }
+// (Not `vec_t<T>{} + s`: 0 + s cannot be folded away, as -0.0 + 0 is +0.0.)
 template <typename T>
 inline vec_t<T> splat(T s) {
-  return vec_t<T>{} + s;
+  return s - vec_t<T>{};
 }
 template <typename T>
 inline T hsum(vec_t<T> v) {

@@ -39,9 +39,8 @@ int64_t blocks_for(int64_t n) {
 }
 
 template <typename T>
-__global__ void conv2d_fwd_kernel(ConvGeometry g, const T* __restrict__ x,
-                                  const T* __restrict__ w, const T* __restrict__ bias,
-                                  T* __restrict__ y) {
+__global__ void conv2d_fwd_kernel(ConvGeometry g, const T* __restrict__ x, const T* __restrict__ w,
+                                  const T* __restrict__ bias, T* __restrict__ y) {
   using A = typename Acc<T>::type;
   const int64_t total = g.output_numel(), Cg = g.C_per_group();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
@@ -120,16 +119,15 @@ __global__ void conv2d_wgrad_kernel(ConvGeometry g, const T* __restrict__ x,
     const int64_t n = j / PQ, p = (j % PQ) / g.Q, q = j % g.Q;
     const int64_t ih = g.in_row(p, r), iw = g.in_col(q, s);
     if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W)
-      acc += A(gy[(n * g.K + k) * PQ + p * g.Q + q]) *
-             A(x[((n * g.C + cin) * g.H + ih) * g.W + iw]);
+      acc +=
+          A(gy[(n * g.K + k) * PQ + p * g.Q + q]) * A(x[((n * g.C + cin) * g.H + ih) * g.W + iw]);
   }
   acc = block_sum(acc);
   if (threadIdx.x == 0) gw[e] = T(acc);
 }
 
 template <typename T>
-__global__ void conv2d_bgrad_kernel(ConvGeometry g, const T* __restrict__ gy,
-                                    T* __restrict__ gb) {
+__global__ void conv2d_bgrad_kernel(ConvGeometry g, const T* __restrict__ gy, T* __restrict__ gb) {
   using A = typename Acc<T>::type;
   const int64_t k = blockIdx.x, PQ = g.P * g.Q;
   A acc = 0;
@@ -158,18 +156,19 @@ Tensor conv2d_fwd_cuda(const Tensor& input, const Tensor& weight, const OptTenso
   Tensor y = at::empty({g.N, g.K, g.P, g.Q}, x.options());
   if (y.numel() == 0) return y;
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "fastconv_fwd_cuda", [&] {
-    conv2d_fwd_kernel<scalar_t><<<blocks_for(y.numel()), kThreads, 0, stream>>>(
-        g, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
-        has_bias ? b.const_data_ptr<scalar_t>() : nullptr, y.mutable_data_ptr<scalar_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, x.scalar_type(), "fastconv_fwd_cuda", [&] {
+        conv2d_fwd_kernel<scalar_t><<<blocks_for(y.numel()), kThreads, 0, stream>>>(
+            g, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
+            has_bias ? b.const_data_ptr<scalar_t>() : nullptr, y.mutable_data_ptr<scalar_t>());
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      });
   return y;
 }
 
 Grads conv2d_bwd_cuda(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
-                      IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
-                      int64_t groups, std::array<bool, 3> output_mask) {
+                      IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups,
+                      std::array<bool, 3> output_mask) {
   const ConvGeometry g =
       check_conv2d_backward_args(grad_output, input, weight, stride, padding, dilation, groups);
   check_cuda(weight, input, "weight");
@@ -177,31 +176,32 @@ Grads conv2d_bwd_cuda(const Tensor& grad_output, const Tensor& input, const Tens
   const Tensor gy = grad_output.contiguous();
   OptTensor gx, gw, gb;
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, gy.scalar_type(), "fastconv_bwd_cuda", [&] {
-    const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
-    if (output_mask[0]) {
-      const Tensor w = weight.contiguous();
-      gx = at::empty({g.N, g.C, g.H, g.W}, gy.options());
-      if (gx->numel() > 0) {
-        conv2d_dgrad_kernel<scalar_t><<<blocks_for(gx->numel()), kThreads, 0, stream>>>(
-            g, gyp, w.const_data_ptr<scalar_t>(), gx->mutable_data_ptr<scalar_t>());
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-      }
-    }
-    if (output_mask[1]) {
-      const Tensor x = input.contiguous();
-      gw = at::empty(weight.sizes(), gy.options());
-      conv2d_wgrad_kernel<scalar_t><<<g.weight_numel(), kThreads, 0, stream>>>(
-          g, x.const_data_ptr<scalar_t>(), gyp, gw->mutable_data_ptr<scalar_t>());
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    }
-    if (output_mask[2]) {
-      gb = at::empty({g.K}, gy.options());
-      conv2d_bgrad_kernel<scalar_t><<<g.K, kThreads, 0, stream>>>(g, gyp,
-                                                                  gb->mutable_data_ptr<scalar_t>());
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    }
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, gy.scalar_type(), "fastconv_bwd_cuda", [&] {
+        const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
+        if (output_mask[0]) {
+          const Tensor w = weight.contiguous();
+          gx = at::empty({g.N, g.C, g.H, g.W}, gy.options());
+          if (gx->numel() > 0) {
+            conv2d_dgrad_kernel<scalar_t><<<blocks_for(gx->numel()), kThreads, 0, stream>>>(
+                g, gyp, w.const_data_ptr<scalar_t>(), gx->mutable_data_ptr<scalar_t>());
+            C10_CUDA_KERNEL_LAUNCH_CHECK();
+          }
+        }
+        if (output_mask[1]) {
+          const Tensor x = input.contiguous();
+          gw = at::empty(weight.sizes(), gy.options());
+          conv2d_wgrad_kernel<scalar_t><<<g.weight_numel(), kThreads, 0, stream>>>(
+              g, x.const_data_ptr<scalar_t>(), gyp, gw->mutable_data_ptr<scalar_t>());
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        }
+        if (output_mask[2]) {
+          gb = at::empty({g.K}, gy.options());
+          conv2d_bgrad_kernel<scalar_t>
+              <<<g.K, kThreads, 0, stream>>>(g, gyp, gb->mutable_data_ptr<scalar_t>());
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        }
+      });
   return {gx, gw, gb};
 }
 
