@@ -136,9 +136,19 @@ class Conv2dBackwardFunction : public torch::autograd::Function<Conv2dBackwardFu
   }
 };
 
+bool any_requires_grad(const Tensor& a, const Tensor& b, const OptTensor& c = std::nullopt) {
+  return at::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad() ||
+                                        (c.has_value() && c->defined() && c->requires_grad()));
+}
+
 Tensor conv2d_autograd(const Tensor& input, const Tensor& weight, const OptTensor& bias,
                        IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
                        int64_t groups) {
+  // Inference calls skip the autograd node (and its context and saved tensors) entirely.
+  if (!any_requires_grad(input, weight, bias)) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return call_conv2d(input, weight, bias, stride, padding, dilation, groups);
+  }
   return Conv2dFunction::apply(input, weight, bias,
                                Params{stride.vec(), padding.vec(), dilation.vec(), groups});
 }
@@ -146,6 +156,11 @@ Tensor conv2d_autograd(const Tensor& input, const Tensor& weight, const OptTenso
 OptGrads conv2d_backward_autograd(const Tensor& grad_output, const Tensor& input,
                                   const Tensor& weight, IntArrayRef stride, IntArrayRef padding,
                                   IntArrayRef dilation, int64_t groups, std::array<bool, 3> mask) {
+  if (!any_requires_grad(grad_output, input, weight)) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return call_conv2d_backward(grad_output, input, weight, stride, padding, dilation, groups,
+                                mask);
+  }
   auto out = Conv2dBackwardFunction::apply(
       grad_output, input, weight, Params{stride.vec(), padding.vec(), dilation.vec(), groups},
       mask);

@@ -102,4 +102,5 @@ def corr2d(X, K):
             f"fastconv.corr2d: X and K must be 2-D, got X of size {tuple(X.shape)} and K of "
             f"size {tuple(K.shape)}"
         )
-    return conv2d(X[None, None], K[None, None])[0, 0]
+    out = conv2d(X.reshape(1, 1, *X.shape), K.reshape(1, 1, *K.shape))
+    return out.reshape(out.shape[2:])

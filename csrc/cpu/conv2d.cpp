@@ -288,7 +288,16 @@ at::ScalarType compute_type(at::ScalarType t) {
   return t == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-Tensor as_compute(const Tensor& t) { return t.to(compute_type(t.scalar_type())).contiguous(); }
+// Contiguous NCHW in the compute dtype; free (no dispatch) when it already is.
+Tensor as_compute(const Tensor& t) {
+  const auto ct = compute_type(t.scalar_type());
+  if (t.scalar_type() == ct && t.is_contiguous()) return t;
+  return t.to(ct).contiguous();
+}
+
+Tensor to_dtype(const Tensor& t, at::ScalarType type) {
+  return t.scalar_type() == type ? t : t.to(type);
+}
 
 void check_cpu(const Tensor& t, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), "fastconv: ", name, " is on ", t.device(),
@@ -317,7 +326,7 @@ Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor
                       y.mutable_data_ptr<scalar_t>());
     });
   }
-  return y.to(input.scalar_type());
+  return to_dtype(y, input.scalar_type());
 }
 
 Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
@@ -354,7 +363,7 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
     });
   }
   const auto out = [&](const Tensor& t) {
-    return t.defined() ? OptTensor(t.to(input.scalar_type())) : std::nullopt;
+    return t.defined() ? OptTensor(to_dtype(t, input.scalar_type())) : std::nullopt;
   };
   return {out(gx), out(gw), out(gb)};
 }
