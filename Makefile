@@ -27,6 +27,25 @@ $(VENV)/.stamp-build: $(VENV)/.stamp-deps $(SOURCES)
 	$(PY) -c "import fastconv, fastconv._build_info as b; print('built: cuda', b.CUDA_BUILT, '| cpu isa', fastconv.cpu_isa())"
 	touch $@
 
+# 10,000 random geometries against torch in float64, forward and all gradients.
+fuzz: build
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_functional.py -k matches_torch
+
+# Tensors past 2^31 elements (about 9 GB of memory, a minute).
+large: build
+	$(PY) -m pytest -q -m slow tests/test_reliability.py
+
+# AddressSanitizer + UndefinedBehaviorSanitizer build (CPU only), then the test suite under
+# it; the next `make build` restores the optimised build.
+SAN_LIBS = $$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)
+sanitize: $(VENV)/.stamp-deps
+	rm -f $(VENV)/.stamp-build
+	FASTCONV_SANITIZE=1 FASTCONV_CUDA=0 MAX_JOBS=$(MAX_JOBS) $(PY) -m pip install -q --no-build-isolation -e .
+	LD_PRELOAD="$(SAN_LIBS)" ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 FASTCONV_CUDA=0 \
+	  $(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/test_bench.py \
+	  -k "not compile and not export and not memory_growth"
+
 lint: $(VENV)/.stamp-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

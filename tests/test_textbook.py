@@ -95,3 +95,18 @@ def test_layers_train_like_torch(layer):
     out.square().sum().backward()
     ref.square().sum().backward()
     torch.testing.assert_close(layer.weight.grad, w.grad)
+
+
+def test_edge_detection_example_runs():
+    """examples/edge_detection.py tells the whole story and learns the kernel."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "edge_detection.py"
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    losses = [float(v) for v in re.findall(r"epoch \d+, loss ([0-9.]+)", out.stdout)]
+    assert len(losses) == 10 and losses[-1] < 0.1
+    learned = [float(v) for v in re.findall(r"-?\d+\.\d+", out.stdout.split("learned kernel:")[1])]
+    assert abs(learned[0] - 1) < 0.1 and abs(learned[1] + 1) < 0.1
