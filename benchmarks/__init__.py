@@ -1,0 +1,1 @@
+"""fastconv benchmark suite: `python -m benchmarks.bench` (or `make bench`)."""
