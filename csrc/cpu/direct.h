@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <vector>
 
 namespace fastconv {
 namespace FC_ISA {
@@ -28,35 +29,66 @@ namespace FC_ISA {
 constexpr int kTileVecs = 4;        // output vectors per register tile
 constexpr int64_t kStageRows = 32;  // output rows per staged block
 
-// Horizontally padded, phase-split copy of input rows [ih0, ih1).
+// Padded, phase-split copy of input rows [ih0, ih1); rows outside the image are zero, so
+// every output row sees all R kernel rows. The buffer is reused across calls on a thread.
 template <typename T>
 struct StagedRows {
   int64_t ih0 = 0, L = 0, row_stride = 0;
-  std::unique_ptr<T[]> data;
+  std::vector<T> data;
 
   // Phase length: covers output columns [0, q_cols) for every tap.
   void stage(const ConvGeometry& g, const T* x, int64_t ih0_, int64_t ih1, int64_t q_cols) {
+    constexpr int V = Vec<T>::size;
     ih0 = ih0_;
     L = q_cols + ((g.S - 1) * g.dil_w) / g.stride_w;
     row_stride = g.stride_w * L;
-    const int64_t rows = std::max<int64_t>(0, ih1 - ih0), n = rows * row_stride;
-    data.reset(new T[n > 0 ? n : 1]);
-    std::fill_n(data.get(), n, T(0));
-    const int64_t cmax = row_stride;  // padded columns past this are never read
+    const int64_t rows = std::max<int64_t>(0, ih1 - ih0);
+    if (static_cast<int64_t>(data.size()) < rows * row_stride + 1)
+      data.resize(static_cast<size_t>(rows * row_stride + 1));
+    // Input columns that land inside the buffer: padded column c = iw + pad_w < row_stride.
+    const int64_t iw_begin = std::max<int64_t>(0, -g.pad_w);
+    const int64_t iw_end = std::max(iw_begin, std::min(g.W, row_stride - g.pad_w));
     for (int64_t ih = ih0; ih < ih1; ++ih) {
+      T* dst = data.data() + (ih - ih0) * row_stride;
+      if (ih < 0 || ih >= g.H) {
+        std::fill_n(dst, row_stride, T(0));
+        continue;
+      }
       const T* src = x + ih * g.W;
-      T* dst = data.get() + (ih - ih0) * row_stride;
-      const int64_t iw_end = std::min(g.W, cmax - g.pad_w);
-      const int64_t iw_begin = std::max<int64_t>(0, -g.pad_w);
       if (g.stride_w == 1) {
-        for (int64_t iw = iw_begin; iw < iw_end; ++iw) dst[iw + g.pad_w] = src[iw];
-      } else {  // phase by phase: strided reads, contiguous writes, no division per element
-        for (int64_t ph = 0; ph < g.stride_w; ++ph) {
-          T* d = dst + ph * L;
-          for (int64_t i = 0; i < L; ++i) {
-            const int64_t iw = i * g.stride_w + ph - g.pad_w;
-            if (iw >= iw_begin && iw < iw_end) d[i] = src[iw];
-          }
+        std::fill_n(dst, iw_begin + g.pad_w, T(0));
+        std::copy(src + iw_begin, src + iw_end, dst + iw_begin + g.pad_w);
+        std::fill(dst + iw_end + g.pad_w, dst + row_stride, T(0));
+        continue;
+      }
+      std::fill_n(dst, row_stride, T(0));
+#if defined(__GNUC__) && !defined(__clang__)
+      if (g.stride_w == 2 && g.pad_w >= 0) {
+        // Pairs (iw = 2m, 2m + 1) go to phase pad_w % 2 at m + pad_w / 2 and to the other
+        // phase at m + (pad_w + 1) / 2: one two-vector shuffle per phase per 2V inputs.
+        typename IVec<T>::type even, odd;
+        for (int l = 0; l < V; ++l) even[l] = 2 * l, odd[l] = 2 * l + 1;
+        const int64_t par = g.pad_w & 1, e_off = g.pad_w / 2, o_off = (g.pad_w + 1) / 2;
+        T* d_even = dst + par * L;
+        T* d_odd = dst + (1 - par) * L;
+        int64_t m = 0;
+        for (; 2 * m + 2 * V <= iw_end && m + V + o_off <= L; m += V) {
+          const vec_t<T> a = loadu(src + 2 * m), b = loadu(src + 2 * m + V);
+          storeu(d_even + m + e_off, __builtin_shuffle(a, b, even));
+          storeu(d_odd + m + o_off, __builtin_shuffle(a, b, odd));
+        }
+        for (int64_t iw = 2 * m; iw < iw_end; ++iw) {
+          const int64_t c = iw + g.pad_w;
+          dst[(c & 1) * L + (c >> 1)] = src[iw];
+        }
+        continue;
+      }
+#endif
+      for (int64_t ph = 0; ph < g.stride_w; ++ph) {  // strided reads, contiguous writes
+        T* d = dst + ph * L;
+        for (int64_t i = 0; i < L; ++i) {
+          const int64_t iw = i * g.stride_w + ph - g.pad_w;
+          if (iw >= iw_begin && iw < iw_end) d[i] = src[iw];
         }
       }
     }
@@ -64,60 +96,87 @@ struct StagedRows {
   // The run that tap s of output column 0 reads in input row ih.
   const T* tap(const ConvGeometry& g, int64_t ih, int64_t s) const {
     const int64_t c = s * g.dil_w;
-    return data.get() + (ih - ih0) * row_stride + (c % g.stride_w) * L + c / g.stride_w;
+    return data.data() + (ih - ih0) * row_stride + (c % g.stride_w) * L + c / g.stride_w;
   }
 };
 
-// Input rows touched by output rows [p0, p1), clipped to the image.
-inline Range input_rows(const ConvGeometry& g, int64_t p0, int64_t p1) {
-  const int64_t lo = std::max<int64_t>(0, g.in_row(p0, 0));
-  const int64_t hi = std::min<int64_t>(g.H, g.in_row(p1 - 1, g.R - 1) + 1);
-  return {lo, std::max(lo, hi)};
+template <typename T>
+StagedRows<T>& thread_staging() {
+  static thread_local StagedRows<T> st;
+  return st;
 }
 
-template <typename T, int U>
+// RB output rows x U vectors of columns in registers: RB*U independent FMA chains, enough
+// to hide the FMA latency even when a row is a single vector wide (14x14 feature maps).
+template <typename T, int RB, int U>
 static inline void direct_fwd_tile(const ConvGeometry& g, const StagedRows<T>& st, const T* w,
-                                   Range rr, int64_t p, int64_t q, T* out) {
+                                   int64_t p, int64_t q, T* out, int64_t ldo) {
   constexpr int V = Vec<T>::size;
-  vec_t<T> acc[U];
+  vec_t<T> acc[RB][U];
 #pragma GCC unroll 8
-  for (int u = 0; u < U; ++u) acc[u] = loadu(out + u * V);
-  for (int64_t r = rr.lo; r < rr.hi; ++r) {
-    const int64_t ih = g.in_row(p, r);
+  for (int b = 0; b < RB; ++b)
+#pragma GCC unroll 8
+    for (int u = 0; u < U; ++u) acc[b][u] = loadu(out + b * ldo + u * V);
+  for (int64_t r = 0; r < g.R; ++r) {
     const T* wr = w + r * g.S;
     for (int64_t s = 0; s < g.S; ++s) {
       const vec_t<T> wv = splat(wr[s]);
-      const T* xs = st.tap(g, ih, s) + q;
 #pragma GCC unroll 8
-      for (int u = 0; u < U; ++u) acc[u] += wv * loadu(xs + u * V);
+      for (int b = 0; b < RB; ++b) {
+        const T* xs = st.tap(g, g.in_row(p + b, r), s) + q;
+#pragma GCC unroll 8
+        for (int u = 0; u < U; ++u) acc[b][u] += wv * loadu(xs + u * V);
+      }
     }
   }
 #pragma GCC unroll 8
-  for (int u = 0; u < U; ++u) storeu(out + u * V, acc[u]);
+  for (int b = 0; b < RB; ++b)
+#pragma GCC unroll 8
+    for (int u = 0; u < U; ++u) storeu(out + b * ldo + u * V, acc[b][u]);
+}
+
+// Output rows [p, p + RB) of a row buffer `out` (row stride ldo, Qr columns).
+template <typename T, int RB, int U>
+static inline void direct_fwd_rowblock(const ConvGeometry& g, const StagedRows<T>& st, const T* w,
+                                       int64_t p, int64_t Qr, T* out, int64_t ldo) {
+  constexpr int V = Vec<T>::size;
+  int64_t q = 0;
+  for (; q + U * V <= Qr; q += U * V) direct_fwd_tile<T, RB, U>(g, st, w, p, q, out + q, ldo);
+  for (; q < Qr; q += V) direct_fwd_tile<T, RB, 1>(g, st, w, p, q, out + q, ldo);
+}
+
+template <typename T, int RB, int U>
+static void direct_fwd_block(const ConvGeometry& g, const StagedRows<T>& st, const T* w, int64_t b0,
+                             int64_t b1, int64_t Qr, T* rows) {
+  int64_t p = b0;
+  for (; p + RB <= b1; p += RB)
+    direct_fwd_rowblock<T, RB, U>(g, st, w, p, Qr, rows + (p - b0) * Qr, Qr);
+  for (; p < b1; ++p) direct_fwd_rowblock<T, 1, U>(g, st, w, p, Qr, rows + (p - b0) * Qr, Qr);
 }
 
 template <typename T>
 void direct_fwd_rows(const ConvGeometry& g, const T* x, const T* w, T bias, T* y, int64_t p0,
                      int64_t p1, bool accumulate) {
   constexpr int V = Vec<T>::size;
-  const int64_t Qr = (g.Q + V - 1) / V * V;  // whole vectors; the tail goes through `row`
-  std::unique_ptr<T[]> row(new T[Qr]);
-  StagedRows<T> st;
+  const int64_t Qr = (g.Q + V - 1) / V * V;  // whole vectors; the tail stays in `rows`
+  static thread_local std::vector<T> rows;
+  if (static_cast<int64_t>(rows.size()) < kStageRows * Qr)
+    rows.resize(static_cast<size_t>(kStageRows * Qr));
+  StagedRows<T>& st = thread_staging<T>();
+  const int64_t nvec = Qr / V;
   for (int64_t b0 = p0; b0 < p1; b0 += kStageRows) {
     const int64_t b1 = std::min(p1, b0 + kStageRows);
-    const Range ir = input_rows(g, b0, b1);
-    st.stage(g, x, ir.lo, ir.hi, Qr);
-    for (int64_t p = b0; p < b1; ++p) {
-      T* yr = y + p * g.Q;
-      // Kernel rows that land inside the image for this output row.
-      const Range rr = valid_out_range(g.in_row(p, 0), g.dil_h, g.H, g.R);
-      for (int64_t q = 0; q < g.Q; ++q) row[q] = accumulate ? yr[q] : bias;
-      int64_t q = 0;
-      for (; q + kTileVecs * V <= Qr; q += kTileVecs * V)
-        direct_fwd_tile<T, kTileVecs>(g, st, w, rr, p, q, row.get() + q);
-      for (; q < Qr; q += V) direct_fwd_tile<T, 1>(g, st, w, rr, p, q, row.get() + q);
-      std::copy_n(row.get(), g.Q, yr);
-    }
+    st.stage(g, x, g.in_row(b0, 0), g.in_row(b1 - 1, g.R - 1) + 1, Qr);
+    for (int64_t p = b0; p < b1; ++p)
+      for (int64_t q = 0; q < g.Q; ++q)
+        rows[(p - b0) * Qr + q] = accumulate ? y[p * g.Q + q] : bias;
+    if (nvec >= 4)
+      direct_fwd_block<T, 2, 4>(g, st, w, b0, b1, Qr, rows.data());
+    else if (nvec >= 2)
+      direct_fwd_block<T, 4, 2>(g, st, w, b0, b1, Qr, rows.data());
+    else
+      direct_fwd_block<T, 8, 1>(g, st, w, b0, b1, Qr, rows.data());
+    for (int64_t p = b0; p < b1; ++p) std::copy_n(rows.data() + (p - b0) * Qr, g.Q, y + p * g.Q);
   }
 }
 
@@ -159,11 +218,10 @@ void direct_wgrad_rows(const ConvGeometry& g, const T* x, const T* gy, int64_t p
                        T* acc) {
   constexpr int V = Vec<T>::size;
   const int64_t Qv = g.Q / V * V;
-  StagedRows<T> st;
+  StagedRows<T>& st = thread_staging<T>();
   for (int64_t b0 = p0; b0 < p1; b0 += kStageRows) {
     const int64_t b1 = std::min(p1, b0 + kStageRows);
-    const Range ir = input_rows(g, b0, b1);
-    st.stage(g, x, ir.lo, ir.hi, g.Q);
+    st.stage(g, x, g.in_row(b0, 0), g.in_row(b1 - 1, g.R - 1) + 1, g.Q);
     for (int64_t r = 0; r < g.R; ++r) {
       for (int64_t s = 0; s < g.S; ++s) {
         vec_t<T> va{}, vb{};

@@ -18,6 +18,18 @@ struct Vec {
 template <typename T>
 using vec_t = typename Vec<T>::type;
 
+// Lane-index vectors for shuffles (same lane count as vec_t<T>).
+template <typename T>
+struct IVec;
+template <>
+struct IVec<float> {
+  typedef int32_t type __attribute__((vector_size(FC_VEC_BYTES)));
+};
+template <>
+struct IVec<double> {
+  typedef int64_t type __attribute__((vector_size(FC_VEC_BYTES)));
+};
+
 // memcpy is how GCC and Clang spell an unaligned vector load/store (vmovups).
 template <typename T>
 inline vec_t<T> loadu(const T* p) {
