@@ -23,7 +23,9 @@ $(VENV)/.stamp-deps: requirements.txt requirements-dev.txt
 	touch $@
 
 $(VENV)/.stamp-build: $(VENV)/.stamp-deps $(SOURCES)
-	MAX_JOBS=$(MAX_JOBS) $(PY) -m pip install -q --no-build-isolation -e . 2>&1 | tee build.log | grep -E "fastconv build|error|Error" || true
+	MAX_JOBS=$(MAX_JOBS) $(PY) -m pip install -v --no-build-isolation -e . > build.log 2>&1 \
+	  || { tail -n 60 build.log; echo "build failed: full log in build.log"; exit 1; }
+	grep -h "fastconv build:" build.log || true
 	$(PY) -c "import fastconv, fastconv._build_info as b; print('built: cuda', b.CUDA_BUILT, '| cpu isa', fastconv.cpu_isa())"
 	touch $@
 

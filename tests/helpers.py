@@ -26,8 +26,12 @@ def compare_with_torch(x, w, b, stride, padding, dilation, groups, *, grads=True
     """Forward and all three gradients of fastconv.conv2d vs F.conv2d on the same tensors."""
     args = (stride, padding, dilation, groups)
     leaves = [t.detach().requires_grad_(grads) if t is not None else None for t in (x, w, b)]
+    # torch's oracle gets plain contiguous copies: its own mkldnn backward returns permuted
+    # weight grads for some channels_last weights with size-1 dims (found by the fuzzer:
+    # unbatched 4x1x2 input, 2x2x1x2 channels_last weight, groups=2).
     ref_leaves = [
-        t.detach().clone().requires_grad_(grads) if t is not None else None for t in (x, w, b)
+        t.detach().contiguous().clone().requires_grad_(grads) if t is not None else None
+        for t in (x, w, b)
     ]
     y = fastconv.conv2d(leaves[0], leaves[1], leaves[2], *args)
     y_ref = F.conv2d(ref_leaves[0], ref_leaves[1], ref_leaves[2], *args)

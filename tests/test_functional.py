@@ -137,6 +137,15 @@ def test_half_precision_is_as_accurate_as_torch(dtype):
     assert (ours - exact).abs().max() <= 2 * (theirs - exact).abs().max()
 
 
+def test_fuzzer_regression_channels_last_weight_with_unit_height():
+    """Shrunk by hypothesis: unbatched strided input, channels_last 2x2x1x2 weight, groups=2
+    (torch's own backward got the weight grad wrong here; the oracle is contiguous)."""
+    x = torch.randn(1, 4, 1, 2, dtype=torch.float64)
+    x = x.contiguous(memory_format=torch.channels_last)[0]
+    w = torch.randn(2, 2, 1, 2, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    compare_with_torch(x, w, None, 1, "valid", 1, 2)
+
+
 def test_empty_batch():
     x = torch.randn(0, 4, 8, 8, requires_grad=True)
     w = torch.randn(6, 2, 3, 3, requires_grad=True)
