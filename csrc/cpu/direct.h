@@ -42,6 +42,7 @@ struct StagedRows {
     ih0 = ih0_;
     L = q_cols + ((g.S - 1) * g.dil_w) / g.stride_w;
     row_stride = g.stride_w * L;
+    set_taps(g);
     const int64_t rows = std::max<int64_t>(0, ih1 - ih0);
     if (static_cast<int64_t>(data.size()) < rows * row_stride + 1)
       data.resize(static_cast<size_t>(rows * row_stride + 1));
@@ -93,10 +94,16 @@ struct StagedRows {
       }
     }
   }
-  // The run that tap s of output column 0 reads in input row ih.
-  const T* tap(const ConvGeometry& g, int64_t ih, int64_t s) const {
-    const int64_t c = s * g.dil_w;
-    return data.data() + (ih - ih0) * row_stride + (c % g.stride_w) * L + c / g.stride_w;
+  // Staged input row ih; tap s of output column q reads row(ih)[tap_off[s] + q].
+  const T* row(int64_t ih) const { return data.data() + (ih - ih0) * row_stride; }
+  std::vector<int64_t> tap_off;  // per kernel column: phase * L + index (no division later)
+
+  void set_taps(const ConvGeometry& g) {
+    tap_off.resize(static_cast<size_t>(g.S));
+    for (int64_t s = 0; s < g.S; ++s) {
+      const int64_t c = s * g.dil_w;
+      tap_off[s] = (c % g.stride_w) * L + c / g.stride_w;
+    }
   }
 };
 
@@ -117,13 +124,17 @@ static inline void direct_fwd_tile(const ConvGeometry& g, const StagedRows<T>& s
   for (int b = 0; b < RB; ++b)
 #pragma GCC unroll 8
     for (int u = 0; u < U; ++u) acc[b][u] = loadu(out + b * ldo + u * V);
+  const int64_t* toff = st.tap_off.data();
   for (int64_t r = 0; r < g.R; ++r) {
     const T* wr = w + r * g.S;
+    const T* xr[RB];
+#pragma GCC unroll 8
+    for (int b = 0; b < RB; ++b) xr[b] = st.row(g.in_row(p + b, r)) + q;
     for (int64_t s = 0; s < g.S; ++s) {
       const vec_t<T> wv = splat(wr[s]);
 #pragma GCC unroll 8
       for (int b = 0; b < RB; ++b) {
-        const T* xs = st.tap(g, g.in_row(p + b, r), s) + q;
+        const T* xs = xr[b] + toff[s];
 #pragma GCC unroll 8
         for (int u = 0; u < U; ++u) acc[b][u] += wv * loadu(xs + u * V);
       }
@@ -151,7 +162,9 @@ static void direct_fwd_block(const ConvGeometry& g, const StagedRows<T>& st, con
   int64_t p = b0;
   for (; p + RB <= b1; p += RB)
     direct_fwd_rowblock<T, RB, U>(g, st, w, p, Qr, rows + (p - b0) * Qr, Qr);
-  for (; p < b1; ++p) direct_fwd_rowblock<T, 1, U>(g, st, w, p, Qr, rows + (p - b0) * Qr, Qr);
+  // Leftover rows in halving blocks, so they keep several independent FMA chains.
+  if constexpr (RB > 1)
+    if (p < b1) direct_fwd_block<T, RB / 2, U>(g, st, w, p, b1, Qr, rows + (p - b0) * Qr);
 }
 
 template <typename T>
@@ -229,7 +242,7 @@ void direct_wgrad_rows(const ConvGeometry& g, const T* x, const T* gy, int64_t p
         for (int64_t p = b0; p < b1; ++p) {
           const int64_t ih = g.in_row(p, r);
           if (ih < 0 || ih >= g.H) continue;
-          const T* xs = st.tap(g, ih, s);
+          const T* xs = st.row(ih) + st.tap_off[s];
           const T* gyr = gy + p * g.Q;
           int64_t q = 0;
           for (; q + 2 * V <= Qv; q += 2 * V) {
