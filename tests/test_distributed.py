@@ -49,6 +49,9 @@ def _worker(rank, world, port, out_path, backend, device):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group(backend, rank=rank, world_size=world)
     torch.set_num_threads(1)
+    if device == "cuda":  # one GPU per process, as NCCL expects
+        torch.cuda.set_device(rank)
+        device = f"cuda:{rank}"
     model = nn.parallel.DistributedDataParallel(small_cnn().to(device))
     x, y = data()
     shard = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
