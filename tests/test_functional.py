@@ -170,3 +170,21 @@ def test_nan_and_inf_propagate_like_torch():
     ref = torch.nn.functional.conv2d(x, w)
     assert torch.equal(y.isnan(), ref.isnan()) and torch.equal(y.isinf(), ref.isinf())
     torch.testing.assert_close(y, ref, equal_nan=True)
+
+
+@pytest.mark.parametrize("width", [12, 21, 40])
+def test_inf_in_the_input_reaches_exactly_the_weight_taps_torch_says(width):
+    """Grad-weight must not leak an inf through lanes past the output row's end (0 * inf is
+    NaN): only the taps that really read the inf column may turn non-finite."""
+    x = torch.randn(2, 3, 9, width, dtype=torch.float64)
+    x[:, :, 4, width - 2] = float("inf")
+    w = torch.randn(3, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    grads = []
+    for conv in (fastconv.conv2d, torch.nn.functional.conv2d):
+        y = conv(x, w, None, 1, 0, 1, 3)
+        (gw,) = torch.autograd.grad(y, w, torch.ones_like(y))
+        grads.append(gw)
+    ours, theirs = grads
+    assert torch.equal(ours.isfinite(), theirs.isfinite())
+    finite = theirs.isfinite()
+    torch.testing.assert_close(ours[finite], theirs[finite])

@@ -230,29 +230,43 @@ template <typename T>
 void direct_wgrad_rows(const ConvGeometry& g, const T* x, const T* gy, int64_t p0, int64_t p1,
                        T* acc) {
   constexpr int V = Vec<T>::size;
-  const int64_t Qv = g.Q / V * V;
+  // Rows are whole vectors: grad_output rows are copied with a zero tail, and the lanes past
+  // Q of the last vector are masked out (not just multiplied by zero: 0 * inf is NaN), so
+  // narrow maps (Q < V, e.g. 7x7 or 14x14) stay vectorised.
+  const int64_t Qr = (g.Q + V - 1) / V * V;
+  typename IVec<T>::type lane;
+  for (int l = 0; l < V; ++l) lane[l] = l;
+  const auto last_valid = lane < static_cast<int>(g.Q - (Qr - V));
+  static thread_local std::vector<T> gpad;
+  if (static_cast<int64_t>(gpad.size()) < kStageRows * Qr)
+    gpad.resize(static_cast<size_t>(kStageRows * Qr));
   StagedRows<T>& st = thread_staging<T>();
   for (int64_t b0 = p0; b0 < p1; b0 += kStageRows) {
     const int64_t b1 = std::min(p1, b0 + kStageRows);
-    st.stage(g, x, g.in_row(b0, 0), g.in_row(b1 - 1, g.R - 1) + 1, g.Q);
+    st.stage(g, x, g.in_row(b0, 0), g.in_row(b1 - 1, g.R - 1) + 1, Qr);
+    for (int64_t p = b0; p < b1; ++p) {
+      T* d = gpad.data() + (p - b0) * Qr;
+      std::copy_n(gy + p * g.Q, g.Q, d);
+      std::fill(d + g.Q, d + Qr, T(0));
+    }
     for (int64_t r = 0; r < g.R; ++r) {
       for (int64_t s = 0; s < g.S; ++s) {
         vec_t<T> va{}, vb{};
-        T tail = 0;
         for (int64_t p = b0; p < b1; ++p) {
           const int64_t ih = g.in_row(p, r);
           if (ih < 0 || ih >= g.H) continue;
           const T* xs = st.row(ih) + st.tap_off[s];
-          const T* gyr = gy + p * g.Q;
+          const T* gyr = gpad.data() + (p - b0) * Qr;
           int64_t q = 0;
-          for (; q + 2 * V <= Qv; q += 2 * V) {
+          for (; q + 2 * V < Qr; q += 2 * V) {
             va += loadu(xs + q) * loadu(gyr + q);
             vb += loadu(xs + q + V) * loadu(gyr + q + V);
           }
-          for (; q < Qv; q += V) va += loadu(xs + q) * loadu(gyr + q);
-          for (; q < g.Q; ++q) tail += xs[q] * gyr[q];
+          for (; q + V < Qr; q += V) va += loadu(xs + q) * loadu(gyr + q);
+          const vec_t<T> last = loadu(xs + q) * loadu(gyr + q);
+          vb += last_valid ? last : vec_t<T>{};
         }
-        acc[r * g.S + s] += hsum<T>(va + vb) + tail;
+        acc[r * g.S + s] += hsum<T>(va + vb);
       }
     }
   }
