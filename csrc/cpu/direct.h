@@ -11,7 +11,8 @@
 // dilation, and the copy costs one pass over the rows against R*S FMAs per output.
 // Rows above and below the image are skipped, not copied.
 //
-// Fprop keeps kTileVecs SIMD vectors of output columns in registers while the R x S window
+// Fprop keeps a tile of rows x SIMD vectors of output columns in registers (shaped by the
+// map's width so there are always several independent FMA chains) while the R x S window
 // streams through: one load and one FMA per vector per tap.
 // Dgrad with stride 1 is this same kernel on grad_output with the flipped kernel (the
 // driver builds that geometry); strided dgrad scatters into a phase-split plane.
@@ -26,7 +27,6 @@
 namespace fastconv {
 namespace FC_ISA {
 
-constexpr int kTileVecs = 4;        // output vectors per register tile
 constexpr int64_t kStageRows = 32;  // output rows per staged block
 
 // Padded, phase-split copy of input rows [ih0, ih1); rows outside the image are zero, so
