@@ -2,7 +2,6 @@
 // (convolution is on autocast's lower-precision list for both CPU and CUDA). Inputs are
 // cast once, then the call goes on below the autocast key.
 #include <ATen/autocast_mode.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 #include "ops.h"
@@ -16,13 +15,10 @@ Tensor conv2d_autocast(const Tensor& input, const Tensor& weight, const OptTenso
                        int64_t groups) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(key);
   const auto dtype = at::autocast::get_autocast_dtype(device);
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("fastconv::conv2d", "")
-                       .typed<Tensor(const Tensor&, const Tensor&, const OptTensor&, IntArrayRef,
-                                     IntArrayRef, IntArrayRef, int64_t)>();
-  return op.call(at::autocast::cached_cast(dtype, input, device),
-                 at::autocast::cached_cast(dtype, weight, device),
-                 at::autocast::cached_cast(dtype, bias, device), stride, padding, dilation, groups);
+  return call_conv2d(at::autocast::cached_cast(dtype, input, device),
+                     at::autocast::cached_cast(dtype, weight, device),
+                     at::autocast::cached_cast(dtype, bias, device), stride, padding, dilation,
+                     groups);
 }
 
 }  // namespace

@@ -12,7 +12,6 @@
 //   d/d x   = dgrad(gy, ggw)       (adjoint of x -> wgrad(gy, x))
 //   d/d w   = wgrad(gy, ggx)       (adjoint of w -> dgrad(gy, w))
 #include <ATen/ATen.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
 
@@ -24,28 +23,17 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 using IntVec = std::vector<int64_t>;
-using OptGrads = Grads;
-
-Tensor call_conv2d(const Tensor& input, const Tensor& weight, const OptTensor& bias,
-                   IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("fastconv::conv2d", "")
-                       .typed<Tensor(const Tensor&, const Tensor&, const OptTensor&, IntArrayRef,
-                                     IntArrayRef, IntArrayRef, int64_t)>();
-  return op.call(input, weight, bias, stride, padding, dilation, groups);
-}
-
-OptGrads call_conv2d_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
-                              IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
-                              int64_t groups, std::array<bool, 3> mask) {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("fastconv::conv2d_backward", "")
-                       .typed<OptGrads(const Tensor&, const Tensor&, const Tensor&, IntArrayRef,
-                                       IntArrayRef, IntArrayRef, int64_t, std::array<bool, 3>)>();
-  return op.call(grad_output, input, weight, stride, padding, dilation, groups, mask);
-}
 
 Tensor value_or_undefined(const OptTensor& t) { return t.has_value() ? *t : Tensor(); }
+
+// Autograd outputs must be defined tensors, so Conv2dBackwardFunction returns only the
+// grads the mask asked for; this puts them back in their (input, weight, bias) slots.
+std::array<Tensor, 3> unpack_by_mask(const std::array<bool, 3>& mask, const variable_list& packed) {
+  std::array<Tensor, 3> full;
+  for (size_t i = 0, j = 0; i < 3; ++i)
+    if (mask[i]) full[i] = packed[j++];
+  return full;
+}
 
 struct Params {
   IntVec stride, padding, dilation;
@@ -96,7 +84,6 @@ class Conv2dBackwardFunction : public torch::autograd::Function<Conv2dBackwardFu
     prm.save(ctx);
     auto [gx, gw, gb] = call_conv2d_backward(grad_output, input, weight, prm.stride, prm.padding,
                                              prm.dilation, prm.groups, mask);
-    // autograd outputs must be defined tensors: return only the requested ones.
     ctx->saved_data["mask"] = std::vector<bool>(mask.begin(), mask.end());
     variable_list out;
     for (const OptTensor& t : {gx, gw, gb})
@@ -108,10 +95,9 @@ class Conv2dBackwardFunction : public torch::autograd::Function<Conv2dBackwardFu
     const auto saved = ctx->get_saved_variables();
     const Tensor &gy = saved[0], &x = saved[1], &w = saved[2];
     const Params prm = Params::load(ctx);
-    const auto mask = ctx->saved_data["mask"].toBoolList();
-    Tensor expanded[3];
-    for (size_t i = 0, j = 0; i < 3; ++i)
-      if (mask.get(i)) expanded[i] = grads[j++];
+    const auto saved_mask = ctx->saved_data["mask"].toBoolList();
+    const auto expanded =
+        unpack_by_mask({saved_mask.get(0), saved_mask.get(1), saved_mask.get(2)}, grads);
     const Tensor &ggx = expanded[0], &ggw = expanded[1], &ggb = expanded[2];
     Tensor d_gy, d_x, d_w;
     if (ctx->needs_input_grad(0)) {
@@ -153,9 +139,9 @@ Tensor conv2d_autograd(const Tensor& input, const Tensor& weight, const OptTenso
                                Params{stride.vec(), padding.vec(), dilation.vec(), groups});
 }
 
-OptGrads conv2d_backward_autograd(const Tensor& grad_output, const Tensor& input,
-                                  const Tensor& weight, IntArrayRef stride, IntArrayRef padding,
-                                  IntArrayRef dilation, int64_t groups, std::array<bool, 3> mask) {
+Grads conv2d_backward_autograd(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
+                               IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
+                               int64_t groups, std::array<bool, 3> mask) {
   if (!any_requires_grad(grad_output, input, weight)) {
     at::AutoDispatchBelowADInplaceOrView guard;
     return call_conv2d_backward(grad_output, input, weight, stride, padding, dilation, groups,
@@ -164,10 +150,9 @@ OptGrads conv2d_backward_autograd(const Tensor& grad_output, const Tensor& input
   auto out = Conv2dBackwardFunction::apply(
       grad_output, input, weight, Params{stride.vec(), padding.vec(), dilation.vec(), groups},
       mask);
-  OptTensor full[3];
-  for (size_t i = 0, j = 0; i < 3; ++i)
-    if (mask[i]) full[i] = out[j++];
-  return {full[0], full[1], full[2]};
+  const auto full = unpack_by_mask(mask, out);
+  const auto opt = [&](int i) { return mask[i] ? OptTensor(full[i]) : std::nullopt; };
+  return {opt(0), opt(1), opt(2)};
 }
 
 }  // namespace
@@ -175,13 +160,6 @@ OptGrads conv2d_backward_autograd(const Tensor& grad_output, const Tensor& input
 TORCH_LIBRARY_IMPL(fastconv, Autograd, m) {
   m.impl("conv2d", &conv2d_autograd);
   m.impl("conv2d_backward", &conv2d_backward_autograd);
-}
-
-// The Python fast path: the op through the C++ dispatcher (autograd, autocast and tracing
-// modes all apply) without torch.ops' Python-side argument handling.
-Tensor conv2d_entry(const Tensor& input, const Tensor& weight, const OptTensor& bias,
-                    IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
-  return call_conv2d(input, weight, bias, stride, padding, dilation, groups);
 }
 
 }  // namespace fastconv

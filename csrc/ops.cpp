@@ -1,6 +1,8 @@
-// The op schemas and the argument checks every backend shares.
+// The op schemas, the argument checks every backend shares, and typed calls of the ops
+// through the dispatcher.
 #include "ops.h"
 
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 namespace fastconv {
@@ -110,6 +112,25 @@ ConvGeometry check_conv2d_backward_args(const Tensor& grad_output, const Tensor&
               "fastconv: grad_output must be on the same device as input: input is on ",
               input.device(), ", grad_output is on ", grad_output.device());
   return g;
+}
+
+Tensor call_conv2d(const Tensor& input, const Tensor& weight, const OptTensor& bias,
+                   IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastconv::conv2d", "")
+                       .typed<Tensor(const Tensor&, const Tensor&, const OptTensor&, IntArrayRef,
+                                     IntArrayRef, IntArrayRef, int64_t)>();
+  return op.call(input, weight, bias, stride, padding, dilation, groups);
+}
+
+Grads call_conv2d_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
+                           IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
+                           int64_t groups, std::array<bool, 3> mask) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("fastconv::conv2d_backward", "")
+                       .typed<Grads(const Tensor&, const Tensor&, const Tensor&, IntArrayRef,
+                                    IntArrayRef, IntArrayRef, int64_t, std::array<bool, 3>)>();
+  return op.call(grad_output, input, weight, stride, padding, dilation, groups, mask);
 }
 
 TORCH_LIBRARY(fastconv, m) {

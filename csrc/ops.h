@@ -29,6 +29,14 @@ ConvGeometry check_conv2d_backward_args(const Tensor& grad_output, const Tensor&
                                         const Tensor& weight, IntArrayRef stride,
                                         IntArrayRef padding, IntArrayRef dilation, int64_t groups);
 
+// The ops called through the C++ dispatcher (autograd, autocast and tracing keys apply):
+// how autograd, autocast and the Python fast path call them (csrc/ops.cpp).
+Tensor call_conv2d(const Tensor& input, const Tensor& weight, const OptTensor& bias,
+                   IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups);
+Grads call_conv2d_backward(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
+                           IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
+                           int64_t groups, std::array<bool, 3> mask);
+
 // Backend entry points (csrc/cpu/conv2d.cpp, csrc/cuda/conv2d.cu).
 Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor& bias,
                       IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,

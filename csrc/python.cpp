@@ -5,14 +5,11 @@
 #include "cpu/kernel_table.h"
 #include "ops.h"
 
-namespace fastconv {
-Tensor conv2d_entry(const Tensor& input, const Tensor& weight, const OptTensor& bias,
-                    IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups);
-}
-
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fastconv kernels (ops are registered under torch.ops.fastconv)";
-  m.def("conv2d", &fastconv::conv2d_entry, "fastconv::conv2d through the dispatcher",
+  // The eager fast path: the op through the C++ dispatcher without torch.ops' Python-side
+  // argument handling.
+  m.def("conv2d", &fastconv::call_conv2d, "fastconv::conv2d through the dispatcher",
         pybind11::arg("input"), pybind11::arg("weight"), pybind11::arg("bias"),
         pybind11::arg("stride"), pybind11::arg("padding"), pybind11::arg("dilation"),
         pybind11::arg("groups"), pybind11::call_guard<pybind11::gil_scoped_release>());
