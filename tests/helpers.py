@@ -1,4 +1,10 @@
-"""Shared test helpers: compare fastconv against torch's own convolution."""
+"""Shared test helpers: compare fastconv against torch's own convolution; load and run the
+examples."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -45,3 +51,20 @@ def compare_with_torch(x, w, b, stride, padding, dilation, groups, *, grads=True
     want = torch.autograd.grad(y_ref, ref_inputs, gy)
     for name, a, e in zip(("input", "weight", "bias"), got, want):
         torch.testing.assert_close(a, e, msg=lambda m, n=name: f"grad of {n}: {m}", **tol)
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load_example(name):
+    """examples/<name>.py as a module, to call its functions."""
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_example(name, *args):
+    """Runs examples/<name>.py as a user would and returns what it printed."""
+    cmd = [sys.executable, str(EXAMPLES / f"{name}.py"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout

@@ -12,6 +12,8 @@ from torch import nn
 
 import fastconv
 
+from .helpers import load_example, run_example
+
 
 def dilated_grouped_net():
     """ResNeXt-style grouped 3x3 convolutions with the last stages dilated (as DeepLab does)."""
@@ -172,34 +174,13 @@ def test_autocast_converted_model():
     assert (ours.float() - exact).abs().max() <= 2 * (theirs.float() - exact).abs().max() + 1e-3
 
 
-def _load_example(name):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_mnist_like_example_converges():
-    accuracy = _load_example("train_mnist_like").train(epochs=2, samples=2000, progress=False)
+    accuracy = load_example("train_mnist_like").train(epochs=2, samples=2000, progress=False)
     assert accuracy > 0.9, accuracy
 
 
 def test_convert_resnet_example_runs():
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "examples" / "convert_resnet.py"
-    out = subprocess.run(
-        [sys.executable, str(script), "--batch", "1", "--size", "64"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = run_example("convert_resnet", "--batch", "1", "--size", "64")
     assert "converted 20 convolution layers" in out
     diff = float(out.split("max |difference| of the logits:")[1].split()[0])
     assert diff < 1e-3

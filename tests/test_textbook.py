@@ -1,13 +1,12 @@
 """The seed's notebook cells, run through fastconv: the values are the book's."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 import fastconv
+
+from .helpers import load_example, run_example
 
 
 def book_image():
@@ -63,20 +62,12 @@ def test_textbook_layer():
     torch.testing.assert_close(layer(X), expected)
 
 
-def _example():
-    path = Path(__file__).resolve().parents[1] / "examples" / "edge_detection.py"
-    spec = importlib.util.spec_from_file_location("edge_detection", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_learning_the_edge_kernel():
     """The book's training loop (examples/edge_detection.py) with fastconv.Conv2d learns
     K = [[1, -1]] back from (X, Y)."""
     X = book_image()
     Y = fastconv.corr2d(X, torch.tensor([[1.0, -1.0]]))
-    learned, losses = _example().learn_edge_kernel(X, Y)
+    learned, losses = load_example("edge_detection").learn_edge_kernel(X, Y)
     assert losses[-1] < 0.1
     assert all(b < a for a, b in zip(losses, losses[1:])), losses
     assert torch.allclose(learned, torch.tensor([[1.0, -1.0]]), atol=0.1), learned
@@ -101,12 +92,9 @@ def test_layers_train_like_torch(layer):
 def test_edge_detection_example_runs():
     """examples/edge_detection.py tells the whole story and learns the kernel."""
     import re
-    import subprocess
-    import sys
 
-    script = Path(__file__).resolve().parents[1] / "examples" / "edge_detection.py"
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
-    losses = [float(v) for v in re.findall(r"epoch \d+, loss ([0-9.]+)", out.stdout)]
+    out = run_example("edge_detection")
+    losses = [float(v) for v in re.findall(r"epoch \d+, loss ([0-9.]+)", out)]
     assert len(losses) == 10 and losses[-1] < 0.1
-    learned = [float(v) for v in re.findall(r"-?\d+\.\d+", out.stdout.split("learned kernel:")[1])]
+    learned = [float(v) for v in re.findall(r"-?\d+\.\d+", out.split("learned kernel:")[1])]
     assert abs(learned[0] - 1) < 0.1 and abs(learned[1] + 1) < 0.1
