@@ -2,6 +2,7 @@
 // point and build facts to the Python layer.
 #include <torch/extension.h>
 
+#include "cpu/fft.h"
 #include "cpu/kernel_table.h"
 #include "ops.h"
 
@@ -16,6 +17,24 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "cpu_isa", [] { return std::string(fastconv::kernels<float>().isa); },
       "the SIMD instruction set the CPU kernels dispatched to");
+  m.def(
+      "set_cpu_algorithm",
+      [](int a) {
+        TORCH_CHECK(a >= 0 && a <= 2, "fastconv: unknown CPU algorithm ", a);
+        fastconv::set_cpu_algorithm(static_cast<fastconv::CpuAlgorithm>(a));
+      },
+      "0: auto (cost model), 1: direct only, 2: FFT wherever it applies");
+  m.def("cpu_algorithm", [] { return static_cast<int>(fastconv::cpu_algorithm()); });
+  m.def(
+      "cpu_algorithm_for",
+      [](const at::Tensor& input, const at::Tensor& weight, std::vector<int64_t> stride,
+         std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups) {
+        const fastconv::ConvGeometry g = fastconv::check_conv2d_args(
+            input, weight, std::nullopt, stride, padding, dilation, groups);
+        if (!g.one_channel_per_group()) return std::string("dense");
+        return std::string(fastconv::use_fft(g) ? "fft" : "direct");
+      },
+      "the CPU kernel family a call with these arguments runs: dense, direct or fft");
 #ifdef FASTCONV_WITH_CUDA
   m.attr("with_cuda") = true;
 #else

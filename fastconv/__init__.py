@@ -11,7 +11,7 @@ kernel is *not* flipped -- with the same signature, and is differentiable to any
 """
 
 from . import reference
-from ._ops import cpu_isa, has_cuda
+from ._ops import cpu_algorithm, cpu_isa, get_cpu_algorithm, has_cuda, set_cpu_algorithm
 from .functional import conv2d, corr2d
 from .modules import Conv2D, Conv2d, convert
 
@@ -24,5 +24,8 @@ __all__ = [
     "reference",
     "has_cuda",
     "cpu_isa",
+    "cpu_algorithm",
+    "set_cpu_algorithm",
+    "get_cpu_algorithm",
 ]
 __version__ = "0.1.0"

@@ -2,6 +2,8 @@
 tracing machinery needs: fake kernels (shape rules) for torch.compile / torch.export.
 Autograd is registered in C++ (csrc/autograd.cpp) at the Autograd dispatch key."""
 
+import contextlib
+
 import torch
 
 try:
@@ -32,6 +34,33 @@ def has_cuda() -> bool:
 def cpu_isa() -> str:
     """The SIMD instruction set the CPU kernels run with on this machine."""
     return _C.cpu_isa()
+
+
+_CPU_ALGORITHMS = ("auto", "direct", "fft")
+
+
+def set_cpu_algorithm(name: str) -> None:
+    """How the CPU computes one-channel-per-group convolutions (images, depthwise) with
+    stride 1 and dilation 1: "auto" (default) lets a cost model pick direct loops or FFTs
+    by kernel and image size; "direct" and "fft" force one. Process-wide."""
+    if name not in _CPU_ALGORITHMS:
+        raise ValueError(f"fastconv: algorithm must be one of {_CPU_ALGORITHMS}, got {name!r}")
+    _C.set_cpu_algorithm(_CPU_ALGORITHMS.index(name))
+
+
+def get_cpu_algorithm() -> str:
+    return _CPU_ALGORITHMS[_C.cpu_algorithm()]
+
+
+@contextlib.contextmanager
+def cpu_algorithm(name: str):
+    """Context manager form of set_cpu_algorithm; restores the previous setting."""
+    previous = get_cpu_algorithm()
+    set_cpu_algorithm(name)
+    try:
+        yield
+    finally:
+        set_cpu_algorithm(previous)
 
 
 def _out_size(size, k, pad, stride, dil):

@@ -16,7 +16,12 @@
 #include <algorithm>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "../ops.h"
+#include "fft.h"
 #include "kernel_table.h"
 
 namespace fastconv {
@@ -299,6 +304,21 @@ Tensor to_dtype(const Tensor& t, at::ScalarType type) {
   return t.scalar_type() == type ? t : t.to(type);
 }
 
+// An output tensor. Large ones are fresh mmap'ed memory whose first touch faults in every
+// 4 KB page, which costs as much as the convolution itself on a 4K image or a large
+// grad_input; asking for transparent huge pages (as NumPy does; THP is often in `madvise`
+// mode) makes that 512x fewer faults. Memory already faulted in is unaffected.
+Tensor empty_output(IntArrayRef sizes, const at::TensorOptions& options) {
+  Tensor t = at::empty(sizes, options);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  const auto begin = reinterpret_cast<uintptr_t>(t.data_ptr());
+  const uintptr_t lo = (begin + kHuge - 1) & ~(kHuge - 1), hi = (begin + t.nbytes()) & ~(kHuge - 1);
+  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);  // advice only
+#endif
+  return t;
+}
+
 void check_cpu(const Tensor& t, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), "fastconv: ", name, " is on ", t.device(),
               " but the CPU kernel was selected; move all tensors to one device");
@@ -314,8 +334,10 @@ Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor
   const Tensor x = as_compute(input), w = as_compute(weight);
   const bool has_bias = bias.has_value() && bias->defined();
   const Tensor b = has_bias ? as_compute(*bias) : Tensor();
-  Tensor y = at::empty({g.N, g.K, g.P, g.Q}, x.options());
-  if (g.N > 0) {
+  Tensor y = empty_output({g.N, g.K, g.P, g.Q}, x.options());
+  if (g.N > 0 && use_fft(g)) {
+    fft_forward(g, x, w, has_bias ? OptTensor(b) : std::nullopt, y);
+  } else if (g.N > 0) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fastconv_conv2d_cpu", [&] {
       const scalar_t* bp = has_bias ? b.const_data_ptr<scalar_t>() : nullptr;
       if (g.one_channel_per_group())
@@ -337,7 +359,7 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
   check_cpu(input, "input");
   const Tensor gy = as_compute(grad_output);
   Tensor gx, gw, gb;
-  if (output_mask[0]) gx = at::empty({g.N, g.C, g.H, g.W}, gy.options());
+  if (output_mask[0]) gx = empty_output({g.N, g.C, g.H, g.W}, gy.options());
   if (output_mask[1]) gw = at::empty(weight.sizes(), gy.options());
   if (output_mask[2]) gb = at::empty({g.K}, gy.options());
   if (g.N == 0) {
@@ -346,15 +368,18 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
   } else {
     const Tensor x = output_mask[1] ? as_compute(input) : Tensor();
     const Tensor w = output_mask[0] ? as_compute(weight) : Tensor();
+    const bool fft = use_fft(g);
+    if (fft && gx.defined()) fft_grad_input(g, gy, w, gx);
+    if (fft && gw.defined()) fft_grad_weight(g, x, gy, gw);
     AT_DISPATCH_FLOATING_TYPES(gy.scalar_type(), "fastconv_conv2d_backward_cpu", [&] {
       const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
       const bool direct = g.one_channel_per_group();
-      if (gx.defined()) {
+      if (gx.defined() && !fft) {
         auto* out = gx.mutable_data_ptr<scalar_t>();
         const scalar_t* wp = w.const_data_ptr<scalar_t>();
         direct ? direct_dgrad(g, gyp, wp, out) : dense_dgrad(g, gyp, wp, out);
       }
-      if (gw.defined()) {
+      if (gw.defined() && !fft) {
         auto* out = gw.mutable_data_ptr<scalar_t>();
         const scalar_t* xp = x.const_data_ptr<scalar_t>();
         direct ? direct_wgrad(g, xp, gyp, out) : dense_wgrad(g, xp, gyp, out);

@@ -115,56 +115,127 @@ StagedRows<T>& thread_staging() {
 
 // RB output rows x U vectors of columns in registers: RB*U independent FMA chains, enough
 // to hide the FMA latency even when a row is a single vector wide (14x14 feature maps).
-template <typename T, int RB, int U>
+// R == 0: any kernel height, vertical stride and dilation; one load per FMA.
+// R > 0 (stride_h = dil_h = 1, kernel height R): each staged input row is loaded once per
+// kernel column and feeds every output row of the tile whose window covers it, so a tile
+// makes (RB + R - 1) * U loads for RB * R * U FMAs. The generic tile is bound by its loads
+// (most straddle two cache lines); this one by its FMAs.
+template <typename T, int RB, int U, int R>
 static inline void direct_fwd_tile(const ConvGeometry& g, const StagedRows<T>& st, const T* w,
                                    int64_t p, int64_t q, T* out, int64_t ldo) {
   constexpr int V = Vec<T>::size;
   vec_t<T> acc[RB][U];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int b = 0; b < RB; ++b)
 #pragma GCC unroll 8
     for (int u = 0; u < U; ++u) acc[b][u] = loadu(out + b * ldo + u * V);
   const int64_t* toff = st.tap_off.data();
-  for (int64_t r = 0; r < g.R; ++r) {
-    const T* wr = w + r * g.S;
-    const T* xr[RB];
+  if constexpr (R == 0) {
+    for (int64_t r = 0; r < g.R; ++r) {
+      const T* wr = w + r * g.S;
+      const T* xr[RB];
+#pragma GCC unroll 16
+      for (int b = 0; b < RB; ++b) xr[b] = st.row(g.in_row(p + b, r)) + q;
+      for (int64_t s = 0; s < g.S; ++s) {
+        const vec_t<T> wv = splat(wr[s]);
+#pragma GCC unroll 16
+        for (int b = 0; b < RB; ++b) {
+          const T* xs = xr[b] + toff[s];
 #pragma GCC unroll 8
-    for (int b = 0; b < RB; ++b) xr[b] = st.row(g.in_row(p + b, r)) + q;
+          for (int u = 0; u < U; ++u) acc[b][u] += wv * loadu(xs + u * V);
+        }
+      }
+    }
+  } else {
+    constexpr int I = RB + R - 1;  // input rows under the tile
+    const T* xr[I];
+#pragma GCC unroll 24
+    for (int i = 0; i < I; ++i) xr[i] = st.row(g.in_row(p, 0) + i) + q;
     for (int64_t s = 0; s < g.S; ++s) {
-      const vec_t<T> wv = splat(wr[s]);
+      vec_t<T> wv[R];
 #pragma GCC unroll 8
-      for (int b = 0; b < RB; ++b) {
-        const T* xs = xr[b] + toff[s];
+      for (int r = 0; r < R; ++r) wv[r] = splat(w[r * g.S + s]);
+#pragma GCC unroll 24
+      for (int i = 0; i < I; ++i) {
+        vec_t<T> v[U];
 #pragma GCC unroll 8
-        for (int u = 0; u < U; ++u) acc[b][u] += wv * loadu(xs + u * V);
+        for (int u = 0; u < U; ++u) v[u] = loadu(xr[i] + toff[s] + u * V);
+#pragma GCC unroll 16
+        for (int b = 0; b < RB; ++b) {
+          if (i - b < 0 || i - b >= R) continue;
+#pragma GCC unroll 8
+          for (int u = 0; u < U; ++u) acc[b][u] += wv[i - b] * v[u];
+        }
       }
     }
   }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int b = 0; b < RB; ++b)
 #pragma GCC unroll 8
     for (int u = 0; u < U; ++u) storeu(out + b * ldo + u * V, acc[b][u]);
 }
 
 // Output rows [p, p + RB) of a row buffer `out` (row stride ldo, Qr columns).
-template <typename T, int RB, int U>
+template <typename T, int RB, int U, int R>
 static inline void direct_fwd_rowblock(const ConvGeometry& g, const StagedRows<T>& st, const T* w,
                                        int64_t p, int64_t Qr, T* out, int64_t ldo) {
   constexpr int V = Vec<T>::size;
   int64_t q = 0;
-  for (; q + U * V <= Qr; q += U * V) direct_fwd_tile<T, RB, U>(g, st, w, p, q, out + q, ldo);
-  for (; q < Qr; q += V) direct_fwd_tile<T, RB, 1>(g, st, w, p, q, out + q, ldo);
+  for (; q + U * V <= Qr; q += U * V) direct_fwd_tile<T, RB, U, R>(g, st, w, p, q, out + q, ldo);
+  for (; q < Qr; q += V) direct_fwd_tile<T, RB, 1, R>(g, st, w, p, q, out + q, ldo);
 }
 
-template <typename T, int RB, int U>
+template <typename T, int RB, int U, int R>
 static void direct_fwd_block(const ConvGeometry& g, const StagedRows<T>& st, const T* w, int64_t b0,
                              int64_t b1, int64_t Qr, T* rows) {
   int64_t p = b0;
   for (; p + RB <= b1; p += RB)
-    direct_fwd_rowblock<T, RB, U>(g, st, w, p, Qr, rows + (p - b0) * Qr, Qr);
+    direct_fwd_rowblock<T, RB, U, R>(g, st, w, p, Qr, rows + (p - b0) * Qr, Qr);
   // Leftover rows in halving blocks, so they keep several independent FMA chains.
   if constexpr (RB > 1)
-    if (p < b1) direct_fwd_block<T, RB / 2, U>(g, st, w, p, b1, Qr, rows + (p - b0) * Qr);
+    if (p < b1) direct_fwd_block<T, RB / 2, U, R>(g, st, w, p, b1, Qr, rows + (p - b0) * Qr);
+}
+
+// Tile shape by map width (in vectors) and register count, then the kernel-height
+// specialisation: 32 vector registers (AVX-512) hold 4x4 accumulators + R weights + U
+// inputs for R <= 7; 16 registers (AVX2, SSE, NEON) half as many accumulators.
+template <typename T, int R>
+static void direct_fwd_block_for(const ConvGeometry& g, const StagedRows<T>& st, const T* w,
+                                 int64_t b0, int64_t b1, int64_t Qr, T* rows) {
+  const int64_t nvec = Qr / Vec<T>::size;
+  constexpr bool many_regs = FC_VEC_BYTES >= 64;
+  if (nvec >= 4)
+    direct_fwd_block<T, many_regs ? 4 : 2, many_regs ? 4 : 2, R>(g, st, w, b0, b1, Qr, rows);
+  else if (nvec >= 2)
+    direct_fwd_block<T, many_regs ? 8 : 4, 2, R>(g, st, w, b0, b1, Qr, rows);
+  else
+    direct_fwd_block<T, 8, 1, R>(g, st, w, b0, b1, Qr, rows);
+}
+
+template <typename T>
+static void direct_fwd_block_any(const ConvGeometry& g, const StagedRows<T>& st, const T* w,
+                                 int64_t b0, int64_t b1, int64_t Qr, T* rows) {
+  if (g.stride_h == 1 && g.dil_h == 1) {
+    switch (g.R) {
+      case 1:
+        return direct_fwd_block_for<T, 1>(g, st, w, b0, b1, Qr, rows);
+      case 2:
+        return direct_fwd_block_for<T, 2>(g, st, w, b0, b1, Qr, rows);
+      case 3:
+        return direct_fwd_block_for<T, 3>(g, st, w, b0, b1, Qr, rows);
+      case 4:
+        return direct_fwd_block_for<T, 4>(g, st, w, b0, b1, Qr, rows);
+      case 5:
+        return direct_fwd_block_for<T, 5>(g, st, w, b0, b1, Qr, rows);
+      case 6:
+        return direct_fwd_block_for<T, 6>(g, st, w, b0, b1, Qr, rows);
+      case 7:
+        return direct_fwd_block_for<T, 7>(g, st, w, b0, b1, Qr, rows);
+      default:
+        break;
+    }
+  }
+  direct_fwd_block_for<T, 0>(g, st, w, b0, b1, Qr, rows);
 }
 
 template <typename T>
@@ -176,19 +247,13 @@ void direct_fwd_rows(const ConvGeometry& g, const T* x, const T* w, T bias, T* y
   if (static_cast<int64_t>(rows.size()) < kStageRows * Qr)
     rows.resize(static_cast<size_t>(kStageRows * Qr));
   StagedRows<T>& st = thread_staging<T>();
-  const int64_t nvec = Qr / V;
   for (int64_t b0 = p0; b0 < p1; b0 += kStageRows) {
     const int64_t b1 = std::min(p1, b0 + kStageRows);
     st.stage(g, x, g.in_row(b0, 0), g.in_row(b1 - 1, g.R - 1) + 1, Qr);
     for (int64_t p = b0; p < b1; ++p)
       for (int64_t q = 0; q < g.Q; ++q)
         rows[(p - b0) * Qr + q] = accumulate ? y[p * g.Q + q] : bias;
-    if (nvec >= 4)
-      direct_fwd_block<T, 2, 4>(g, st, w, b0, b1, Qr, rows.data());
-    else if (nvec >= 2)
-      direct_fwd_block<T, 4, 2>(g, st, w, b0, b1, Qr, rows.data());
-    else
-      direct_fwd_block<T, 8, 1>(g, st, w, b0, b1, Qr, rows.data());
+    direct_fwd_block_any<T>(g, st, w, b0, b1, Qr, rows.data());
     for (int64_t p = b0; p < b1; ++p) std::copy_n(rows.data() + (p - b0) * Qr, g.Q, y + p * g.Q);
   }
 }
