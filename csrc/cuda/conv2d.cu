@@ -1,8 +1,16 @@
-// CUDA backend, reference tier: direct kernels that are correct for every geometry and
-// dtype (float64, float32, float16, bfloat16 with float32 accumulation). They are the
-// baseline the tuned kernels of the CUDA issue (shared-memory depthwise tiles, tensor-core
-// implicit GEMM) must match; geometry and index math come from conv_geometry.h, and every
-// index is 64-bit.
+// CUDA backend: the op entry points, the dispatch between tiers, and the reference tier.
+//
+// Reference tier: direct kernels that are correct for every geometry and dtype (float64,
+// float32, float16, bfloat16 with float32 accumulation), the baseline the tuned tier must
+// match. Geometry and index math come from conv_geometry.h; every index is 64-bit.
+//
+// Tuned tier (tuned.cuh), chosen per call where it applies, else the reference runs:
+//   one channel per group (groups == C): direct.cu for fprop, stride-1 dgrad and wgrad;
+//   dense (C/groups > 1) in float16/bfloat16, or float32 with TF32 allowed for
+//   convolutions: implicit_gemm.cu (tensor cores) for fprop and dgrad.
+// Everything else (float64 and plain float32 dense layers, strided depthwise dgrad, dense
+// wgrad, bias grad) stays on the reference tier. FASTCONV_CUDA_KERNELS=reference forces
+// the reference tier for every call (read on each call, so tests can flip it).
 //
 //   Fprop: one thread per output element, sum over (c, r, s) of its group.
 //   Dgrad: one thread per input element, gathering the outputs whose window covers it.
@@ -17,7 +25,11 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "../ops.h"
+#include "tuned.cuh"
 
 namespace fastconv {
 namespace {
@@ -137,6 +149,17 @@ __global__ void conv2d_bgrad_kernel(ConvGeometry g, const T* __restrict__ gy, T*
   if (threadIdx.x == 0) gb[k] = T(acc);
 }
 
+// FASTCONV_CUDA_KERNELS: unset, empty or "tuned" = tuned where it applies; "reference" =
+// reference tier only. getenv costs far less than a launch, so it is read on every call.
+bool use_tuned_kernels() {
+  const char* v = std::getenv("FASTCONV_CUDA_KERNELS");
+  if (v == nullptr || *v == '\0' || std::strcmp(v, "tuned") == 0) return true;
+  TORCH_CHECK(std::strcmp(v, "reference") == 0,
+              "fastconv: FASTCONV_CUDA_KERNELS must be 'tuned' or 'reference' (or unset), got '", v,
+              "'");
+  return false;
+}
+
 void check_cuda(const Tensor& t, const Tensor& input, const char* name) {
   TORCH_CHECK(t.device() == input.device(), "fastconv: ", name, " is on ", t.device(),
               " but input is on ", input.device(), "; move all tensors to one device");
@@ -155,6 +178,10 @@ Tensor conv2d_fwd_cuda(const Tensor& input, const Tensor& weight, const OptTenso
   const Tensor b = has_bias ? bias->contiguous() : Tensor();
   Tensor y = at::empty({g.N, g.K, g.P, g.Q}, x.options());
   if (y.numel() == 0) return y;
+  if (use_tuned_kernels()) {
+    if (g.one_channel_per_group() ? direct_fwd_cuda(g, x, w, b, y) : igemm_fwd_cuda(g, x, w, b, y))
+      return y;
+  }
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, x.scalar_type(), "fastconv_fwd_cuda", [&] {
@@ -175,6 +202,7 @@ Grads conv2d_bwd_cuda(const Tensor& grad_output, const Tensor& input, const Tens
   const c10::cuda::CUDAGuard guard(input.device());
   const Tensor gy = grad_output.contiguous();
   OptTensor gx, gw, gb;
+  const bool tuned = use_tuned_kernels();
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, gy.scalar_type(), "fastconv_bwd_cuda", [&] {
@@ -182,7 +210,10 @@ Grads conv2d_bwd_cuda(const Tensor& grad_output, const Tensor& input, const Tens
         if (output_mask[0]) {
           const Tensor w = weight.contiguous();
           gx = at::empty({g.N, g.C, g.H, g.W}, gy.options());
-          if (gx->numel() > 0) {
+          const bool done = tuned && gx->numel() > 0 &&
+                            (g.one_channel_per_group() ? direct_dgrad_cuda(g, gy, w, *gx)
+                                                       : igemm_dgrad_cuda(g, gy, w, *gx));
+          if (gx->numel() > 0 && !done) {
             conv2d_dgrad_kernel<scalar_t><<<blocks_for(gx->numel()), kThreads, 0, stream>>>(
                 g, gyp, w.const_data_ptr<scalar_t>(), gx->mutable_data_ptr<scalar_t>());
             C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -191,9 +222,11 @@ Grads conv2d_bwd_cuda(const Tensor& grad_output, const Tensor& input, const Tens
         if (output_mask[1]) {
           const Tensor x = input.contiguous();
           gw = at::empty(weight.sizes(), gy.options());
-          conv2d_wgrad_kernel<scalar_t><<<g.weight_numel(), kThreads, 0, stream>>>(
-              g, x.const_data_ptr<scalar_t>(), gyp, gw->mutable_data_ptr<scalar_t>());
-          C10_CUDA_KERNEL_LAUNCH_CHECK();
+          if (!(tuned && direct_wgrad_cuda(g, x, gy, *gw))) {
+            conv2d_wgrad_kernel<scalar_t><<<g.weight_numel(), kThreads, 0, stream>>>(
+                g, x.const_data_ptr<scalar_t>(), gyp, gw->mutable_data_ptr<scalar_t>());
+            C10_CUDA_KERNEL_LAUNCH_CHECK();
+          }
         }
         if (output_mask[2]) {
           gb = at::empty({g.K}, gy.options());
