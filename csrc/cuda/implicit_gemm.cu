@@ -77,13 +77,14 @@ struct Mma<at::BFloat16> {
 template <>
 struct Mma<float> {
   using S = float;
-  using Op = wmma::precision::tf32;
   static constexpr int kK = 8;
   static __device__ S zero() { return 0.f; }
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
-  // Round to nearest as cuDNN's TF32 does; the tensor core would otherwise truncate.
+  using Op = wmma::precision::tf32;
+  // Round to nearest; the tensor core would otherwise just drop the low 13 mantissa bits.
   static __device__ S prep(S v) { return wmma::__float_to_tf32(v); }
-#else
+#else  // TF32 wmma does not exist before sm_80 (and the kernel body is compiled out there)
+  using Op = float;
   static __device__ S prep(S v) { return v; }
 #endif
   static __device__ float to_float(S v) { return v; }
