@@ -7,9 +7,9 @@
 // Tuned tier (tuned.cuh), chosen per call where it applies, else the reference runs:
 //   one channel per group (groups == C): direct.cu for fprop, stride-1 dgrad and wgrad;
 //   dense (C/groups > 1) in float16/bfloat16, or float32 with TF32 allowed for
-//   convolutions: implicit_gemm.cu (tensor cores) for fprop and dgrad.
-// Everything else (float64 and plain float32 dense layers, strided depthwise dgrad, dense
-// wgrad, bias grad) stays on the reference tier. FASTCONV_CUDA_KERNELS=reference forces
+//   convolutions: implicit_gemm.cu (tensor cores) for fprop, dgrad and wgrad.
+// Everything else (float64 and plain float32 dense layers, strided depthwise dgrad, bias
+// grad) stays on the reference tier. FASTCONV_CUDA_KERNELS=reference forces
 // the reference tier for every call (read on each call, so tests can flip it).
 //
 //   Fprop: one thread per output element, sum over (c, r, s) of its group.
@@ -222,7 +222,9 @@ Grads conv2d_bwd_cuda(const Tensor& grad_output, const Tensor& input, const Tens
         if (output_mask[1]) {
           const Tensor x = input.contiguous();
           gw = at::empty(weight.sizes(), gy.options());
-          if (!(tuned && direct_wgrad_cuda(g, x, gy, *gw))) {
+          const bool done = tuned && (g.one_channel_per_group() ? direct_wgrad_cuda(g, x, gy, *gw)
+                                                                : igemm_wgrad_cuda(g, x, gy, *gw));
+          if (!done) {
             conv2d_wgrad_kernel<scalar_t><<<g.weight_numel(), kThreads, 0, stream>>>(
                 g, x.const_data_ptr<scalar_t>(), gyp, gw->mutable_data_ptr<scalar_t>());
             C10_CUDA_KERNEL_LAUNCH_CHECK();

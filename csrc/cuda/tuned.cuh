@@ -28,5 +28,8 @@ bool igemm_fwd_cuda(const ConvGeometry& g, const at::Tensor& x, const at::Tensor
                     const at::Tensor& bias, at::Tensor& y);
 bool igemm_dgrad_cuda(const ConvGeometry& g, const at::Tensor& gy, const at::Tensor& w,
                       at::Tensor& gx);
+// Deterministic split-K: float32 partials per split in a workspace, summed in a fixed order.
+bool igemm_wgrad_cuda(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& gy,
+                      at::Tensor& gw);
 
 }  // namespace fastconv
