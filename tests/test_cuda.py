@@ -258,10 +258,15 @@ def test_tf32_follows_cudnn_allow_tf32(layer, restore_tf32):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
 @pytest.mark.parametrize(
-    "layer", [(4, 8, 64, 64, 16, 5, 5, 1, 2, 1, 8), (2, 4, 70, 70, 4, 31, 31, 1, 15, 1, 4)]
+    "layer",
+    [
+        (4, 8, 64, 64, 16, 5, 5, 1, 2, 1, 8),  # depthwise, 16 splits
+        (2, 4, 70, 70, 4, 31, 31, 1, 15, 1, 4),  # depthwise 31x31
+        (8, 32, 28, 28, 64, 3, 3, 1, 1, 1, 1),  # dense: tensor-core split-K (fp32 as TF32)
+    ],
 )
-def test_depthwise_weight_grad_is_bitwise_reproducible(layer, dtype):
-    """The tuned grad-weight splits the reduction over blocks (partial sums, then a fixed-order
+def test_weight_grad_is_bitwise_reproducible(layer, dtype):
+    """The tuned grad-weights split the reduction over blocks (partial sums, then a fixed-order
     sum): two runs must agree to the bit."""
     x, w, _ = tensors(layer, dtype)
     gy = _grad_output(layer, dtype)
