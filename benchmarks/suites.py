@@ -215,7 +215,38 @@ SWEEP = Suite(
     ("img64-k3", "img512-k3", "k13-img512"),
 )
 
-SUITES: Dict[str, Suite] = {s.name: s for s in (TEXTBOOK, DEPTHWISE, DENSE, SWEEP)}
+
+def _image(name, h, w, k, n=1, source=""):
+    """A single-channel image filtered with one k x k kernel, same-size (zero border) output:
+    what cv2.filter2D and scipy.ndimage.correlate compute."""
+    return Case(name, n, 1, h, w, 1, k, k, padding=k // 2, source=source)
+
+
+FILTER = Suite(
+    "filter",
+    "Image filtering, fastconv against the libraries users pick for it (cv2.filter2D, "
+    "scipy): one channel, one kernel, images from the textbook's 6x8 to 4K.",
+    (
+        Case("edge-6x8", 1, 1, 6, 8, 1, 1, 2, source=f"{D2L}: 6x8 edge image, K=[1,-1], valid"),
+        _image("img64-k3", 64, 64, 3, source="64^2 icon, 3x3"),
+        _image("img256-k3", 256, 256, 3, source="256^2, 3x3 Sobel"),
+        _image("img256-k5", 256, 256, 5, source="256^2, 5x5 Gaussian"),
+        _image("img512-k7", 512, 512, 7, source="512^2, 7x7 Gaussian"),
+        _image("img512-k31", 512, 512, 31, source="512^2, 31x31 blur"),
+        _image("img1024-k3", 1024, 1024, 3, source="1 MP, 3x3"),
+        _image("img1024-k5", 1024, 1024, 5, source="1 MP, 5x5"),
+        _image("img1024-k15", 1024, 1024, 15, source="1 MP, 15x15"),
+        _image("img1024-k31", 1024, 1024, 31, source="1 MP, 31x31 (OpenCV goes to a DFT)"),
+        _image("img2048-k3", 2048, 2048, 3, source="4 MP, 3x3"),
+        _image("hd-k9", 1080, 1920, 9, source="full HD frame, 9x9"),
+        _image("4k-k3", 2160, 3840, 3, source="4K UHD frame, 3x3"),
+        _image("4k-k5", 2160, 3840, 5, source="4K UHD frame, 5x5"),
+        _image("batch8-img256-k5", 256, 256, 5, n=8, source="8 images of 256^2, 5x5"),
+    ),
+    ("edge-6x8", "img256-k3", "img1024-k31"),
+)
+
+SUITES: Dict[str, Suite] = {s.name: s for s in (TEXTBOOK, FILTER, DEPTHWISE, DENSE, SWEEP)}
 
 
 def select(names, quick=False):

@@ -99,3 +99,38 @@ def test_cli_end_to_end(tmp_path):
     assert any("naive" in row["timings"] for row in rows)
     assert png.stat().st_size > 0
     assert "| case |" in (tmp_path / "results.md").read_text()
+
+
+PEER_GEOMETRIES = [
+    # (N, C, H, W, K, R, S, padding): valid, same (odd), partial padding, even kernel, RGB
+    (1, 1, 6, 8, 1, 1, 2, 0),
+    (1, 1, 17, 23, 1, 5, 5, 2),
+    (2, 1, 12, 9, 1, 7, 3, 1),
+    (1, 1, 10, 10, 1, 4, 4, 1),
+    (2, 3, 11, 13, 3, 3, 3, 1),
+]
+
+
+@pytest.mark.parametrize("geo", PEER_GEOMETRIES, ids=str)
+def test_image_library_peers_compute_the_same_correlation(geo):
+    """The benchmark's cv2.filter2D and scipy calls (anchors, origins, modes, crops) give
+    exactly the case's output, so the timings compare equal work."""
+    pytest.importorskip("cv2")
+    pytest.importorskip("scipy")
+    n, c, h, w, k, r, s, p = geo
+    case = suites.Case("t", n, c, h, w, k, r, s, padding=p, groups=c, source="test")
+    x, wt, _ = bench.make_inputs(case, torch.float32, "cpu")
+    ref = F.conv2d(x.double(), wt.double(), None, padding=p, groups=c)
+    fns = bench.peer_fns(case, x, wt, 1)
+    assert set(fns) == set(bench.PEERS)
+    for name, fn in fns.items():
+        assert bench.planes_err(fn(), ref) < 1e-4, name
+
+
+def test_image_library_peers_only_where_they_compute_the_same_thing():
+    strided = suites.Case("t", 1, 1, 9, 9, 1, 3, 3, stride=2, source="test")
+    dense = suites.Case("t", 1, 2, 9, 9, 2, 3, 3, source="test")
+    too_padded = suites.Case("t", 1, 1, 9, 9, 1, 3, 3, padding=2, source="test")
+    for case in (strided, dense, too_padded):
+        x, w, _ = bench.make_inputs(case, torch.float32, "cpu")
+        assert bench.peer_fns(case, x, w, 1) == {}
