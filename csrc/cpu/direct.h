@@ -113,6 +113,16 @@ StagedRows<T>& thread_staging() {
   return st;
 }
 
+// Where a forward tile's results go: rows of y (row stride ldo), either overwritten with
+// bias + sum or accumulated into (the multiplier sum of grad-input).
+template <typename T>
+struct OutRows {
+  T* y;
+  int64_t ldo;
+  bool accumulate;
+  T bias;
+};
+
 // RB output rows x U vectors of columns in registers: RB*U independent FMA chains, enough
 // to hide the FMA latency even when a row is a single vector wide (14x14 feature maps).
 // R == 0: any kernel height, vertical stride and dilation; one load per FMA.
@@ -120,15 +130,22 @@ StagedRows<T>& thread_staging() {
 // kernel column and feeds every output row of the tile whose window covers it, so a tile
 // makes (RB + R - 1) * U loads for RB * R * U FMAs. The generic tile is bound by its loads
 // (most straddle two cache lines); this one by its FMAs.
+// `tail` lanes of the tile's last vector are real columns (V for whole vectors).
 template <typename T, int RB, int U, int R>
 static inline void direct_fwd_tile(const ConvGeometry& g, const StagedRows<T>& st, const T* w,
-                                   int64_t p, int64_t q, T* out, int64_t ldo) {
+                                   int64_t p, int64_t q, T* out, const OutRows<T>& o, int tail) {
   constexpr int V = Vec<T>::size;
+  const bool ragged = tail < V;
   vec_t<T> acc[RB][U];
 #pragma GCC unroll 16
   for (int b = 0; b < RB; ++b)
 #pragma GCC unroll 8
-    for (int u = 0; u < U; ++u) acc[b][u] = loadu(out + b * ldo + u * V);
+    for (int u = 0; u < U; ++u) {
+      const T* src = out + b * o.ldo + u * V;
+      acc[b][u] = !o.accumulate            ? splat(o.bias)
+                  : (u == U - 1 && ragged) ? loadu_n(src, tail)
+                                           : loadu(src);
+    }
   const int64_t* toff = st.tap_off.data();
   if constexpr (R == 0) {
     for (int64_t r = 0; r < g.R; ++r) {
@@ -172,28 +189,35 @@ static inline void direct_fwd_tile(const ConvGeometry& g, const StagedRows<T>& s
 #pragma GCC unroll 16
   for (int b = 0; b < RB; ++b)
 #pragma GCC unroll 8
-    for (int u = 0; u < U; ++u) storeu(out + b * ldo + u * V, acc[b][u]);
+    for (int u = 0; u < U; ++u) {
+      if (u == U - 1 && ragged)
+        storeu_n(out + b * o.ldo + u * V, acc[b][u], tail);
+      else
+        storeu(out + b * o.ldo + u * V, acc[b][u]);
+    }
 }
 
-// Output rows [p, p + RB) of a row buffer `out` (row stride ldo, Qr columns).
+// Output rows [p, p + RB), written straight into y; a row's last, partial vector is
+// loaded and stored lane-masked, so nothing past the row's end is touched.
 template <typename T, int RB, int U, int R>
 static inline void direct_fwd_rowblock(const ConvGeometry& g, const StagedRows<T>& st, const T* w,
-                                       int64_t p, int64_t Qr, T* out, int64_t ldo) {
+                                       int64_t p, const OutRows<T>& o) {
   constexpr int V = Vec<T>::size;
+  T* out = o.y + p * o.ldo;
   int64_t q = 0;
-  for (; q + U * V <= Qr; q += U * V) direct_fwd_tile<T, RB, U, R>(g, st, w, p, q, out + q, ldo);
-  for (; q < Qr; q += V) direct_fwd_tile<T, RB, 1, R>(g, st, w, p, q, out + q, ldo);
+  for (; q + U * V <= g.Q; q += U * V) direct_fwd_tile<T, RB, U, R>(g, st, w, p, q, out + q, o, V);
+  for (; q + V <= g.Q; q += V) direct_fwd_tile<T, RB, 1, R>(g, st, w, p, q, out + q, o, V);
+  if (q < g.Q) direct_fwd_tile<T, RB, 1, R>(g, st, w, p, q, out + q, o, static_cast<int>(g.Q - q));
 }
 
 template <typename T, int RB, int U, int R>
 static void direct_fwd_block(const ConvGeometry& g, const StagedRows<T>& st, const T* w, int64_t b0,
-                             int64_t b1, int64_t Qr, T* rows) {
+                             int64_t b1, const OutRows<T>& o) {
   int64_t p = b0;
-  for (; p + RB <= b1; p += RB)
-    direct_fwd_rowblock<T, RB, U, R>(g, st, w, p, Qr, rows + (p - b0) * Qr, Qr);
+  for (; p + RB <= b1; p += RB) direct_fwd_rowblock<T, RB, U, R>(g, st, w, p, o);
   // Leftover rows in halving blocks, so they keep several independent FMA chains.
   if constexpr (RB > 1)
-    if (p < b1) direct_fwd_block<T, RB / 2, U, R>(g, st, w, p, b1, Qr, rows + (p - b0) * Qr);
+    if (p < b1) direct_fwd_block<T, RB / 2, U, R>(g, st, w, p, b1, o);
 }
 
 // Tile shape by map width (in vectors) and register count, then the kernel-height
@@ -201,60 +225,54 @@ static void direct_fwd_block(const ConvGeometry& g, const StagedRows<T>& st, con
 // inputs for R <= 7; 16 registers (AVX2, SSE, NEON) half as many accumulators.
 template <typename T, int R>
 static void direct_fwd_block_for(const ConvGeometry& g, const StagedRows<T>& st, const T* w,
-                                 int64_t b0, int64_t b1, int64_t Qr, T* rows) {
-  const int64_t nvec = Qr / Vec<T>::size;
+                                 int64_t b0, int64_t b1, const OutRows<T>& o) {
+  const int64_t nvec = (g.Q + Vec<T>::size - 1) / Vec<T>::size;
   constexpr bool many_regs = FC_VEC_BYTES >= 64;
   if (nvec >= 4)
-    direct_fwd_block<T, many_regs ? 4 : 2, many_regs ? 4 : 2, R>(g, st, w, b0, b1, Qr, rows);
+    direct_fwd_block<T, many_regs ? 4 : 2, many_regs ? 4 : 2, R>(g, st, w, b0, b1, o);
   else if (nvec >= 2)
-    direct_fwd_block<T, many_regs ? 8 : 4, 2, R>(g, st, w, b0, b1, Qr, rows);
+    direct_fwd_block<T, many_regs ? 8 : 4, 2, R>(g, st, w, b0, b1, o);
   else
-    direct_fwd_block<T, 8, 1, R>(g, st, w, b0, b1, Qr, rows);
+    direct_fwd_block<T, 8, 1, R>(g, st, w, b0, b1, o);
 }
 
 template <typename T>
 static void direct_fwd_block_any(const ConvGeometry& g, const StagedRows<T>& st, const T* w,
-                                 int64_t b0, int64_t b1, int64_t Qr, T* rows) {
+                                 int64_t b0, int64_t b1, const OutRows<T>& o) {
   if (g.stride_h == 1 && g.dil_h == 1) {
     switch (g.R) {
       case 1:
-        return direct_fwd_block_for<T, 1>(g, st, w, b0, b1, Qr, rows);
+        return direct_fwd_block_for<T, 1>(g, st, w, b0, b1, o);
       case 2:
-        return direct_fwd_block_for<T, 2>(g, st, w, b0, b1, Qr, rows);
+        return direct_fwd_block_for<T, 2>(g, st, w, b0, b1, o);
       case 3:
-        return direct_fwd_block_for<T, 3>(g, st, w, b0, b1, Qr, rows);
+        return direct_fwd_block_for<T, 3>(g, st, w, b0, b1, o);
       case 4:
-        return direct_fwd_block_for<T, 4>(g, st, w, b0, b1, Qr, rows);
+        return direct_fwd_block_for<T, 4>(g, st, w, b0, b1, o);
       case 5:
-        return direct_fwd_block_for<T, 5>(g, st, w, b0, b1, Qr, rows);
+        return direct_fwd_block_for<T, 5>(g, st, w, b0, b1, o);
       case 6:
-        return direct_fwd_block_for<T, 6>(g, st, w, b0, b1, Qr, rows);
+        return direct_fwd_block_for<T, 6>(g, st, w, b0, b1, o);
       case 7:
-        return direct_fwd_block_for<T, 7>(g, st, w, b0, b1, Qr, rows);
+        return direct_fwd_block_for<T, 7>(g, st, w, b0, b1, o);
       default:
         break;
     }
   }
-  direct_fwd_block_for<T, 0>(g, st, w, b0, b1, Qr, rows);
+  direct_fwd_block_for<T, 0>(g, st, w, b0, b1, o);
 }
 
 template <typename T>
 void direct_fwd_rows(const ConvGeometry& g, const T* x, const T* w, T bias, T* y, int64_t p0,
                      int64_t p1, bool accumulate) {
   constexpr int V = Vec<T>::size;
-  const int64_t Qr = (g.Q + V - 1) / V * V;  // whole vectors; the tail stays in `rows`
-  static thread_local std::vector<T> rows;
-  if (static_cast<int64_t>(rows.size()) < kStageRows * Qr)
-    rows.resize(static_cast<size_t>(kStageRows * Qr));
+  const int64_t Qr = (g.Q + V - 1) / V * V;  // staged columns: whole vectors
   StagedRows<T>& st = thread_staging<T>();
+  const OutRows<T> o{y, g.Q, accumulate, bias};
   for (int64_t b0 = p0; b0 < p1; b0 += kStageRows) {
     const int64_t b1 = std::min(p1, b0 + kStageRows);
     st.stage(g, x, g.in_row(b0, 0), g.in_row(b1 - 1, g.R - 1) + 1, Qr);
-    for (int64_t p = b0; p < b1; ++p)
-      for (int64_t q = 0; q < g.Q; ++q)
-        rows[(p - b0) * Qr + q] = accumulate ? y[p * g.Q + q] : bias;
-    direct_fwd_block_any<T>(g, st, w, b0, b1, Qr, rows.data());
-    for (int64_t p = b0; p < b1; ++p) std::copy_n(rows.data() + (p - b0) * Qr, g.Q, y + p * g.Q);
+    direct_fwd_block_any<T>(g, st, w, b0, b1, o);
   }
 }
 
@@ -291,13 +309,53 @@ void direct_dgrad_plane(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
   }
 }
 
+// KS taps of kernel row r at once: each grad_output vector is loaded once for KS FMAs (half
+// the loads of one dot product per tap), and two sets of accumulators stay in registers
+// over the whole row block. The last vector's products are masked past Q (not just
+// multiplied by zero: 0 * inf is NaN).
+template <typename T, int KS, typename Mask>
+static void direct_wgrad_taps(const ConvGeometry& g, const StagedRows<T>& st, const T* gpad,
+                              int64_t b0, int64_t b1, int64_t Qr, int64_t r, int64_t s0,
+                              Mask last_valid, T* acc) {
+  constexpr int V = Vec<T>::size;
+  vec_t<T> a0[KS] = {}, a1[KS] = {};
+  const int64_t* toff = st.tap_off.data() + s0;
+  for (int64_t p = b0; p < b1; ++p) {
+    const int64_t ih = g.in_row(p, r);
+    if (ih < 0 || ih >= g.H) continue;
+    const T* xr = st.row(ih);
+    const T* gyr = gpad + (p - b0) * Qr;
+    int64_t q = 0;
+    for (; q + 2 * V < Qr; q += 2 * V) {
+      const vec_t<T> g0 = loadu(gyr + q), g1 = loadu(gyr + q + V);
+#pragma GCC unroll 8
+      for (int s = 0; s < KS; ++s) {
+        a0[s] += g0 * loadu(xr + toff[s] + q);
+        a1[s] += g1 * loadu(xr + toff[s] + q + V);
+      }
+    }
+    for (; q + V < Qr; q += V) {
+      const vec_t<T> g0 = loadu(gyr + q);
+#pragma GCC unroll 8
+      for (int s = 0; s < KS; ++s) a0[s] += g0 * loadu(xr + toff[s] + q);
+    }
+    const vec_t<T> gl = loadu(gyr + q);
+#pragma GCC unroll 8
+    for (int s = 0; s < KS; ++s) {
+      const vec_t<T> prod = gl * loadu(xr + toff[s] + q);
+      a1[s] += last_valid ? prod : vec_t<T>{};
+    }
+  }
+#pragma GCC unroll 8
+  for (int s = 0; s < KS; ++s) acc[r * g.S + s0 + s] += hsum<T>(a0[s] + a1[s]);
+}
+
 template <typename T>
 void direct_wgrad_rows(const ConvGeometry& g, const T* x, const T* gy, int64_t p0, int64_t p1,
                        T* acc) {
   constexpr int V = Vec<T>::size;
-  // Rows are whole vectors: grad_output rows are copied with a zero tail, and the lanes past
-  // Q of the last vector are masked out (not just multiplied by zero: 0 * inf is NaN), so
-  // narrow maps (Q < V, e.g. 7x7 or 14x14) stay vectorised.
+  // Rows are whole vectors: grad_output rows are copied with a zero tail and the last
+  // vector is masked, so narrow maps (Q < V, e.g. 7x7 or 14x14) stay vectorised.
   const int64_t Qr = (g.Q + V - 1) / V * V;
   typename IVec<T>::type lane;
   for (int l = 0; l < V; ++l) lane[l] = l;
@@ -314,24 +372,17 @@ void direct_wgrad_rows(const ConvGeometry& g, const T* x, const T* gy, int64_t p
       std::copy_n(gy + p * g.Q, g.Q, d);
       std::fill(d + g.Q, d + Qr, T(0));
     }
+    const T* gp = gpad.data();
     for (int64_t r = 0; r < g.R; ++r) {
-      for (int64_t s = 0; s < g.S; ++s) {
-        vec_t<T> va{}, vb{};
-        for (int64_t p = b0; p < b1; ++p) {
-          const int64_t ih = g.in_row(p, r);
-          if (ih < 0 || ih >= g.H) continue;
-          const T* xs = st.row(ih) + st.tap_off[s];
-          const T* gyr = gpad.data() + (p - b0) * Qr;
-          int64_t q = 0;
-          for (; q + 2 * V < Qr; q += 2 * V) {
-            va += loadu(xs + q) * loadu(gyr + q);
-            vb += loadu(xs + q + V) * loadu(gyr + q + V);
-          }
-          for (; q + V < Qr; q += V) va += loadu(xs + q) * loadu(gyr + q);
-          const vec_t<T> last = loadu(xs + q) * loadu(gyr + q);
-          vb += last_valid ? last : vec_t<T>{};
+      for (int64_t s0 = 0; s0 < g.S; s0 += 8) {
+        switch (std::min<int64_t>(8, g.S - s0)) {
+#define FC_TAPS(n)                                                          \
+  case n:                                                                   \
+    direct_wgrad_taps<T, n>(g, st, gp, b0, b1, Qr, r, s0, last_valid, acc); \
+    break;
+          FC_TAPS(1) FC_TAPS(2) FC_TAPS(3) FC_TAPS(4) FC_TAPS(5) FC_TAPS(6) FC_TAPS(7) FC_TAPS(8)
+#undef FC_TAPS
         }
-        acc[r * g.S + s] += hsum<T>(va + vb);
       }
     }
   }

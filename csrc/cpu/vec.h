@@ -7,6 +7,12 @@
 #error "define FC_ISA and FC_VEC_BYTES before including vec.h"
 #endif
 
+#include <type_traits>
+#if FC_VEC_BYTES == 64 && defined(__x86_64__)
+#include <immintrin.h>
+#define FC_MASKED_AVX512 1
+#endif
+
 namespace fastconv {
 namespace FC_ISA {
 
@@ -40,6 +46,34 @@ inline vec_t<T> loadu(const T* p) {
 template <typename T>
 inline void storeu(T* p, vec_t<T> v) {
   __builtin_memcpy(p, &v, sizeof(v));
+}
+// Lanes [0, n) of a vector (0 < n <= size), the rest untouched / zero: masked moves on
+// AVX-512, a lane loop elsewhere. For the ragged end of a row without a bounce buffer.
+template <typename T>
+inline void storeu_n(T* p, vec_t<T> v, int n) {
+#if defined(FC_MASKED_AVX512)
+  if constexpr (std::is_same_v<T, float>)
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), reinterpret_cast<__m512>(v));
+  else
+    _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), reinterpret_cast<__m512d>(v));
+#else
+  for (int l = 0; l < n; ++l) p[l] = v[l];
+#endif
+}
+template <typename T>
+inline vec_t<T> loadu_n(const T* p, int n) {
+#if defined(FC_MASKED_AVX512)
+  if constexpr (std::is_same_v<T, float>)
+    return reinterpret_cast<vec_t<T>>(
+        _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p));
+  else
+    return reinterpret_cast<vec_t<T>>(
+        _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p));
+#else
+  vec_t<T> v{};
+  for (int l = 0; l < n; ++l) v[l] = p[l];
+  return v;
+#endif
 }
 // (Not `vec_t<T>{} + s`: 0 + s cannot be folded away, as -0.0 + 0 is +0.0.)
 template <typename T>
