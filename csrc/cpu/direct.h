@@ -78,6 +78,18 @@ struct StagedRows {
           storeu(d_even + m + e_off, __builtin_shuffle(a, b, even));
           storeu(d_odd + m + o_off, __builtin_shuffle(a, b, odd));
         }
+        // The row's ragged end (all of a narrow row, e.g. 14 wide) with masked moves.
+        const int64_t rem = iw_end - 2 * m;
+        if (rem > 0 && rem < 2 * V) {
+          const vec_t<T> a = loadu_n(src + 2 * m, static_cast<int>(std::min<int64_t>(rem, V)));
+          const vec_t<T> b =
+              rem > V ? loadu_n(src + 2 * m + V, static_cast<int>(rem - V)) : vec_t<T>{};
+          storeu_n(d_even + m + e_off, __builtin_shuffle(a, b, even),
+                   static_cast<int>((rem + 1) / 2));
+          if (rem > 1)
+            storeu_n(d_odd + m + o_off, __builtin_shuffle(a, b, odd), static_cast<int>(rem / 2));
+          continue;
+        }
         for (int64_t iw = 2 * m; iw < iw_end; ++iw) {
           const int64_t c = iw + g.pad_w;
           dst[(c & 1) * L + (c >> 1)] = src[iw];
@@ -130,10 +142,14 @@ struct OutRows {
 // kernel column and feeds every output row of the tile whose window covers it, so a tile
 // makes (RB + R - 1) * U loads for RB * R * U FMAs. The generic tile is bound by its loads
 // (most straddle two cache lines); this one by its FMAs.
-// `tail` lanes of the tile's last vector are real columns (V for whole vectors).
+// `tail` lanes of the tile's last vector are real columns (V for whole vectors). Never
+// inlined: inlined into the large row driver, GCC kept small tiles' accumulators on the
+// stack (a store-forwarding round trip per FMA; 45% of a 7x7-output depthwise layer).
 template <typename T, int RB, int U, int R>
-static inline void direct_fwd_tile(const ConvGeometry& g, const StagedRows<T>& st, const T* w,
-                                   int64_t p, int64_t q, T* out, const OutRows<T>& o, int tail) {
+__attribute__((noinline)) static void direct_fwd_tile(const ConvGeometry& g,
+                                                      const StagedRows<T>& st, const T* w,
+                                                      int64_t p, int64_t q, T* out,
+                                                      const OutRows<T>& o, int tail) {
   constexpr int V = Vec<T>::size;
   const bool ragged = tail < V;
   vec_t<T> acc[RB][U];
