@@ -14,6 +14,8 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #if defined(__linux__)
@@ -314,7 +316,11 @@ Tensor empty_output(IntArrayRef sizes, const at::TensorOptions& options) {
   constexpr uintptr_t kHuge = uintptr_t{2} << 20;
   const auto begin = reinterpret_cast<uintptr_t>(t.data_ptr());
   const uintptr_t lo = (begin + kHuge - 1) & ~(kHuge - 1), hi = (begin + t.nbytes()) & ~(kHuge - 1);
-  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);  // advice only
+  static const bool enabled = [] {
+    const char* v = std::getenv("FASTCONV_HUGEPAGES");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  if (enabled && hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
 #endif
   return t;
 }
