@@ -2,6 +2,7 @@
 // point and build facts to the Python layer.
 #include <torch/extension.h>
 
+#include "cpu/dense_bf16.h"
 #include "cpu/fft.h"
 #include "cpu/kernel_table.h"
 #include "ops.h"
@@ -24,6 +25,8 @@ PYBIND11_MODULE(_C, m) {
         fastconv::set_cpu_algorithm(static_cast<fastconv::CpuAlgorithm>(a));
       },
       "0: auto (cost model), 1: direct only, 2: FFT wherever it applies");
+  m.def("cpu_has_bf16_kernel", &fastconv::dense_bf16_available,
+        "whether bfloat16 dense layers run on the AVX-512 BF16 kernel on this CPU");
   m.def("cpu_algorithm", [] { return static_cast<int>(fastconv::cpu_algorithm()); });
   m.def(
       "cpu_algorithm_for",
@@ -31,10 +34,9 @@ PYBIND11_MODULE(_C, m) {
          std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups) {
         const fastconv::ConvGeometry g = fastconv::check_conv2d_args(
             input, weight, std::nullopt, stride, padding, dilation, groups);
-        if (!g.one_channel_per_group()) return std::string("dense");
-        return std::string(fastconv::use_fft(g) ? "fft" : "direct");
+        return std::string(fastconv::cpu_family(g, input));
       },
-      "the CPU kernel family a call with these arguments runs: dense, direct or fft");
+      "the CPU kernel family a call with these arguments runs: dense, dense-bf16, direct or fft");
 #ifdef FASTCONV_WITH_CUDA
   m.attr("with_cuda") = true;
 #else

@@ -10,6 +10,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
@@ -23,6 +24,7 @@
 #endif
 
 #include "../ops.h"
+#include "dense_bf16.h"
 #include "fft.h"
 #include "kernel_table.h"
 
@@ -330,13 +332,41 @@ void check_cpu(const Tensor& t, const char* name) {
               " but the CPU kernel was selected; move all tensors to one device");
 }
 
+// bfloat16 dense layers on CPUs with AVX-512 BF16: the bf16 operands go straight into
+// vdpbf16ps (no float32 copy of input and weight), float32 accumulation, one rounding.
+bool use_dense_bf16(const ConvGeometry& g, const Tensor& t) {
+  return t.scalar_type() == at::kBFloat16 && !g.one_channel_per_group() && dense_bf16_available();
+}
+
+Tensor dense_forward_bf16(const ConvGeometry& g, const Tensor& input, const Tensor& weight,
+                          const OptTensor& bias) {
+  const Tensor x = input.contiguous(), w = weight.contiguous();
+  const bool has_bias = bias.has_value() && bias->defined();
+  const Tensor b = has_bias ? bias->to(at::kFloat).contiguous() : Tensor();
+  Tensor y = empty_output({g.N, g.K, g.P, g.Q}, x.options().dtype(at::kFloat));
+  const auto raw = [](const Tensor& t) {
+    return reinterpret_cast<const uint16_t*>(t.const_data_ptr<at::BFloat16>());
+  };
+  if (g.N > 0)
+    dense_forward_bf16(g, raw(x), raw(w), has_bias ? b.const_data_ptr<float>() : nullptr,
+                       y.mutable_data_ptr<float>());
+  return y.to(at::kBFloat16);
+}
+
 }  // namespace
+
+const char* cpu_family(const ConvGeometry& g, const Tensor& input) {
+  if (use_dense_bf16(g, input)) return "dense-bf16";
+  if (!g.one_channel_per_group()) return "dense";
+  return use_fft(g) ? "fft" : "direct";
+}
 
 Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor& bias,
                       IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
                       int64_t groups) {
   const ConvGeometry g = check_conv2d_args(input, weight, bias, stride, padding, dilation, groups);
   check_cpu(input, "input");
+  if (use_dense_bf16(g, input)) return dense_forward_bf16(g, input, weight, bias);
   const Tensor x = as_compute(input), w = as_compute(weight);
   const bool has_bias = bias.has_value() && bias->defined();
   const Tensor b = has_bias ? as_compute(*bias) : Tensor();
@@ -363,6 +393,18 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
   const ConvGeometry g =
       check_conv2d_backward_args(grad_output, input, weight, stride, padding, dilation, groups);
   check_cpu(input, "input");
+  // Stride-1 grad-input of a bf16 dense layer is a bf16 forward pass (flipped, transposed
+  // weight) and takes the vdpbf16ps kernel too.
+  Tensor gx_bf16;
+  if (output_mask[0] && g.stride_h == 1 && g.stride_w == 1 && use_dense_bf16(g, grad_output)) {
+    const Tensor w = weight.contiguous();
+    const std::vector<at::BFloat16> wf = flip_transpose_weight(g, w.const_data_ptr<at::BFloat16>());
+    const Tensor wt = at::from_blob(const_cast<at::BFloat16*>(wf.data()),
+                                    {g.C, g.K_per_group(), g.R, g.S}, w.options());
+    gx_bf16 = dense_forward_bf16(dgrad_as_forward(g), grad_output, wt, std::nullopt);
+    output_mask[0] = false;
+    if (!output_mask[1] && !output_mask[2]) return {gx_bf16, std::nullopt, std::nullopt};
+  }
   const Tensor gy = as_compute(grad_output);
   Tensor gx, gw, gb;
   if (output_mask[0]) gx = empty_output({g.N, g.C, g.H, g.W}, gy.options());
@@ -396,7 +438,7 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
   const auto out = [&](const Tensor& t) {
     return t.defined() ? OptTensor(to_dtype(t, input.scalar_type())) : std::nullopt;
   };
-  return {out(gx), out(gw), out(gb)};
+  return {gx_bf16.defined() ? OptTensor(gx_bf16) : out(gx), out(gw), out(gb)};
 }
 
 TORCH_LIBRARY_IMPL(fastconv, CPU, m) {

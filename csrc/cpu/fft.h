@@ -17,6 +17,10 @@ CpuAlgorithm cpu_algorithm();
 // cost model picks it.
 bool use_fft(const ConvGeometry& g);
 
+// The CPU kernel family a forward call runs: "dense", "dense-bf16", "direct" or "fft"
+// (csrc/cpu/conv2d.cpp; for tests and benchmarks).
+const char* cpu_family(const ConvGeometry& g, const Tensor& input);
+
 // The three passes; outputs are allocated by the caller (contiguous, x's dtype) and fully
 // overwritten. Inputs are contiguous NCHW float or double.
 void fft_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const OptTensor& bias,
