@@ -138,8 +138,11 @@ void direct_dgrad(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
 }
 
 // Row chunk of the grad-weight reduction: fixed by the problem size alone.
+// At least 4 kernel heights of rows, so that most input rows of a chunk take the
+// row-reuse kernel (whose rows need all R grad_output partners in the chunk).
 int64_t wgrad_chunk_rows(const ConvGeometry& g) {
-  return std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, g.Q));
+  const int64_t by_size = (int64_t{1} << 14) / std::max<int64_t>(1, g.Q);
+  return std::max<int64_t>({1, by_size, 4 * g.R});
 }
 
 template <typename T>

@@ -325,24 +325,36 @@ void direct_dgrad_plane(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
   }
 }
 
-// KS taps of kernel row r at once: each grad_output vector is loaded once for KS FMAs (half
-// the loads of one dot product per tap), and two sets of accumulators stay in registers
-// over the whole row block. The last vector's products are masked past Q (not just
-// multiplied by zero: 0 * inf is NaN).
+// The grad_output plane as grad-weight reads it: rows of whole vectors, the last one
+// loaded lane-masked (no copy of the plane), and its products masked past Q (not just
+// multiplied by zero: 0 * inf is NaN). So narrow maps (Q < V, 7x7 or 14x14) stay vectorised.
+template <typename T, typename Mask>
+struct GradRows {
+  const T* gy;
+  int64_t Q, Qr;  // Qr: Q rounded up to whole vectors
+  int tail;       // real lanes of the last vector
+  Mask last_valid;
+  const T* row(int64_t p) const { return gy + p * Q; }
+  vec_t<T> last(const T* row) const { return loadu_n(row + Qr - Vec<T>::size, tail); }
+};
+
+// KS taps of kernel row r at once, output rows [b0, b1) except those reading input rows
+// [skip0, skip1) (left to direct_wgrad_reuse): each grad_output vector is loaded once for KS
+// FMAs, two sets of accumulators stay in registers over the whole block.
 template <typename T, int KS, typename Mask>
-static void direct_wgrad_taps(const ConvGeometry& g, const StagedRows<T>& st, const T* gpad,
-                              int64_t b0, int64_t b1, int64_t Qr, int64_t r, int64_t s0,
-                              Mask last_valid, T* acc) {
+static void direct_wgrad_taps(const ConvGeometry& g, const StagedRows<T>& st,
+                              const GradRows<T, Mask>& gr, int64_t b0, int64_t b1, int64_t r,
+                              int64_t s0, int64_t skip0, int64_t skip1, T* acc) {
   constexpr int V = Vec<T>::size;
   vec_t<T> a0[KS] = {}, a1[KS] = {};
   const int64_t* toff = st.tap_off.data() + s0;
   for (int64_t p = b0; p < b1; ++p) {
     const int64_t ih = g.in_row(p, r);
-    if (ih < 0 || ih >= g.H) continue;
+    if (ih < 0 || ih >= g.H || (ih >= skip0 && ih < skip1)) continue;
     const T* xr = st.row(ih);
-    const T* gyr = gpad + (p - b0) * Qr;
+    const T* gyr = gr.row(p);
     int64_t q = 0;
-    for (; q + 2 * V < Qr; q += 2 * V) {
+    for (; q + 2 * V < gr.Qr; q += 2 * V) {
       const vec_t<T> g0 = loadu(gyr + q), g1 = loadu(gyr + q + V);
 #pragma GCC unroll 8
       for (int s = 0; s < KS; ++s) {
@@ -350,51 +362,128 @@ static void direct_wgrad_taps(const ConvGeometry& g, const StagedRows<T>& st, co
         a1[s] += g1 * loadu(xr + toff[s] + q + V);
       }
     }
-    for (; q + V < Qr; q += V) {
+    for (; q + V < gr.Qr; q += V) {
       const vec_t<T> g0 = loadu(gyr + q);
 #pragma GCC unroll 8
       for (int s = 0; s < KS; ++s) a0[s] += g0 * loadu(xr + toff[s] + q);
     }
-    const vec_t<T> gl = loadu(gyr + q);
+    const vec_t<T> gl = gr.last(gyr);
 #pragma GCC unroll 8
     for (int s = 0; s < KS; ++s) {
       const vec_t<T> prod = gl * loadu(xr + toff[s] + q);
-      a1[s] += last_valid ? prod : vec_t<T>{};
+      a1[s] += gr.last_valid ? prod : vec_t<T>{};
     }
   }
 #pragma GCC unroll 8
   for (int s = 0; s < KS; ++s) acc[r * g.S + s0 + s] += hsum<T>(a0[s] + a1[s]);
 }
 
+// Taps per pass of direct_wgrad_reuse: R * KS accumulators + R grad_output vectors + one
+// input vector fit the register file.
+template <typename T, int R>
+constexpr int kWgradTaps = std::min(8, ((FC_VEC_BYTES >= 64 ? 32 : 16) - R - 2) / R);
+
+// Grad-weight with the kernel height R known (stride_h = dil_h = 1), for input rows
+// [i0, i1) whose R grad_output partners (rows ih + pad_h - r) all lie in the block: each
+// input vector is loaded once per tap for all R of them -- R + KS loads for R * KS FMAs,
+// where direct_wgrad_taps makes KS + 1 loads for KS FMAs.
+template <typename T, int R, int KS, typename Mask>
+static void direct_wgrad_reuse(const ConvGeometry& g, const StagedRows<T>& st,
+                               const GradRows<T, Mask>& gr, int64_t s0, int64_t i0, int64_t i1,
+                               T* acc) {
+  constexpr int V = Vec<T>::size;
+  vec_t<T> a[R][KS] = {};
+  const int64_t* toff = st.tap_off.data() + s0;
+  for (int64_t ih = i0; ih < i1; ++ih) {
+    const T* xr = st.row(ih);
+    const T* gyr[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) gyr[r] = gr.row(ih + g.pad_h - r);
+    int64_t q = 0;
+    for (; q + V < gr.Qr; q += V) {
+      vec_t<T> gv[R];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) gv[r] = loadu(gyr[r] + q);
+#pragma GCC unroll 8
+      for (int s = 0; s < KS; ++s) {
+        const vec_t<T> xv = loadu(xr + toff[s] + q);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) a[r][s] += gv[r] * xv;
+      }
+    }
+    vec_t<T> gv[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) gv[r] = gr.last(gyr[r]);
+#pragma GCC unroll 8
+    for (int s = 0; s < KS; ++s) {
+      const vec_t<T> xv = loadu(xr + toff[s] + q);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const vec_t<T> prod = gv[r] * xv;
+        a[r][s] += gr.last_valid ? prod : vec_t<T>{};
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int s = 0; s < KS; ++s) acc[r * g.S + s0 + s] += hsum<T>(a[r][s]);
+}
+
+// Taps [s0, s0 + n) with a compile-time tap count (n <= KS).
+template <typename T, int R, int KS, typename Mask>
+static void direct_wgrad_reuse_n(int64_t n, const ConvGeometry& g, const StagedRows<T>& st,
+                                 const GradRows<T, Mask>& gr, int64_t s0, int64_t i0, int64_t i1,
+                                 T* acc) {
+  if constexpr (KS >= 1) {
+    if (n == KS) return direct_wgrad_reuse<T, R, KS>(g, st, gr, s0, i0, i1, acc);
+    direct_wgrad_reuse_n<T, R, KS - 1>(n, g, st, gr, s0, i0, i1, acc);
+  }
+}
+
+// All taps of kernel rows [0, R) for input rows [i0, i1), kWgradTaps at a time.
+template <typename T, int R, typename Mask>
+static void direct_wgrad_reuse_all(const ConvGeometry& g, const StagedRows<T>& st,
+                                   const GradRows<T, Mask>& gr, int64_t i0, int64_t i1, T* acc) {
+  constexpr int KS = kWgradTaps<T, R>;
+  for (int64_t s0 = 0; s0 < g.S; s0 += KS)
+    direct_wgrad_reuse_n<T, R, KS>(std::min<int64_t>(KS, g.S - s0), g, st, gr, s0, i0, i1, acc);
+}
+
 template <typename T>
 void direct_wgrad_rows(const ConvGeometry& g, const T* x, const T* gy, int64_t p0, int64_t p1,
                        T* acc) {
   constexpr int V = Vec<T>::size;
-  // Rows are whole vectors: grad_output rows are copied with a zero tail and the last
-  // vector is masked, so narrow maps (Q < V, e.g. 7x7 or 14x14) stay vectorised.
   const int64_t Qr = (g.Q + V - 1) / V * V;
   typename IVec<T>::type lane;
   for (int l = 0; l < V; ++l) lane[l] = l;
-  const auto last_valid = lane < static_cast<int>(g.Q - (Qr - V));
-  static thread_local std::vector<T> gpad;
-  if (static_cast<int64_t>(gpad.size()) < kStageRows * Qr)
-    gpad.resize(static_cast<size_t>(kStageRows * Qr));
+  const int tail = static_cast<int>(g.Q - (Qr - V));
+  const GradRows<T, decltype(lane < tail)> gr{gy, g.Q, Qr, tail, lane < tail};
   StagedRows<T>& st = thread_staging<T>();
   for (int64_t b0 = p0; b0 < p1; b0 += kStageRows) {
     const int64_t b1 = std::min(p1, b0 + kStageRows);
     st.stage(g, x, g.in_row(b0, 0), g.in_row(b1 - 1, g.R - 1) + 1, Qr);
-    for (int64_t p = b0; p < b1; ++p) {
-      T* d = gpad.data() + (p - b0) * Qr;
-      std::copy_n(gy + p * g.Q, g.Q, d);
-      std::fill(d + g.Q, d + Qr, T(0));
+    // Input rows whose R grad_output partners all lie in this block and inside the image go
+    // through the row-reuse kernel; the block's edges through the per-row one.
+    int64_t i0 = 0, i1 = 0;
+    if (g.stride_h == 1 && g.dil_h == 1 && g.R >= 2 && g.R <= 7) {
+      i0 = std::max<int64_t>(0, b0 - g.pad_h + g.R - 1);
+      i1 = std::max(i0, std::min(g.H, b1 - g.pad_h));
+      switch (g.R) {
+#define FC_REUSE(n)                                       \
+  case n:                                                 \
+    direct_wgrad_reuse_all<T, n>(g, st, gr, i0, i1, acc); \
+    break;
+        FC_REUSE(2) FC_REUSE(3) FC_REUSE(4) FC_REUSE(5) FC_REUSE(6) FC_REUSE(7)
+#undef FC_REUSE
+      }
     }
-    const T* gp = gpad.data();
     for (int64_t r = 0; r < g.R; ++r) {
       for (int64_t s0 = 0; s0 < g.S; s0 += 8) {
         switch (std::min<int64_t>(8, g.S - s0)) {
-#define FC_TAPS(n)                                                          \
-  case n:                                                                   \
-    direct_wgrad_taps<T, n>(g, st, gp, b0, b1, Qr, r, s0, last_valid, acc); \
+#define FC_TAPS(n)                                                  \
+  case n:                                                           \
+    direct_wgrad_taps<T, n>(g, st, gr, b0, b1, r, s0, i0, i1, acc); \
     break;
           FC_TAPS(1) FC_TAPS(2) FC_TAPS(3) FC_TAPS(4) FC_TAPS(5) FC_TAPS(6) FC_TAPS(7) FC_TAPS(8)
 #undef FC_TAPS
