@@ -61,11 +61,22 @@ def _worker(rank, world, port, out_path, backend, device):
     dist.destroy_process_group()
 
 
-def run_ddp(out_path, backend="gloo", device="cpu", world=2):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_worker, args=(world, port, out_path, backend, device), nprocs=world, join=True)
+def run_ddp(out_path, backend="gloo", device="cpu", world=2, attempts=2):
+    """Launch on a free loopback port. The port is found by binding port 0 and closing it,
+    so another process can take it before the workers bind: a failed launch is retried once
+    on a new port (a wrong result is not a launch failure and is never retried)."""
+    for attempt in range(attempts):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            mp.spawn(
+                _worker, args=(world, port, out_path, backend, device), nprocs=world, join=True
+            )
+            break
+        except mp.ProcessRaisedException:
+            if attempt == attempts - 1:
+                raise
     return torch.load(out_path)
 
 
