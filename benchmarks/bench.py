@@ -117,8 +117,9 @@ def cpu_flop_per_cycle(dtype_name):
     lanes = vector bits / element bits. Vectors are 256-bit for AVX2 and also for AMD's
     AVX-512 before Zen 5 (Zen 4 runs a 512-bit op as two 256-bit halves), 512-bit for
     Intel AVX-512 and Zen 5 (family 26), 128-bit otherwise (SSE, NEON). So float32 is 32
-    FLOP/cycle on AVX2 and Zen 4, 64 on full AVX-512; float64 is half that. bfloat16 and
-    float16 count as float32: the kernels convert and compute in float32."""
+    FLOP/cycle on AVX2 and Zen 4, 64 on full AVX-512; float64 is half that. bfloat16 is
+    twice float32 where the CPU has AVX-512 BF16 (vdpbf16ps: two multiply-adds per float32
+    lane; fastconv's dense bf16 kernel uses it), float16 counts as float32 (computed so)."""
     info = _cpuinfo()
     flags = set((info.get("flags") or info.get("Features") or "").split())
     amd = info.get("vendor_id") == "AuthenticAMD"
@@ -130,7 +131,8 @@ def cpu_flop_per_cycle(dtype_name):
     else:
         bits = 128
     element_bits = 64 if dtype_name == "float64" else 32
-    return 2 * (bits // element_bits) * 2
+    pairs = 2 if dtype_name == "bfloat16" and "avx512_bf16" in flags else 1
+    return 2 * (bits // element_bits) * 2 * pairs
 
 
 def cpu_peak_gflops(threads, dtype_name):
