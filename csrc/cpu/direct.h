@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 namespace fastconv {
@@ -252,30 +253,37 @@ static void direct_fwd_block_for(const ConvGeometry& g, const StagedRows<T>& st,
     direct_fwd_block<T, 8, 1, R>(g, st, w, b0, b1, o);
 }
 
+// Calls fn(std::integral_constant<int, R>{}) for R = r when 1 <= r <= 7 and returns true;
+// false otherwise. The kernel-height specialisations of forward and grad-weight.
+template <typename Fn>
+static inline bool with_kernel_height(int64_t r, Fn&& fn) {
+  switch (r) {
+    case 1:
+      return fn(std::integral_constant<int, 1>{}), true;
+    case 2:
+      return fn(std::integral_constant<int, 2>{}), true;
+    case 3:
+      return fn(std::integral_constant<int, 3>{}), true;
+    case 4:
+      return fn(std::integral_constant<int, 4>{}), true;
+    case 5:
+      return fn(std::integral_constant<int, 5>{}), true;
+    case 6:
+      return fn(std::integral_constant<int, 6>{}), true;
+    case 7:
+      return fn(std::integral_constant<int, 7>{}), true;
+    default:
+      return false;
+  }
+}
+
 template <typename T>
 static void direct_fwd_block_any(const ConvGeometry& g, const StagedRows<T>& st, const T* w,
                                  int64_t b0, int64_t b1, const OutRows<T>& o) {
-  if (g.stride_h == 1 && g.dil_h == 1) {
-    switch (g.R) {
-      case 1:
-        return direct_fwd_block_for<T, 1>(g, st, w, b0, b1, o);
-      case 2:
-        return direct_fwd_block_for<T, 2>(g, st, w, b0, b1, o);
-      case 3:
-        return direct_fwd_block_for<T, 3>(g, st, w, b0, b1, o);
-      case 4:
-        return direct_fwd_block_for<T, 4>(g, st, w, b0, b1, o);
-      case 5:
-        return direct_fwd_block_for<T, 5>(g, st, w, b0, b1, o);
-      case 6:
-        return direct_fwd_block_for<T, 6>(g, st, w, b0, b1, o);
-      case 7:
-        return direct_fwd_block_for<T, 7>(g, st, w, b0, b1, o);
-      default:
-        break;
-    }
-  }
-  direct_fwd_block_for<T, 0>(g, st, w, b0, b1, o);
+  const bool done = g.stride_h == 1 && g.dil_h == 1 && with_kernel_height(g.R, [&](auto R) {
+                      direct_fwd_block_for<T, decltype(R)::value>(g, st, w, b0, b1, o);
+                    });
+  if (!done) direct_fwd_block_for<T, 0>(g, st, w, b0, b1, o);
 }
 
 template <typename T>
@@ -469,14 +477,10 @@ void direct_wgrad_rows(const ConvGeometry& g, const T* x, const T* gy, int64_t p
     if (g.stride_h == 1 && g.dil_h == 1 && g.R >= 2 && g.R <= 7) {
       i0 = std::max<int64_t>(0, b0 - g.pad_h + g.R - 1);
       i1 = std::max(i0, std::min(g.H, b1 - g.pad_h));
-      switch (g.R) {
-#define FC_REUSE(n)                                       \
-  case n:                                                 \
-    direct_wgrad_reuse_all<T, n>(g, st, gr, i0, i1, acc); \
-    break;
-        FC_REUSE(2) FC_REUSE(3) FC_REUSE(4) FC_REUSE(5) FC_REUSE(6) FC_REUSE(7)
-#undef FC_REUSE
-      }
+      with_kernel_height(g.R, [&](auto R) {
+        if constexpr (decltype(R)::value >= 2)
+          direct_wgrad_reuse_all<T, decltype(R)::value>(g, st, gr, i0, i1, acc);
+      });
     }
     for (int64_t r = 0; r < g.R; ++r) {
       for (int64_t s0 = 0; s0 < g.S; s0 += 8) {

@@ -36,15 +36,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-template <typename T>
-struct Acc {
-  using type = float;
-};
-template <>
-struct Acc<double> {
-  using type = double;
-};
-
 int64_t blocks_for(int64_t n) {
   const int64_t max_blocks = 65535LL * 8;
   return std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, max_blocks));

@@ -54,15 +54,6 @@ constexpr int kMaxTapsPerThread = kMaxTaps / kThreads;
 constexpr int64_t kWgradTargetBlocks = 1024;
 constexpr int64_t kMaxGridY = 65535;
 
-template <typename T>
-struct Acc {
-  using type = float;
-};
-template <>
-struct Acc<double> {
-  using type = double;
-};
-
 // One pass of the tiled kernel: `in` planes of Hin x Win produce `out` planes of Pout x
 // Qout with in_row = p·stride_h - off_h + r·dil_h (and the same for columns).
 struct DirectPlan {

@@ -10,6 +10,16 @@
 
 namespace fastconv {
 
+// Accumulator type of the CUDA kernels: float for float, half and bfloat16; double for double.
+template <typename T>
+struct Acc {
+  using type = float;
+};
+template <>
+struct Acc<double> {
+  using type = double;
+};
+
 // csrc/cuda/direct.cu: shared-memory tiled direct kernels, one channel per group
 // (groups == C). `bias` may be undefined.
 bool direct_fwd_cuda(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& w,
