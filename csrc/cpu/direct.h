@@ -13,10 +13,14 @@
 //
 // Fprop keeps a tile of rows x SIMD vectors of output columns in registers (shaped by the
 // map's width so there are always several independent FMA chains) while the R x S window
-// streams through: one load and one FMA per vector per tap.
+// streams through, writing straight into y (bias in the registers, ragged row ends
+// lane-masked). With the kernel height a template parameter (R <= 7, vertical stride and
+// dilation 1) each staged input row is loaded once per tap column for every output row of
+// the tile it feeds; otherwise one load per FMA.
 // Dgrad with stride 1 is this same kernel on grad_output with the flipped kernel (the
 // driver builds that geometry); strided dgrad scatters into a phase-split plane.
-// Wgrad: gw[r, s] = sum_{p, q} gy[p, q] * x[ih, iw], vector dot products on staged rows.
+// Wgrad: gw[r, s] = sum_{p, q} gy[p, q] * x[ih, iw] on staged rows, grad_output read in
+// place; with the kernel height known, each input vector serves all R grad_output rows.
 // Included by the per-ISA translation units after vec.h.
 #pragma once
 
