@@ -168,11 +168,15 @@ void dense_forward_bf16(const ConvGeometry& g, const uint16_t* x, const uint16_t
   const int64_t Kg = g.K_per_group(), CRS = g.C_per_group() * g.R * g.S, PQ = g.P * g.Q;
   const int64_t pairs = (CRS + 1) / 2, rows = (Kg + MR - 1) / MR * MR;
   // Weights as 32-bit pairs in MR-row panels: panels[m / MR][pair][m % MR], zero padded.
-  std::vector<uint32_t> packed(static_cast<size_t>(g.groups * rows * pairs), 0);
+  // Kept per thread: a fresh multi-MB buffer each call would pay first-touch page faults.
+  // (Worker threads see their own thread_local, so they get the pointer, not the name.)
+  static thread_local std::vector<uint32_t> packed_cache;
+  packed_cache.assign(static_cast<size_t>(g.groups * rows * pairs), 0);
+  uint32_t* const packed = packed_cache.data();
   for (int64_t grp = 0; grp < g.groups; ++grp)
     for (int64_t m = 0; m < Kg; ++m) {
       const uint16_t* wr = w + (grp * Kg + m) * CRS;
-      uint32_t* panel = packed.data() + grp * rows * pairs + (m / MR) * pairs * MR + m % MR;
+      uint32_t* panel = packed + grp * rows * pairs + (m / MR) * pairs * MR + m % MR;
       for (int64_t p = 0; p < pairs; ++p) {
         const uint32_t hi = 2 * p + 1 < CRS ? wr[2 * p + 1] : 0;
         panel[p * MR] = wr[2 * p] | (hi << 16);
@@ -192,7 +196,7 @@ void dense_forward_bf16(const ConvGeometry& g, const uint16_t* x, const uint16_t
       const int64_t pt = t % pq_tiles, kt = (t / pq_tiles) % k_tiles;
       const int64_t grp = (t / (pq_tiles * k_tiles)) % g.groups;
       const int64_t n = t / (pq_tiles * k_tiles * g.groups), k0 = kt * k_tile;
-      avx512bf16::fwd_tile(g, x + n * g.C * g.H * g.W, packed.data() + grp * rows * pairs,
+      avx512bf16::fwd_tile(g, x + n * g.C * g.H * g.W, packed + grp * rows * pairs,
                            bias ? bias + grp * Kg : nullptr, y + n * g.K * PQ, grp, k0,
                            std::min(Kg, k0 + k_tile), pt * pq_tile,
                            std::min(PQ, (pt + 1) * pq_tile));
