@@ -36,13 +36,16 @@ def cpu_isa() -> str:
     return _C.cpu_isa()
 
 
-_CPU_ALGORITHMS = ("auto", "direct", "fft")
+_CPU_ALGORITHMS = ("auto", "direct", "fft", "blocked")
 
 
 def set_cpu_algorithm(name: str) -> None:
-    """How the CPU computes one-channel-per-group convolutions (images, depthwise) with
-    stride 1 and dilation 1: "auto" (default) lets a cost model pick direct loops or FFTs
-    by kernel and image size; "direct" and "fft" force one. Process-wide."""
+    """How the CPU computes one-channel-per-group convolutions (images, depthwise).
+    "auto" (default) picks by cost: FFTs for large kernels (stride 1, dilation 1),
+    channel-blocked loops for depthwise layers with narrow maps, row loops otherwise.
+    "direct" forces the row loops, "fft" and "blocked" force theirs wherever they apply
+    (FFT: stride 1 and dilation 1; blocked: one input and one output channel per group).
+    Process-wide."""
     if name not in _CPU_ALGORITHMS:
         raise ValueError(f"fastconv: algorithm must be one of {_CPU_ALGORITHMS}, got {name!r}")
     _C.set_cpu_algorithm(_CPU_ALGORITHMS.index(name))

@@ -204,6 +204,71 @@ void direct_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
   });
 }
 
+// ---- blocked family (depthwise) ---------------------------------------------------------
+
+// Depthwise layers (one input and one output channel per group) run channel-blocked once
+// they have a vector's worth of channels: every FMA is full whatever the map's width, and
+// the staged block has no borders to check. Measured against the row kernels on the
+// depthwise suite (2 threads, fp32) it wins everywhere, 112x112 3x3 maps included (1.1 ->
+// 0.73 ms), most at narrow maps (7x7 outputs: 0.94 -> 0.22 ms).
+bool use_blocked(const ConvGeometry& g) {
+  const bool applies = g.groups == g.C && g.K == g.C && g.N > 0 && g.P > 0 && g.Q > 0;
+  const CpuAlgorithm a = cpu_algorithm();
+  if (!applies || a == CpuAlgorithm::kDirect) return false;
+  if (a == CpuAlgorithm::kBlocked) return true;
+  return g.C >= kernels<float>().block;
+}
+
+template <typename T>
+void blocked_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const auto& kt = kernels<T>();
+  const int64_t blocks = (g.C + kt.block - 1) / kt.block;
+  at::parallel_for(0, g.N * blocks, grain_for(kt.block * g.P * g.Q * g.R * g.S),
+                   [&](int64_t b, int64_t e) {
+                     for (int64_t i = b; i < e; ++i)
+                       kt.blocked_fwd(g, x + (i / blocks) * g.C * g.H * g.W, w, bias,
+                                      y + (i / blocks) * g.K * g.P * g.Q, (i % blocks) * kt.block);
+                   });
+}
+
+template <typename T>
+void blocked_dgrad(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
+  if (g.stride_h == 1 && g.stride_w == 1) {
+    const Scratch<T> wf = flip_transpose_weight(g, w);
+    blocked_forward(dgrad_as_forward(g), gy, wf.data(), static_cast<const T*>(nullptr), gx);
+    return;
+  }
+  const auto& kt = kernels<T>();
+  const int64_t blocks = (g.C + kt.block - 1) / kt.block;
+  at::parallel_for(0, g.N * blocks, grain_for(kt.block * g.P * g.Q * g.R * g.S),
+                   [&](int64_t b, int64_t e) {
+                     for (int64_t i = b; i < e; ++i)
+                       kt.blocked_dgrad(g, gy + (i / blocks) * g.K * g.P * g.Q, w,
+                                        gx + (i / blocks) * g.C * g.H * g.W, (i % blocks) * kt.block);
+                   });
+}
+
+// One partial per (image, block), summed over images in order: reproducible bits.
+template <typename T>
+void blocked_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
+  const auto& kt = kernels<T>();
+  const int64_t V = kt.block, blocks = (g.C + V - 1) / V, RS = g.R * g.S;
+  std::vector<T> partial(static_cast<size_t>(g.N * blocks * RS * V));
+  at::parallel_for(0, g.N * blocks, grain_for(V * g.P * g.Q * RS), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      kt.blocked_wgrad(g, x + (i / blocks) * g.C * g.H * g.W, gy + (i / blocks) * g.K * g.P * g.Q,
+                       partial.data() + i * RS * V, (i % blocks) * V);
+  });
+  at::parallel_for(0, g.C, grain_for(g.N * RS), [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c)
+      for (int64_t rs = 0; rs < RS; ++rs) {
+        T s = 0;
+        for (int64_t n = 0; n < g.N; ++n) s += partial[((n * blocks + c / V) * RS + rs) * V + c % V];
+        gw[c * RS + rs] = s;
+      }
+  });
+}
+
 // ---- dense family -----------------------------------------------------------------------
 
 template <typename T>
@@ -395,7 +460,8 @@ Tensor dense_forward_bf16(const ConvGeometry& g, const Tensor& input, const Tens
 const char* cpu_family(const ConvGeometry& g, const Tensor& input) {
   if (use_dense_bf16(g, input)) return "dense-bf16";
   if (!g.one_channel_per_group()) return "dense";
-  return use_fft(g) ? "fft" : "direct";
+  if (use_fft(g)) return "fft";
+  return use_blocked(g) ? "blocked" : "direct";
 }
 
 Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor& bias,
@@ -413,7 +479,10 @@ Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor
   } else if (g.N > 0) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fastconv_conv2d_cpu", [&] {
       const scalar_t* bp = has_bias ? b.const_data_ptr<scalar_t>() : nullptr;
-      if (g.one_channel_per_group())
+      if (use_blocked(g))
+        blocked_forward(g, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), bp,
+                        y.mutable_data_ptr<scalar_t>());
+      else if (g.one_channel_per_group())
         direct_forward(g, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), bp,
                        y.mutable_data_ptr<scalar_t>());
       else
@@ -458,16 +527,20 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
     if (fft && gw.defined()) fft_grad_weight(g, x, gy, gw);
     AT_DISPATCH_FLOATING_TYPES(gy.scalar_type(), "fastconv_conv2d_backward_cpu", [&] {
       const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
-      const bool direct = g.one_channel_per_group();
+      const bool direct = g.one_channel_per_group(), blocked = !fft && use_blocked(g);
       if (gx.defined() && !fft) {
         auto* out = gx.mutable_data_ptr<scalar_t>();
         const scalar_t* wp = w.const_data_ptr<scalar_t>();
-        direct ? direct_dgrad(g, gyp, wp, out) : dense_dgrad(g, gyp, wp, out);
+        blocked  ? blocked_dgrad(g, gyp, wp, out)
+        : direct ? direct_dgrad(g, gyp, wp, out)
+                 : dense_dgrad(g, gyp, wp, out);
       }
       if (gw.defined() && !fft) {
         auto* out = gw.mutable_data_ptr<scalar_t>();
         const scalar_t* xp = x.const_data_ptr<scalar_t>();
-        direct ? direct_wgrad(g, xp, gyp, out) : dense_wgrad(g, xp, gyp, out);
+        blocked  ? blocked_wgrad(g, xp, gyp, out)
+        : direct ? direct_wgrad(g, xp, gyp, out)
+                 : dense_wgrad(g, xp, gyp, out);
       }
       if (gb.defined()) bias_grad(g, gyp, gb.mutable_data_ptr<scalar_t>());
     });

@@ -89,7 +89,7 @@ bool use_fft(const ConvGeometry& g) {
   const bool applies = g.one_channel_per_group() && g.stride_h == 1 && g.stride_w == 1 &&
                        g.dil_h == 1 && g.dil_w == 1 && g.N > 0 && g.P > 0 && g.Q > 0;
   const CpuAlgorithm a = cpu_algorithm();
-  if (!applies || a == CpuAlgorithm::kDirect) return false;
+  if (!applies || a == CpuAlgorithm::kDirect || a == CpuAlgorithm::kBlocked) return false;
   if (a == CpuAlgorithm::kFft) return true;
   // Cost model in single-thread nanoseconds (both paths use every thread), fitted on Zen 4
   // with MKL: the direct kernels run about 25 G multiply-adds/s; a real 2-D FFT of n

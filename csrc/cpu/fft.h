@@ -9,7 +9,7 @@ namespace fastconv {
 
 // Which algorithm the direct family uses: the cost model's choice, or one forced (tests,
 // benchmarks). Process-wide; set from Python with fastconv.set_cpu_algorithm.
-enum class CpuAlgorithm { kAuto = 0, kDirect = 1, kFft = 2 };
+enum class CpuAlgorithm { kAuto = 0, kDirect = 1, kFft = 2, kBlocked = 3 };
 void set_cpu_algorithm(CpuAlgorithm a);
 CpuAlgorithm cpu_algorithm();
 
@@ -17,7 +17,8 @@ CpuAlgorithm cpu_algorithm();
 // cost model picks it.
 bool use_fft(const ConvGeometry& g);
 
-// The CPU kernel family a forward call runs: "dense", "dense-bf16", "direct" or "fft"
+// The CPU kernel family a forward call runs: "dense", "dense-bf16", "direct", "blocked" or
+// "fft"
 // (csrc/cpu/conv2d.cpp; for tests and benchmarks).
 const char* cpu_family(const ConvGeometry& g, const Tensor& input);
 

@@ -1,0 +1,414 @@
+// Channel-blocked kernels for depthwise layers (groups == in_channels == out_channels):
+// one call handles V channels (one SIMD vector) of one image. Vectorised along a row, a
+// 7- or 14-wide feature map leaves most lanes idle and every plane pays its own staging and
+// loop overheads; vectorised across channels every FMA is full whatever the map's width.
+//
+// A call stages its V input planes as a zero-bordered [row][col][V] buffer through V x V
+// register transposes (NCHW stays the tensor layout; no bounds checks after staging),
+// computes with one vector per position and tap, and transposes results back into NCHW
+// rows in registers.
+//   Fprop: a tile is QB <= V output columns of one row: QB accumulators, and per tap one
+//     weight vector and QB input vectors (memory operands of the FMAs).
+//   Dgrad, strided: grad_output * w scattered into a zeroed staged grad_input, then
+//     unstaged. (Stride 1 is this forward on grad_output with the flipped kernel.)
+//   Wgrad: accumulators for up to 8 taps of one kernel row, two output columns
+//     interleaved for independent FMA chains, added in a fixed order.
+// Included by the per-ISA translation units after vec.h.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <utility>
+#include <vector>
+
+namespace fastconv {
+namespace FC_ISA {
+
+// One butterfly stage of a V x V transpose: swaps element (i, l) with (i + D, l - D) for
+// every row i without bit D and lane l with it. All log2(V) stages make the transpose.
+template <typename T, int D>
+inline void transpose_stage(vec_t<T>* v) {
+  constexpr int V = Vec<T>::size;
+#if defined(__GNUC__) && !defined(__clang__)
+  typename IVec<T>::type lo, hi;
+#pragma GCC unroll 16
+  for (int l = 0; l < V; ++l) {
+    lo[l] = (l & D) ? V + l - D : l;
+    hi[l] = (l & D) ? V + l : l + D;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < V; ++i) {
+    if (i & D) continue;
+    const vec_t<T> a = v[i], b = v[i + D];
+    v[i] = __builtin_shuffle(a, b, lo);
+    v[i + D] = __builtin_shuffle(a, b, hi);
+  }
+#else
+  for (int i = 0; i < V; ++i) {
+    if (i & D) continue;
+    for (int l = 0; l < V; ++l)
+      if (l & D) {
+        const T t = v[i][l];
+        v[i][l] = v[i + D][l - D];
+        v[i + D][l - D] = t;
+      }
+  }
+#endif
+}
+
+template <typename T>
+inline void transpose(vec_t<T>* v) {
+  constexpr int V = Vec<T>::size;
+  static_assert(V <= 16, "transpose stages cover up to 16 lanes");
+  if constexpr (V >= 16) transpose_stage<T, 8>(v);
+  if constexpr (V >= 8) transpose_stage<T, 4>(v);
+  if constexpr (V >= 4) transpose_stage<T, 2>(v);
+  if constexpr (V >= 2) transpose_stage<T, 1>(v);
+}
+
+// v[j] = V channels at position j (j < cnt, the rest ignored) -> lanes [0, cnt) of row
+// `dst + c * plane` for channels c < nc.
+template <typename T>
+inline void store_transposed(vec_t<T>* v, int cnt, int nc, T* dst, int64_t plane) {
+  constexpr int V = Vec<T>::size;
+  transpose<T>(v);
+#pragma GCC unroll 16
+  for (int c = 0; c < V; ++c) {
+    if (c >= nc) break;
+    if (cnt == V)
+      storeu(dst + c * plane, v[c]);
+    else
+      storeu_n(dst + c * plane, v[c], cnt);
+  }
+}
+
+// The inverse: lanes [0, cnt) of rows `src + c * plane` (c < nc; other channels zero) ->
+// v[j] = V channels at position j.
+template <typename T>
+inline void load_transposed(vec_t<T>* v, int cnt, int nc, const T* src, int64_t plane) {
+  constexpr int V = Vec<T>::size;
+#pragma GCC unroll 16
+  for (int c = 0; c < V; ++c)
+    v[c] = c >= nc ? vec_t<T>{} : cnt == V ? loadu(src + c * plane) : loadu_n(src + c * plane, cnt);
+  transpose<T>(v);
+}
+
+// A staged block: Hb x Wb positions of V channels; position (b, j) holds plane element
+// (b - top, j - left), zero outside the H x W plane.
+struct BlockFrame {
+  int64_t Hb, Wb, top, left;
+  // Plane columns that land in the buffer: [lo, hi), possibly empty.
+  int64_t col_lo() const { return std::max<int64_t>(0, -left); }
+  int64_t col_hi(int64_t W) const { return std::min(W, Wb - left); }
+};
+
+template <typename T>
+void stage_block(const T* src, int64_t plane, int nc, int64_t H, int64_t W, const BlockFrame& f,
+                 T* buf) {
+  constexpr int V = Vec<T>::size;
+  const int64_t lo = f.col_lo(), hi = f.col_hi(W);
+  for (int64_t b = 0; b < f.Hb; ++b) {
+    T* row = buf + b * f.Wb * V;
+    const int64_t ih = b - f.top;
+    if (ih < 0 || ih >= H || lo >= hi) {
+      std::fill_n(row, f.Wb * V, T(0));
+      continue;
+    }
+    std::fill_n(row, (lo + f.left) * V, T(0));
+    std::fill(row + (hi + f.left) * V, row + f.Wb * V, T(0));
+    for (int64_t iw = lo; iw < hi; iw += V) {
+      const int cnt = static_cast<int>(std::min<int64_t>(V, hi - iw));
+      vec_t<T> v[V];
+      load_transposed(v, cnt, nc, src + ih * W + iw, plane);
+      T* dst = row + (iw + f.left) * V;
+#pragma GCC unroll 16
+      for (int j = 0; j < V; ++j)
+        if (j < cnt) storeu(dst + j * V, v[j]);
+    }
+  }
+}
+
+// The inverse of stage_block: every element of the nc planes is written, zero where the
+// buffer does not cover it.
+template <typename T>
+void unstage_block(const T* buf, const BlockFrame& f, int nc, int64_t H, int64_t W, T* dst,
+                   int64_t plane) {
+  constexpr int V = Vec<T>::size;
+  const int64_t lo = std::min(f.col_lo(), W), hi = std::max(lo, f.col_hi(W));
+  for (int64_t ih = 0; ih < H; ++ih) {
+    const int64_t b = ih + f.top;
+    const bool covered = b >= 0 && b < f.Hb;
+    for (int c = 0; c < nc; ++c) {
+      T* d = dst + c * plane + ih * W;
+      if (!covered) {
+        std::fill_n(d, W, T(0));
+        continue;
+      }
+      std::fill_n(d, lo, T(0));
+      std::fill(d + hi, d + W, T(0));
+    }
+    if (!covered) continue;
+    for (int64_t iw = lo; iw < hi; iw += V) {
+      const int cnt = static_cast<int>(std::min<int64_t>(V, hi - iw));
+      const T* src = buf + (b * f.Wb + iw + f.left) * V;
+      vec_t<T> v[V];
+#pragma GCC unroll 16
+      for (int j = 0; j < V; ++j) v[j] = j < cnt ? loadu(src + j * V) : vec_t<T>{};
+      store_transposed(v, cnt, nc, dst + ih * W + iw, plane);
+    }
+  }
+}
+
+// The V channels [c0, c0 + nc) of a [C][taps] array as [taps][V] vectors (zero lanes past
+// nc).
+template <typename T>
+void block_taps(const T* w, int64_t taps, int64_t c0, int nc, T* out) {
+  constexpr int V = Vec<T>::size;
+  for (int64_t t = 0; t < taps; ++t)
+    for (int c = 0; c < V; ++c) out[t * V + c] = c < nc ? w[(c0 + c) * taps + t] : T(0);
+}
+
+// Scratch of one call, per thread (each worker thread has its own), 64-byte aligned: a
+// whole-vector access to a staged position must not straddle two cache lines (split loads
+// halved the grad-weight loop's speed).
+template <typename T>
+T* block_scratch(int slot, int64_t n) {
+  constexpr int64_t kAlign = 64 / sizeof(T);
+  static thread_local std::vector<T> bufs[3];
+  auto& b = bufs[slot];
+  if (static_cast<int64_t>(b.size()) < n + kAlign) b.resize(static_cast<size_t>(n + kAlign));
+  const auto addr = reinterpret_cast<uintptr_t>(b.data());
+  return b.data() + ((64 - addr % 64) % 64) / sizeof(T);
+}
+
+template <typename T>
+struct BlockedFwdArgs {
+  int64_t R, S, row_step, col_step, sw, plane;  // steps in elements of the staged buffer
+  const T* wb;                                   // [R*S][V]
+  int nc;
+};
+
+// U consecutive taps (dilation 1) of one kernel row on QB output columns of stride SW:
+// output column j, tap u reads staged position SW*j + u, so each distinct position is loaded
+// once and feeds every (j, u) pair that reads it -- about half a load per FMA at U = 4,
+// where one load per FMA left the loop bound by loads (Zen 4: one 64-byte load a cycle).
+template <typename T, int QB, int SW, int U>
+inline void blocked_fwd_taps(vec_t<T>* acc, const T* xs, const T* ws) {
+  constexpr int V = Vec<T>::size;
+  vec_t<T> w[U];
+#pragma GCC unroll 4
+  for (int u = 0; u < U; ++u) w[u] = loadu(ws + u * V);
+#pragma GCC unroll 64
+  for (int i = 0; i < SW * (QB - 1) + U; ++i) {
+    const vec_t<T> v = loadu(xs + i * V);
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) {
+      const int j = (i - u) / SW;
+      if (i - u >= 0 && (i - u) % SW == 0 && j < QB) acc[j] += w[u] * v;
+    }
+  }
+}
+
+// QB output columns of one row for V channels; SW: the column stride when known (1, 2),
+// 0 for any. x0: staged input under the tile's first column; y0: output (c0, p, q0).
+template <typename T, int QB, int SW>
+__attribute__((noinline)) static void blocked_fwd_tile(const BlockedFwdArgs<T>& a,
+                                                       vec_t<T> bias, const T* x0, T* y0) {
+  constexpr int V = Vec<T>::size;
+  vec_t<T> acc[V];
+#pragma GCC unroll 16
+  for (int j = 0; j < V; ++j) acc[j] = j < QB ? bias : vec_t<T>{};
+  if constexpr (SW > 0) {
+    if (a.col_step == V) {  // dilation 1: taps share loads
+      for (int64_t r = 0; r < a.R; ++r) {
+        const T* xr = x0 + r * a.row_step;
+        const T* wr = a.wb + r * a.S * V;
+        int64_t s = 0;
+        for (; s + 4 <= a.S; s += 4) blocked_fwd_taps<T, QB, SW, 4>(acc, xr + s * V, wr + s * V);
+        switch (a.S - s) {
+          case 3: blocked_fwd_taps<T, QB, SW, 3>(acc, xr + s * V, wr + s * V); break;
+          case 2: blocked_fwd_taps<T, QB, SW, 2>(acc, xr + s * V, wr + s * V); break;
+          case 1: blocked_fwd_taps<T, QB, SW, 1>(acc, xr + s * V, wr + s * V); break;
+          default: break;
+        }
+      }
+      store_transposed(acc, QB, a.nc, y0, a.plane);
+      return;
+    }
+  }
+  const int64_t step = (SW ? SW : a.sw) * V;
+  for (int64_t r = 0; r < a.R; ++r) {
+    const T* xr = x0 + r * a.row_step;
+    const T* wr = a.wb + r * a.S * V;
+    for (int64_t s = 0; s < a.S; ++s) {
+      const vec_t<T> w = loadu(wr + s * V);
+      const T* xs = xr + s * a.col_step;
+#pragma GCC unroll 16
+      for (int j = 0; j < QB; ++j) acc[j] += w * loadu(xs + j * step);
+    }
+  }
+  store_transposed(acc, QB, a.nc, y0, a.plane);
+}
+
+template <typename T, int SW, int... Q>
+constexpr auto blocked_fwd_tiles(std::integer_sequence<int, Q...>) {
+  return std::array{&blocked_fwd_tile<T, Q + 1, SW>...};
+}
+
+// Forward for channels [c0, c0 + V) of one image (x, y: the image's planes; w: [C][R*S];
+// bias: [C] or null).
+template <typename T>
+void blocked_fwd(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, int64_t c0) {
+  constexpr int V = Vec<T>::size;
+  const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
+  const BlockFrame f{(g.P - 1) * g.stride_h + (g.R - 1) * g.dil_h + 1,
+                     (g.Q - 1) * g.stride_w + (g.S - 1) * g.dil_w + 1, g.pad_h, g.pad_w};
+  T* buf = block_scratch<T>(0, f.Hb * f.Wb * V);
+  T* wb = block_scratch<T>(1, g.R * g.S * V);
+  stage_block(x + c0 * g.H * g.W, g.H * g.W, nc, g.H, g.W, f, buf);
+  block_taps(w, g.R * g.S, c0, nc, wb);
+  vec_t<T> bv{};
+  for (int c = 0; c < nc; ++c) bv[c] = bias ? bias[c0 + c] : T(0);
+  const BlockedFwdArgs<T> a{g.R,        g.S,        g.dil_h * f.Wb * V, g.dil_w * V, g.stride_w,
+                            g.P * g.Q, wb, nc};
+  static constexpr auto unit = blocked_fwd_tiles<T, 1>(std::make_integer_sequence<int, V>{});
+  static constexpr auto two = blocked_fwd_tiles<T, 2>(std::make_integer_sequence<int, V>{});
+  static constexpr auto any = blocked_fwd_tiles<T, 0>(std::make_integer_sequence<int, V>{});
+  const auto& tiles = g.stride_w == 1 ? unit : g.stride_w == 2 ? two : any;
+  T* yc = y + c0 * g.P * g.Q;
+  for (int64_t p = 0; p < g.P; ++p) {
+    const T* xrow = buf + p * g.stride_h * f.Wb * V;
+    for (int64_t q = 0; q < g.Q; q += V) {
+      const int qb = static_cast<int>(std::min<int64_t>(V, g.Q - q));
+      tiles[qb - 1](a, bv, xrow + q * g.stride_w * V, yc + p * g.Q + q);
+    }
+  }
+}
+
+// Grad-input of a strided layer for channels [c0, c0 + V) of one image: every grad_output
+// position adds gy * w[r, s] to its R x S window of a zeroed staged grad-input. The inner
+// loop runs over output columns of one tap, whose targets never overlap (stride apart).
+template <typename T>
+void blocked_dgrad(const ConvGeometry& g, const T* gy, const T* w, T* gx, int64_t c0) {
+  constexpr int V = Vec<T>::size;
+  const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
+  const BlockFrame f{(g.P - 1) * g.stride_h + (g.R - 1) * g.dil_h + 1,
+                     (g.Q - 1) * g.stride_w + (g.S - 1) * g.dil_w + 1, g.pad_h, g.pad_w};
+  const BlockFrame fy{g.P, g.Q, 0, 0};
+  T* buf = block_scratch<T>(0, f.Hb * f.Wb * V);
+  T* gyb = block_scratch<T>(2, g.P * g.Q * V);
+  T* wb = block_scratch<T>(1, g.R * g.S * V);
+  stage_block(gy + c0 * g.P * g.Q, g.P * g.Q, nc, g.P, g.Q, fy, gyb);
+  block_taps(w, g.R * g.S, c0, nc, wb);
+  std::fill_n(buf, f.Hb * f.Wb * V, T(0));
+  const int64_t col = g.stride_w * V;
+  for (int64_t p = 0; p < g.P; ++p) {
+    const T* gr = gyb + p * g.Q * V;
+    for (int64_t r = 0; r < g.R; ++r) {
+      T* xr = buf + (p * g.stride_h + r * g.dil_h) * f.Wb * V;
+      for (int64_t s = 0; s < g.S; ++s) {
+        const vec_t<T> wv = loadu(wb + (r * g.S + s) * V);
+        T* xs = xr + s * g.dil_w * V;
+        for (int64_t q = 0; q < g.Q; ++q)
+          storeu(xs + q * col, loadu(xs + q * col) + loadu(gr + q * V) * wv);
+      }
+    }
+  }
+  unstage_block(buf, f, nc, g.H, g.W, gx + c0 * g.H * g.W, g.H * g.W);
+}
+
+// QU output columns (q, q+1, ...) against SB taps of one kernel row: a[u][s] += gy(q + u) *
+// x(SW*u + s). With SW known and dilation 1, positions shared by several (u, s) pairs are
+// loaded once, as in blocked_fwd_taps; otherwise one load per FMA at stride `col`/`tap`.
+template <typename T, int QU, int SB, int SW>
+inline void blocked_wgrad_step(vec_t<T> (*a)[SB], const T* g, const T* x, int64_t col,
+                               int64_t tap) {
+  constexpr int V = Vec<T>::size;
+  vec_t<T> gv[QU];
+#pragma GCC unroll 4
+  for (int u = 0; u < QU; ++u) gv[u] = loadu(g + u * V);
+  if constexpr (SW > 0) {
+#pragma GCC unroll 32
+    for (int i = 0; i < SW * (QU - 1) + SB; ++i) {
+      const vec_t<T> v = loadu(x + i * V);
+#pragma GCC unroll 4
+      for (int u = 0; u < QU; ++u) {
+        const int s = i - SW * u;
+        if (s >= 0 && s < SB) a[u][s] += gv[u] * v;
+      }
+    }
+  } else {
+#pragma GCC unroll 4
+    for (int u = 0; u < QU; ++u)
+#pragma GCC unroll 8
+      for (int s = 0; s < SB; ++s) a[u][s] += gv[u] * loadu(x + u * col + s * tap);
+  }
+}
+
+// out[s] += sum over the P staged rows of gy(p, q) * x(p*sh + row, q*sw + s*dw), s < SB,
+// with three output columns in flight (3*SB FMA chains) added in a fixed order. SW > 0: the
+// column stride, dilation 1; SW == 0: any.
+template <typename T, int SB, int SW>
+__attribute__((noinline)) static void blocked_wgrad_taps(const T* x0, const T* gyb, int64_t P,
+                                                         int64_t Q, int64_t x_row, int64_t x_col,
+                                                         int64_t tap_step, T* out) {
+  constexpr int V = Vec<T>::size, QU = 3;
+  vec_t<T> a[QU][SB];
+#pragma GCC unroll 4
+  for (int u = 0; u < QU; ++u)
+#pragma GCC unroll 8
+    for (int s = 0; s < SB; ++s) a[u][s] = vec_t<T>{};
+  for (int64_t p = 0; p < P; ++p) {
+    const T* gr = gyb + p * Q * V;
+    const T* xr = x0 + p * x_row;
+    int64_t q = 0;
+    for (; q + QU <= Q; q += QU)
+      blocked_wgrad_step<T, QU, SB, SW>(a, gr + q * V, xr + q * x_col, x_col, tap_step);
+    for (; q < Q; ++q)
+      blocked_wgrad_step<T, 1, SB, SW>(a, gr + q * V, xr + q * x_col, x_col, tap_step);
+  }
+#pragma GCC unroll 8
+  for (int s = 0; s < SB; ++s) storeu(out + s * V, loadu(out + s * V) + ((a[0][s] + a[1][s]) + a[2][s]));
+}
+
+template <typename T, int SW, int... S>
+constexpr auto blocked_wgrad_kernels(std::integer_sequence<int, S...>) {
+  return std::array{&blocked_wgrad_taps<T, S + 1, SW>...};
+}
+
+// Grad-weight partial of one image for channels [c0, c0 + V): out[r*S + s][V].
+template <typename T>
+void blocked_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* out, int64_t c0) {
+  constexpr int V = Vec<T>::size;
+  constexpr int kMaxTaps = 8;
+  const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
+  const BlockFrame f{(g.P - 1) * g.stride_h + (g.R - 1) * g.dil_h + 1,
+                     (g.Q - 1) * g.stride_w + (g.S - 1) * g.dil_w + 1, g.pad_h, g.pad_w};
+  const BlockFrame fy{g.P, g.Q, 0, 0};
+  T* buf = block_scratch<T>(0, f.Hb * f.Wb * V);
+  T* gyb = block_scratch<T>(2, g.P * g.Q * V);
+  stage_block(x + c0 * g.H * g.W, g.H * g.W, nc, g.H, g.W, f, buf);
+  stage_block(gy + c0 * g.P * g.Q, g.P * g.Q, nc, g.P, g.Q, fy, gyb);
+  using Taps = std::make_integer_sequence<int, kMaxTaps>;
+  static constexpr auto unit = blocked_wgrad_kernels<T, 1>(Taps{});
+  static constexpr auto two = blocked_wgrad_kernels<T, 2>(Taps{});
+  static constexpr auto any = blocked_wgrad_kernels<T, 0>(Taps{});
+  const auto& kernels = g.dil_w != 1 ? any : g.stride_w == 1 ? unit : g.stride_w == 2 ? two : any;
+  // Bands of output rows small enough that a band's grad_output and the input rows one
+  // kernel row reads stay in L1 across all the taps: streamed from L2 once per tap chunk,
+  // the loop ran at under half an FMA a cycle (13x13 kernels).
+  const int64_t band = std::max<int64_t>(1, 128 / g.Q);
+  std::fill_n(out, g.R * g.S * V, T(0));
+  for (int64_t p0 = 0; p0 < g.P; p0 += band)
+    for (int64_t r = 0; r < g.R; ++r)
+      for (int64_t s0 = 0; s0 < g.S; s0 += kMaxTaps) {
+        const int sb = static_cast<int>(std::min<int64_t>(kMaxTaps, g.S - s0));
+        const T* x0 = buf + ((p0 * g.stride_h + r * g.dil_h) * f.Wb + s0 * g.dil_w) * V;
+        kernels[sb - 1](x0, gyb + p0 * g.Q * V, std::min(band, g.P - p0), g.Q,
+                        g.stride_h * f.Wb * V, g.stride_w * V, g.dil_w * V,
+                        out + (r * g.S + s0) * V);
+      }
+}
+
+}  // namespace FC_ISA
+}  // namespace fastconv
