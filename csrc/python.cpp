@@ -37,7 +37,8 @@ PYBIND11_MODULE(_C, m) {
             input, weight, std::nullopt, stride, padding, dilation, groups);
         return std::string(fastconv::cpu_family(g, input));
       },
-      "the CPU kernel family a call with these arguments runs: dense, dense-bf16, direct, blocked or fft");
+      "the CPU kernel family a call with these arguments runs: dense, dense-bf16, direct, blocked "
+      "or fft");
 #ifdef FASTCONV_WITH_CUDA
   m.attr("with_cuda") = true;
 #else

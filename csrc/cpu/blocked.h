@@ -184,7 +184,7 @@ T* block_scratch(int slot, int64_t n) {
 template <typename T>
 struct BlockedFwdArgs {
   int64_t R, S, row_step, col_step, sw, plane;  // steps in elements of the staged buffer
-  const T* wb;                                   // [R*S][V]
+  const T* wb;                                  // [R*S][V]
   int nc;
 };
 
@@ -212,8 +212,8 @@ inline void blocked_fwd_taps(vec_t<T>* acc, const T* xs, const T* ws) {
 // QB output columns of one row for V channels; SW: the column stride when known (1, 2),
 // 0 for any. x0: staged input under the tile's first column; y0: output (c0, p, q0).
 template <typename T, int QB, int SW>
-__attribute__((noinline)) static void blocked_fwd_tile(const BlockedFwdArgs<T>& a,
-                                                       vec_t<T> bias, const T* x0, T* y0) {
+__attribute__((noinline)) static void blocked_fwd_tile(const BlockedFwdArgs<T>& a, vec_t<T> bias,
+                                                       const T* x0, T* y0) {
   constexpr int V = Vec<T>::size;
   vec_t<T> acc[V];
 #pragma GCC unroll 16
@@ -226,10 +226,17 @@ __attribute__((noinline)) static void blocked_fwd_tile(const BlockedFwdArgs<T>& 
         int64_t s = 0;
         for (; s + 4 <= a.S; s += 4) blocked_fwd_taps<T, QB, SW, 4>(acc, xr + s * V, wr + s * V);
         switch (a.S - s) {
-          case 3: blocked_fwd_taps<T, QB, SW, 3>(acc, xr + s * V, wr + s * V); break;
-          case 2: blocked_fwd_taps<T, QB, SW, 2>(acc, xr + s * V, wr + s * V); break;
-          case 1: blocked_fwd_taps<T, QB, SW, 1>(acc, xr + s * V, wr + s * V); break;
-          default: break;
+          case 3:
+            blocked_fwd_taps<T, QB, SW, 3>(acc, xr + s * V, wr + s * V);
+            break;
+          case 2:
+            blocked_fwd_taps<T, QB, SW, 2>(acc, xr + s * V, wr + s * V);
+            break;
+          case 1:
+            blocked_fwd_taps<T, QB, SW, 1>(acc, xr + s * V, wr + s * V);
+            break;
+          default:
+            break;
         }
       }
       store_transposed(acc, QB, a.nc, y0, a.plane);
@@ -269,8 +276,8 @@ void blocked_fwd(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
   block_taps(w, g.R * g.S, c0, nc, wb);
   vec_t<T> bv{};
   for (int c = 0; c < nc; ++c) bv[c] = bias ? bias[c0 + c] : T(0);
-  const BlockedFwdArgs<T> a{g.R,        g.S,        g.dil_h * f.Wb * V, g.dil_w * V, g.stride_w,
-                            g.P * g.Q, wb, nc};
+  const BlockedFwdArgs<T> a{g.R, g.S, g.dil_h * f.Wb * V, g.dil_w * V, g.stride_w, g.P * g.Q,
+                            wb,  nc};
   static constexpr auto unit = blocked_fwd_tiles<T, 1>(std::make_integer_sequence<int, V>{});
   static constexpr auto two = blocked_fwd_tiles<T, 2>(std::make_integer_sequence<int, V>{});
   static constexpr auto any = blocked_fwd_tiles<T, 0>(std::make_integer_sequence<int, V>{});
@@ -368,7 +375,8 @@ __attribute__((noinline)) static void blocked_wgrad_taps(const T* x0, const T* g
       blocked_wgrad_step<T, 1, SB, SW>(a, gr + q * V, xr + q * x_col, x_col, tap_step);
   }
 #pragma GCC unroll 8
-  for (int s = 0; s < SB; ++s) storeu(out + s * V, loadu(out + s * V) + ((a[0][s] + a[1][s]) + a[2][s]));
+  for (int s = 0; s < SB; ++s)
+    storeu(out + s * V, loadu(out + s * V) + ((a[0][s] + a[1][s]) + a[2][s]));
 }
 
 template <typename T, int SW, int... S>

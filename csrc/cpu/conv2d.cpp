@@ -240,12 +240,12 @@ void blocked_dgrad(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
   }
   const auto& kt = kernels<T>();
   const int64_t blocks = (g.C + kt.block - 1) / kt.block;
-  at::parallel_for(0, g.N * blocks, grain_for(kt.block * g.P * g.Q * g.R * g.S),
-                   [&](int64_t b, int64_t e) {
-                     for (int64_t i = b; i < e; ++i)
-                       kt.blocked_dgrad(g, gy + (i / blocks) * g.K * g.P * g.Q, w,
-                                        gx + (i / blocks) * g.C * g.H * g.W, (i % blocks) * kt.block);
-                   });
+  at::parallel_for(
+      0, g.N * blocks, grain_for(kt.block * g.P * g.Q * g.R * g.S), [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i)
+          kt.blocked_dgrad(g, gy + (i / blocks) * g.K * g.P * g.Q, w,
+                           gx + (i / blocks) * g.C * g.H * g.W, (i % blocks) * kt.block);
+      });
 }
 
 // One partial per (image, block), summed over images in order: reproducible bits.
@@ -263,7 +263,8 @@ void blocked_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
     for (int64_t c = b; c < e; ++c)
       for (int64_t rs = 0; rs < RS; ++rs) {
         T s = 0;
-        for (int64_t n = 0; n < g.N; ++n) s += partial[((n * blocks + c / V) * RS + rs) * V + c % V];
+        for (int64_t n = 0; n < g.N; ++n)
+          s += partial[((n * blocks + c / V) * RS + rs) * V + c % V];
         gw[c * RS + rs] = s;
       }
   });
