@@ -2,8 +2,8 @@
 // point and build facts to the Python layer.
 #include <torch/extension.h>
 
+#include "cpu/algorithm.h"
 #include "cpu/dense_bf16.h"
-#include "cpu/fft.h"
 #include "cpu/kernel_table.h"
 #include "ops.h"
 
@@ -35,7 +35,7 @@ PYBIND11_MODULE(_C, m) {
          std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups) {
         const fastconv::ConvGeometry g = fastconv::check_conv2d_args(
             input, weight, std::nullopt, stride, padding, dilation, groups);
-        return std::string(fastconv::cpu_family(g, input));
+        return std::string(fastconv::family_name(fastconv::cpu_family(g, input.scalar_type())));
       },
       "the CPU kernel family a call with these arguments runs: dense, dense-bf16, direct, blocked "
       "or fft");

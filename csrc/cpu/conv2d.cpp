@@ -24,6 +24,7 @@
 #endif
 
 #include "../ops.h"
+#include "algorithm.h"
 #include "dense_bf16.h"
 #include "fft.h"
 #include "kernel_table.h"
@@ -205,19 +206,6 @@ void direct_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
 }
 
 // ---- blocked family (depthwise) ---------------------------------------------------------
-
-// Depthwise layers (one input and one output channel per group) run channel-blocked once
-// they have a vector's worth of channels: every FMA is full whatever the map's width, and
-// the staged block has no borders to check. Measured against the row kernels on the
-// depthwise suite (2 threads, fp32) it wins everywhere, 112x112 3x3 maps included (1.1 ->
-// 0.73 ms), most at narrow maps (7x7 outputs: 0.94 -> 0.22 ms).
-bool use_blocked(const ConvGeometry& g) {
-  const bool applies = g.groups == g.C && g.K == g.C && g.N > 0 && g.P > 0 && g.Q > 0;
-  const CpuAlgorithm a = cpu_algorithm();
-  if (!applies || a == CpuAlgorithm::kDirect) return false;
-  if (a == CpuAlgorithm::kBlocked) return true;
-  return g.C >= kernels<float>().block;
-}
 
 template <typename T>
 void blocked_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
@@ -435,12 +423,8 @@ void check_cpu(const Tensor& t, const char* name) {
               " but the CPU kernel was selected; move all tensors to one device");
 }
 
-// bfloat16 dense layers on CPUs with AVX-512 BF16: the bf16 operands go straight into
-// vdpbf16ps (no float32 copy of input and weight), float32 accumulation, one rounding.
-bool use_dense_bf16(const ConvGeometry& g, const Tensor& t) {
-  return t.scalar_type() == at::kBFloat16 && !g.one_channel_per_group() && dense_bf16_available();
-}
-
+// bfloat16 dense layers: the bf16 operands go straight into vdpbf16ps (no float32 copy
+// of input and weight), float32 accumulation, one rounding.
 Tensor dense_forward_bf16(const ConvGeometry& g, const Tensor& input, const Tensor& weight,
                           const OptTensor& bias) {
   const Tensor x = input.contiguous(), w = weight.contiguous();
@@ -456,39 +440,45 @@ Tensor dense_forward_bf16(const ConvGeometry& g, const Tensor& input, const Tens
   return y.to(at::kBFloat16);
 }
 
-}  // namespace
-
-const char* cpu_family(const ConvGeometry& g, const Tensor& input) {
-  if (use_dense_bf16(g, input)) return "dense-bf16";
-  if (!g.one_channel_per_group()) return "dense";
-  if (use_fft(g)) return "fft";
-  return use_blocked(g) ? "blocked" : "direct";
+// The kernel family's pass, for the non-FFT families (fft.cpp has its own entry points).
+template <typename T>
+void forward(CpuFamily f, const ConvGeometry& g, const T* x, const T* w, const T* b, T* y) {
+  if (f == CpuFamily::kBlocked) return blocked_forward(g, x, w, b, y);
+  if (f == CpuFamily::kRows) return direct_forward(g, x, w, b, y);
+  dense_forward(g, x, w, b, y);
 }
+template <typename T>
+void grad_input(CpuFamily f, const ConvGeometry& g, const T* gy, const T* w, T* gx) {
+  if (f == CpuFamily::kBlocked) return blocked_dgrad(g, gy, w, gx);
+  if (f == CpuFamily::kRows) return direct_dgrad(g, gy, w, gx);
+  dense_dgrad(g, gy, w, gx);
+}
+template <typename T>
+void grad_weight(CpuFamily f, const ConvGeometry& g, const T* x, const T* gy, T* gw) {
+  if (f == CpuFamily::kBlocked) return blocked_wgrad(g, x, gy, gw);
+  if (f == CpuFamily::kRows) return direct_wgrad(g, x, gy, gw);
+  dense_wgrad(g, x, gy, gw);
+}
+
+}  // namespace
 
 Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor& bias,
                       IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
                       int64_t groups) {
   const ConvGeometry g = check_conv2d_args(input, weight, bias, stride, padding, dilation, groups);
   check_cpu(input, "input");
-  if (use_dense_bf16(g, input)) return dense_forward_bf16(g, input, weight, bias);
+  const CpuFamily family = cpu_family(g, input.scalar_type());
+  if (family == CpuFamily::kDenseBf16) return dense_forward_bf16(g, input, weight, bias);
   const Tensor x = as_compute(input), w = as_compute(weight);
   const bool has_bias = bias.has_value() && bias->defined();
   const Tensor b = has_bias ? as_compute(*bias) : Tensor();
   Tensor y = empty_output({g.N, g.K, g.P, g.Q}, x.options());
-  if (g.N > 0 && use_fft(g)) {
+  if (g.N > 0 && family == CpuFamily::kFft) {
     fft_forward(g, x, w, has_bias ? OptTensor(b) : std::nullopt, y);
   } else if (g.N > 0) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fastconv_conv2d_cpu", [&] {
-      const scalar_t* bp = has_bias ? b.const_data_ptr<scalar_t>() : nullptr;
-      if (use_blocked(g))
-        blocked_forward(g, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), bp,
-                        y.mutable_data_ptr<scalar_t>());
-      else if (g.one_channel_per_group())
-        direct_forward(g, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), bp,
-                       y.mutable_data_ptr<scalar_t>());
-      else
-        dense_forward(g, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), bp,
-                      y.mutable_data_ptr<scalar_t>());
+      forward(family, g, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
+              has_bias ? b.const_data_ptr<scalar_t>() : nullptr, y.mutable_data_ptr<scalar_t>());
     });
   }
   return to_dtype(y, input.scalar_type());
@@ -502,8 +492,9 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
   check_cpu(input, "input");
   // Stride-1 grad-input of a bf16 dense layer is a bf16 forward pass (flipped, transposed
   // weight) and takes the vdpbf16ps kernel too.
+  CpuFamily family = cpu_family(g, grad_output.scalar_type());
   Tensor gx_bf16;
-  if (output_mask[0] && g.stride_h == 1 && g.stride_w == 1 && use_dense_bf16(g, grad_output)) {
+  if (family == CpuFamily::kDenseBf16 && output_mask[0] && g.stride_h == 1 && g.stride_w == 1) {
     const Tensor w = weight.contiguous();
     const Scratch<at::BFloat16> wf = flip_transpose_weight(g, w.const_data_ptr<at::BFloat16>());
     const Tensor wt = at::from_blob(const_cast<at::BFloat16*>(wf.data()),
@@ -512,6 +503,7 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
     output_mask[0] = false;
     if (!output_mask[1] && !output_mask[2]) return {gx_bf16, std::nullopt, std::nullopt};
   }
+  if (family == CpuFamily::kDenseBf16) family = CpuFamily::kDense;  // the rest in float32
   const Tensor gy = as_compute(grad_output);
   Tensor gx, gw, gb;
   if (output_mask[0]) gx = empty_output({g.N, g.C, g.H, g.W}, gy.options());
@@ -523,26 +515,15 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
   } else {
     const Tensor x = output_mask[1] ? as_compute(input) : Tensor();
     const Tensor w = output_mask[0] ? as_compute(weight) : Tensor();
-    const bool fft = use_fft(g);
+    const bool fft = family == CpuFamily::kFft;
     if (fft && gx.defined()) fft_grad_input(g, gy, w, gx);
     if (fft && gw.defined()) fft_grad_weight(g, x, gy, gw);
     AT_DISPATCH_FLOATING_TYPES(gy.scalar_type(), "fastconv_conv2d_backward_cpu", [&] {
       const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
-      const bool direct = g.one_channel_per_group(), blocked = !fft && use_blocked(g);
-      if (gx.defined() && !fft) {
-        auto* out = gx.mutable_data_ptr<scalar_t>();
-        const scalar_t* wp = w.const_data_ptr<scalar_t>();
-        blocked  ? blocked_dgrad(g, gyp, wp, out)
-        : direct ? direct_dgrad(g, gyp, wp, out)
-                 : dense_dgrad(g, gyp, wp, out);
-      }
-      if (gw.defined() && !fft) {
-        auto* out = gw.mutable_data_ptr<scalar_t>();
-        const scalar_t* xp = x.const_data_ptr<scalar_t>();
-        blocked  ? blocked_wgrad(g, xp, gyp, out)
-        : direct ? direct_wgrad(g, xp, gyp, out)
-                 : dense_wgrad(g, xp, gyp, out);
-      }
+      if (gx.defined() && !fft)
+        grad_input(family, g, gyp, w.const_data_ptr<scalar_t>(), gx.mutable_data_ptr<scalar_t>());
+      if (gw.defined() && !fft)
+        grad_weight(family, g, x.const_data_ptr<scalar_t>(), gyp, gw.mutable_data_ptr<scalar_t>());
       if (gb.defined()) bias_grad(g, gyp, gb.mutable_data_ptr<scalar_t>());
     });
   }

@@ -31,14 +31,11 @@
 #include <ATen/ops/zeros.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <vector>
 
 namespace fastconv {
 namespace {
-
-std::atomic<int> g_algorithm{static_cast<int>(CpuAlgorithm::kAuto)};
 
 // Smallest n' >= n with no prime factor above 5: FFT libraries are fastest there (measured
 // with MKL: 1080 = 2^3 3^3 5 runs twice as fast as 1056 = 2^5 3 11).
@@ -82,27 +79,21 @@ Tensor kernel_spectrum(const ConvGeometry& g, const Grid& grid, const Tensor& w)
 
 }  // namespace
 
-void set_cpu_algorithm(CpuAlgorithm a) { g_algorithm.store(static_cast<int>(a)); }
-CpuAlgorithm cpu_algorithm() { return static_cast<CpuAlgorithm>(g_algorithm.load()); }
+bool fft_applies(const ConvGeometry& g) {
+  return g.one_channel_per_group() && g.stride_h == 1 && g.stride_w == 1 && g.dil_h == 1 &&
+         g.dil_w == 1 && g.N > 0 && g.P > 0 && g.Q > 0;
+}
 
-bool use_fft(const ConvGeometry& g) {
-  const bool applies = g.one_channel_per_group() && g.stride_h == 1 && g.stride_w == 1 &&
-                       g.dil_h == 1 && g.dil_w == 1 && g.N > 0 && g.P > 0 && g.Q > 0;
-  const CpuAlgorithm a = cpu_algorithm();
-  if (!applies || a == CpuAlgorithm::kDirect || a == CpuAlgorithm::kBlocked) return false;
-  if (a == CpuAlgorithm::kFft) return true;
-  // Cost model in single-thread nanoseconds (both paths use every thread), fitted on Zen 4
-  // with MKL: the direct kernels run about 25 G multiply-adds/s; a real 2-D FFT of n
-  // points costs about 0.3 ns * n * log2(n), and a forward pass takes one per input plane,
-  // one per output plane and one per kernel; each call pays about 150 us of fixed costs
-  // (transform plans, dispatch). Break-even for one image: about 22x22 kernels from 256^2
-  // to 1 MP images, 39x39 at 64^2.
+// Fitted on Zen 4 with MKL: a real 2-D FFT of n points costs about 0.3 ns * n * log2(n),
+// and a forward pass takes one per input plane, one per output plane and one per kernel;
+// each call pays about 150 us of fixed costs (transform plans, dispatch). Against the row
+// kernels, break-even for one image is about 22x22 kernels from 256^2 to 1 MP images,
+// 39x39 at 64^2.
+double fft_cost_ns(const ConvGeometry& g) {
   const Grid grid = grid_for(g);
   const double n = double(grid.L1) * double(grid.L2);
   const double transforms = double(g.N * g.C + g.N * g.K + g.K);
-  const double fft_ns = 1.5e5 + transforms * 0.3 * n * std::log2(n);
-  const double direct_ns = double(g.macs()) * 0.04;
-  return fft_ns < direct_ns;
+  return 1.5e5 + transforms * 0.3 * n * std::log2(n);
 }
 
 void fft_forward(const ConvGeometry& g, const Tensor& x, const Tensor& w, const OptTensor& bias,

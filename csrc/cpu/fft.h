@@ -7,20 +7,10 @@
 
 namespace fastconv {
 
-// Which algorithm the direct family uses: the cost model's choice, or one forced (tests,
-// benchmarks). Process-wide; set from Python with fastconv.set_cpu_algorithm.
-enum class CpuAlgorithm { kAuto = 0, kDirect = 1, kFft = 2, kBlocked = 3 };
-void set_cpu_algorithm(CpuAlgorithm a);
-CpuAlgorithm cpu_algorithm();
-
-// True when this geometry should run on the FFT path: it applies, and the policy or the
-// cost model picks it.
-bool use_fft(const ConvGeometry& g);
-
-// The CPU kernel family a forward call runs: "dense", "dense-bf16", "direct", "blocked" or
-// "fft"
-// (csrc/cpu/conv2d.cpp; for tests and benchmarks).
-const char* cpu_family(const ConvGeometry& g, const Tensor& input);
+// Whether the transform path can run this geometry (stride 1, dilation 1, non-empty), and
+// its estimated single-thread cost in nanoseconds (the cost model in algorithm.cpp).
+bool fft_applies(const ConvGeometry& g);
+double fft_cost_ns(const ConvGeometry& g);
 
 // The three passes; outputs are allocated by the caller (contiguous, x's dtype) and fully
 // overwritten. Inputs are contiguous NCHW float or double.

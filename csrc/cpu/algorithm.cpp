@@ -1,0 +1,66 @@
+#include "algorithm.h"
+
+#include <atomic>
+
+#include "dense_bf16.h"
+#include "fft.h"
+#include "kernel_table.h"
+
+namespace fastconv {
+namespace {
+std::atomic<int> g_algorithm{static_cast<int>(CpuAlgorithm::kAuto)};
+}  // namespace
+
+void set_cpu_algorithm(CpuAlgorithm a) { g_algorithm.store(static_cast<int>(a)); }
+CpuAlgorithm cpu_algorithm() { return static_cast<CpuAlgorithm>(g_algorithm.load()); }
+
+CpuFamily cpu_family(const ConvGeometry& g, at::ScalarType dtype) {
+  // bfloat16 dense layers on CPUs with AVX-512 BF16 go straight into vdpbf16ps.
+  if (!g.one_channel_per_group())
+    return dtype == at::kBFloat16 && dense_bf16_available() ? CpuFamily::kDenseBf16
+                                                            : CpuFamily::kDense;
+  const bool depthwise = g.groups == g.C && g.K == g.C;  // channel multiplier 1
+  const bool fft = fft_applies(g);
+  switch (cpu_algorithm()) {
+    case CpuAlgorithm::kDirect:
+      return CpuFamily::kRows;
+    case CpuAlgorithm::kFft:
+      if (fft) return CpuFamily::kFft;
+      break;
+    case CpuAlgorithm::kBlocked:
+      if (depthwise) return CpuFamily::kBlocked;
+      break;
+    case CpuAlgorithm::kAuto:
+      break;
+  }
+  // Depthwise layers run channel-blocked once they have a vector's worth of channels: every
+  // FMA is full whatever the map's width. Against the row kernels it wins on every
+  // depthwise suite case (2 threads, fp32), 112x112 3x3 maps included (1.1 -> 0.73 ms),
+  // most at narrow maps (7x7 outputs: 0.94 -> 0.22 ms).
+  const bool blocked = depthwise && g.C >= kernels<float>().block;
+  // Cost model in single-thread nanoseconds, fitted on Zen 4: the row kernels run about
+  // 25 G multiply-adds/s, the blocked ones about 50 G/s (13x13 to 31x31 kernels). Against
+  // the blocked kernels the FFT must win by half again: on many small planes (28^2 to 56^2
+  // grids) it measured 1.3-2x slower than its model, and from run to run +-40%.
+  const double direct_ns = double(g.macs()) * (blocked ? 0.02 : 0.04);
+  if (fft && fft_cost_ns(g) * (blocked ? 1.5 : 1.0) < direct_ns) return CpuFamily::kFft;
+  return blocked ? CpuFamily::kBlocked : CpuFamily::kRows;
+}
+
+const char* family_name(CpuFamily f) {
+  switch (f) {
+    case CpuFamily::kDense:
+      return "dense";
+    case CpuFamily::kDenseBf16:
+      return "dense-bf16";
+    case CpuFamily::kRows:
+      return "direct";
+    case CpuFamily::kBlocked:
+      return "blocked";
+    case CpuFamily::kFft:
+      return "fft";
+  }
+  return "?";
+}
+
+}  // namespace fastconv
