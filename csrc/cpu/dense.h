@@ -87,8 +87,35 @@ static void panel_gemm(int64_t kc, int64_t m_len, const T* a, int64_t a_panel_st
 template <typename T>
 static void pack_a(const T* src, int64_t row_stride, int64_t col_stride, int64_t m, int64_t kc,
                    T* dst) {
+  constexpr int V = Vec<T>::size;
   for (int64_t m0 = 0; m0 < m; m0 += MR) {
     T* panel = dst + (m0 / MR) * kc * MR;
+    if (col_stride == 1 && V >= MR) {
+      // V columns of the MR rows at a time, through a register transpose: vector j then
+      // holds column kk + j's MR values, stored in column order (each store's lanes past MR
+      // are overwritten by the next ones; stores near the panel's end are masked).
+      const int rows = static_cast<int>(std::min<int64_t>(MR, m - m0));
+      for (int64_t kk = 0; kk < kc; kk += V) {
+        const int cnt = static_cast<int>(std::min<int64_t>(V, kc - kk));
+        vec_t<T> v[V];
+#pragma GCC unroll 16
+        for (int i = 0; i < V; ++i)
+          v[i] = i >= rows  ? vec_t<T>{}
+                 : cnt == V ? loadu(src + (m0 + i) * row_stride + kk)
+                            : loadu_n(src + (m0 + i) * row_stride + kk, cnt);
+        transpose<T>(v);
+        T* d = panel + kk * MR;
+#pragma GCC unroll 16
+        for (int j = 0; j < V; ++j) {
+          if (j >= cnt) break;
+          if ((kk + j) * MR + V <= kc * MR)  // stays inside this panel
+            storeu(d + j * MR, v[j]);
+          else
+            storeu_n(d + j * MR, v[j], MR);
+        }
+      }
+      continue;
+    }
     for (int64_t kk = 0; kk < kc; ++kk)
       for (int i = 0; i < MR; ++i)
         panel[kk * MR + i] = m0 + i < m ? src[(m0 + i) * row_stride + kk * col_stride] : T(0);
@@ -154,9 +181,9 @@ static void im2col_row(const ConvGeometry& g, const T* xc, int64_t r, int64_t s,
 }
 
 template <typename T>
-void dense_pack_weight(const ConvGeometry& g, const T* w_group, T* packed) {
+void dense_pack_weight(const ConvGeometry& g, const T* w_group, T* packed, int64_t m0, int64_t m1) {
   const int64_t crs = g.C_per_group() * g.R * g.S;
-  pack_a(w_group, crs, 1, g.K_per_group(), crs, packed);
+  pack_a(w_group + m0 * crs, crs, 1, m1 - m0, crs, packed + (m0 / MR) * crs * MR);
 }
 
 template <typename T>

@@ -36,8 +36,10 @@ struct KernelTable {
   void (*blocked_wgrad)(const ConvGeometry& g, const T* x, const T* gy, T* partial, int64_t c0);
 
   // --- dense family: implicit GEMM on packed tiles ---------------------------------------
-  // Packs one group's weight into MR-row panels: (ceil(K/G / MR) * MR) x (C/G*R*S).
-  void (*dense_pack_weight)(const ConvGeometry& g, const T* w_group, T* packed);
+  // Packs rows [m0, m1) (m0 a multiple of MR) of one group's weight into MR-row panels of
+  // the group's (ceil(K/G / MR) * MR) x (C/G*R*S) packed matrix.
+  void (*dense_pack_weight)(const ConvGeometry& g, const T* w_group, T* packed, int64_t m0,
+                            int64_t m1);
   // Output channels [k0, k1) (k0 a multiple of MR) x positions [pq0, pq1) of image n,
   // group grp: y = bias + W * im2col(x). x_n and y_n point at image n.
   void (*dense_fwd_tile)(const ConvGeometry& g, const T* x_n, const T* packed_w_group,

@@ -87,6 +87,48 @@ inline T hsum(vec_t<T> v) {
   return s;
 }
 
+// One butterfly stage of a V x V transpose: swaps element (i, l) with (i + D, l - D) for
+// every row i without bit D and lane l with it. All log2(V) stages make the transpose.
+template <typename T, int D>
+inline void transpose_stage(vec_t<T>* v) {
+  constexpr int V = Vec<T>::size;
+#if defined(__GNUC__) && !defined(__clang__)
+  typename IVec<T>::type lo, hi;
+#pragma GCC unroll 16
+  for (int l = 0; l < V; ++l) {
+    lo[l] = (l & D) ? V + l - D : l;
+    hi[l] = (l & D) ? V + l : l + D;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < V; ++i) {
+    if (i & D) continue;
+    const vec_t<T> a = v[i], b = v[i + D];
+    v[i] = __builtin_shuffle(a, b, lo);
+    v[i + D] = __builtin_shuffle(a, b, hi);
+  }
+#else
+  for (int i = 0; i < V; ++i) {
+    if (i & D) continue;
+    for (int l = 0; l < V; ++l)
+      if (l & D) {
+        const T t = v[i][l];
+        v[i][l] = v[i + D][l - D];
+        v[i + D][l - D] = t;
+      }
+  }
+#endif
+}
+
+template <typename T>
+inline void transpose(vec_t<T>* v) {
+  constexpr int V = Vec<T>::size;
+  static_assert(V <= 16, "transpose stages cover up to 16 lanes");
+  if constexpr (V >= 16) transpose_stage<T, 8>(v);
+  if constexpr (V >= 8) transpose_stage<T, 4>(v);
+  if constexpr (V >= 4) transpose_stage<T, 2>(v);
+  if constexpr (V >= 2) transpose_stage<T, 1>(v);
+}
+
 // Dot product of two contiguous runs in a fixed summation order (reproducible bits).
 template <typename T>
 inline T dot(const T* a, const T* b, int64_t n) {
