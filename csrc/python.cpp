@@ -21,11 +21,11 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "set_cpu_algorithm",
       [](int a) {
-        TORCH_CHECK(a >= 0 && a <= 3, "fastconv: unknown CPU algorithm ", a);
+        TORCH_CHECK(a >= 0 && a <= 4, "fastconv: unknown CPU algorithm ", a);
         fastconv::set_cpu_algorithm(static_cast<fastconv::CpuAlgorithm>(a));
       },
       "0: auto (cost model), 1: row-direct only, 2: FFT wherever it applies, 3: channel-blocked "
-      "wherever it applies");
+      "wherever it applies, 4: Winograd wherever it applies");
   m.def("cpu_has_bf16_kernel", &fastconv::dense_bf16_available,
         "whether bfloat16 dense layers run on the AVX-512 BF16 kernel on this CPU");
   m.def("cpu_algorithm", [] { return static_cast<int>(fastconv::cpu_algorithm()); });

@@ -36,16 +36,17 @@ def cpu_isa() -> str:
     return _C.cpu_isa()
 
 
-_CPU_ALGORITHMS = ("auto", "direct", "fft", "blocked")
+_CPU_ALGORITHMS = ("auto", "direct", "fft", "blocked", "winograd")
 
 
 def set_cpu_algorithm(name: str) -> None:
-    """How the CPU computes one-channel-per-group convolutions (images, depthwise).
-    "auto" (default) picks by cost: FFTs for large kernels (stride 1, dilation 1),
-    channel-blocked loops for depthwise layers with narrow maps, row loops otherwise.
-    "direct" forces the row loops, "fft" and "blocked" force theirs wherever they apply
-    (FFT: stride 1 and dilation 1; blocked: one input and one output channel per group).
-    Process-wide."""
+    """Which CPU algorithm runs a convolution. "auto" (default) picks by cost: FFTs for
+    large single-channel kernels (stride 1, dilation 1), channel-blocked loops for depthwise
+    layers, Winograd F(2x2, 3x3) for dense 3x3 stride-1 layers, direct loops otherwise.
+    "direct" forces direct loops everywhere (row kernels, plain implicit GEMM); "fft",
+    "blocked" and "winograd" force theirs wherever they apply (FFT: one channel per group,
+    stride 1, dilation 1; blocked: one input and one output channel per group; Winograd:
+    groups 1, 3x3, stride 1, dilation 1). Process-wide."""
     if name not in _CPU_ALGORITHMS:
         raise ValueError(f"fastconv: algorithm must be one of {_CPU_ALGORITHMS}, got {name!r}")
     _C.set_cpu_algorithm(_CPU_ALGORITHMS.index(name))

@@ -207,6 +207,31 @@ void direct_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
   });
 }
 
+// ---- Winograd family (dense 3x3 stride 1) -------------------------------------------------
+
+template <typename T>
+void winograd_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const auto& kt = kernels<T>();
+  const int64_t Kp = (g.K + kDenseMR - 1) / kDenseMR * kDenseMR, k_panels = Kp / kDenseMR;
+  const Scratch<T> packed(kPackedWeight, 16 * Kp * g.C);
+  at::parallel_for(0, k_panels, grain_for(16 * kDenseMR * g.C), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      kt.winograd_pack_weight(g, w, packed.data(), i * kDenseMR, std::min(g.K, (i + 1) * kDenseMR));
+  });
+  // Chunks of whole NR-column panels of tiles (across tile rows and images), their V and M
+  // buffers (16 * (C + K) values per tile) near 1 MB, at least two per thread when possible.
+  const int64_t nr = 2 * kt.block, tiles = g.N * ((g.P + 1) / 2) * ((g.Q + 1) / 2);
+  const int64_t bytes_per_panel = 16 * (g.C + g.K) * nr * int64_t(sizeof(T));
+  int64_t chunk = nr * std::clamp<int64_t>((int64_t{1} << 20) / bytes_per_panel, 1, 4);
+  while (chunk > nr && (tiles + chunk - 1) / chunk < 2 * at::get_num_threads()) chunk -= nr;
+  const int64_t chunks = (tiles + chunk - 1) / chunk;
+  at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      kt.winograd_fwd_tile(g, x, packed.data(), bias, y, i * chunk,
+                           std::min(tiles, (i + 1) * chunk));
+  });
+}
+
 // ---- blocked family (depthwise) ---------------------------------------------------------
 
 template <typename T>
@@ -450,12 +475,17 @@ Tensor dense_forward_bf16(const ConvGeometry& g, const Tensor& input, const Tens
 // The kernel family's pass, for the non-FFT families (fft.cpp has its own entry points).
 template <typename T>
 void forward(CpuFamily f, const ConvGeometry& g, const T* x, const T* w, const T* b, T* y) {
+  if (f == CpuFamily::kWinograd) return winograd_forward(g, x, w, b, y);
   if (f == CpuFamily::kBlocked) return blocked_forward(g, x, w, b, y);
   if (f == CpuFamily::kRows) return direct_forward(g, x, w, b, y);
   dense_forward(g, x, w, b, y);
 }
 template <typename T>
 void grad_input(CpuFamily f, const ConvGeometry& g, const T* gy, const T* w, T* gx) {
+  if (f == CpuFamily::kWinograd) {  // stride 1: a Winograd forward with the flipped weight
+    const Scratch<T> wf = flip_transpose_weight(g, w);
+    return winograd_forward(dgrad_as_forward(g), gy, wf.data(), static_cast<const T*>(nullptr), gx);
+  }
   if (f == CpuFamily::kBlocked) return blocked_dgrad(g, gy, w, gx);
   if (f == CpuFamily::kRows) return direct_dgrad(g, gy, w, gx);
   dense_dgrad(g, gy, w, gx);

@@ -53,6 +53,15 @@ struct KernelTable {
   void (*dense_dgrad_tile)(const ConvGeometry& g, const T* gy_n, const T* w, T* gx_n, int64_t grp,
                            int64_t c0, int64_t c1);
 
+  // --- Winograd F(2x2, 3x3): dense 3x3 stride-1 layers, groups 1 ---------------------------
+  // Transformed weight of output channels [m0, m1) (m0 a multiple of MR) into the packed
+  // [16][round_up(K, MR) / MR][C][MR] matrix.
+  void (*winograd_pack_weight)(const ConvGeometry& g, const T* w, T* packed, int64_t m0,
+                               int64_t m1);
+  // Output tiles [t0, t1) of the whole batch (2x2 each, image by image, row by row).
+  void (*winograd_fwd_tile)(const ConvGeometry& g, const T* x, const T* packed_u, const T* bias,
+                            T* y, int64_t t0, int64_t t1);
+
   // --- reductions ------------------------------------------------------------------------
   T (*sum)(const T* a, int64_t n);
 };

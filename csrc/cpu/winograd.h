@@ -1,0 +1,258 @@
+// Winograd F(2x2, 3x3) for dense 3x3 stride-1 layers (Lavin & Gray, CVPR 2016): each 2x2
+// output tile is A^T [ (G g G^T) . (B^T d B) ] A for its 4x4 input patch d, so the
+// multiply-adds happen in 16 transformed positions xi as 16 independent GEMMs
+//
+//   M[xi] (K x tiles) = U[xi] (K x C) * V[xi] (C x tiles),
+//
+// 16 multiplies per 4 outputs and channel instead of 36: 2.25x fewer than direct. The GEMMs
+// run on dense.h's packed micro-kernel (U packed once per call into MR panels, V written by
+// the input transform straight into NR-column panels). A call covers a chunk of tiles that
+// may span tile rows and images, so 7x7 maps still fill whole panels. The transforms only
+// add and subtract (G halves), so float32 error stays within about twice the direct sum's.
+//
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
+//   A^T = [1 1 1 0; 0 1 -1 -1]
+// Included by the per-ISA translation units after vec.h and dense.h.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace fastconv {
+namespace FC_ISA {
+
+// Output tiles of the layer: ceil(P/2) x ceil(Q/2) per image.
+inline int64_t wino_tile_rows(const ConvGeometry& g) { return (g.P + 1) / 2; }
+inline int64_t wino_tile_cols(const ConvGeometry& g) { return (g.Q + 1) / 2; }
+
+template <typename T>
+static std::vector<T>& wino_scratch(int slot) {
+  static thread_local std::vector<T> bufs[3];
+  return bufs[slot];
+}
+
+// Lanes 0, 2, 4, ... of the 2V values a|b (a stride-2 gather of a contiguous run).
+template <typename T>
+inline vec_t<T> even_lanes(vec_t<T> a, vec_t<T> b) {
+  constexpr int V = Vec<T>::size;
+#if defined(__GNUC__) && !defined(__clang__)
+  typename IVec<T>::type idx;
+#pragma GCC unroll 16
+  for (int l = 0; l < V; ++l) idx[l] = 2 * l;
+  return __builtin_shuffle(a, b, idx);
+#else
+  vec_t<T> r;
+  for (int l = 0; l < V; ++l) r[l] = 2 * l < V ? a[2 * l] : b[2 * l - V];
+  return r;
+#endif
+}
+
+// a0 b0 a1 b1 ... as two vectors (lo: lanes of the first half, hi: the second).
+template <typename T>
+inline void interleave(vec_t<T> a, vec_t<T> b, vec_t<T>* lo, vec_t<T>* hi) {
+  constexpr int V = Vec<T>::size;
+#if defined(__GNUC__) && !defined(__clang__)
+  typename IVec<T>::type il, ih;
+#pragma GCC unroll 16
+  for (int l = 0; l < V; ++l) {
+    il[l] = (l % 2 ? V : 0) + l / 2;
+    ih[l] = (l % 2 ? V : 0) + V / 2 + l / 2;
+  }
+  *lo = __builtin_shuffle(a, b, il);
+  *hi = __builtin_shuffle(a, b, ih);
+#else
+  for (int l = 0; l < V; ++l) {
+    (*lo)[l] = l % 2 ? b[l / 2] : a[l / 2];
+    (*hi)[l] = l % 2 ? b[V / 2 + l / 2] : a[V / 2 + l / 2];
+  }
+#endif
+}
+
+// U[xi] = G g G^T for output channels [m0, m1) (m0 a multiple of MR), packed as
+// [xi][K/MR panel][C][MR] (xi stride round_up(K, MR) * C), through a plain [xi][MR][C]
+// buffer: V input channels at a time, the 3x3 taps transposed into vectors.
+template <typename T>
+void winograd_pack_weight(const ConvGeometry& g, const T* w, T* packed, int64_t m0, int64_t m1) {
+  constexpr int V = Vec<T>::size;
+  const int64_t C = g.C, Kp = round_up(g.K, MR), rows = m1 - m0;
+  std::vector<T>& plain = wino_scratch<T>(0);
+  plain.resize(static_cast<size_t>(16 * MR * C));
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t c = 0; c < C; c += V) {
+      const int cnt = static_cast<int>(std::min<int64_t>(V, C - c));
+      vec_t<T> t[V > 9 ? V : 9];  // t[r*3 + s]: tap (r, s) of channels c..c+cnt
+      const T* src = w + ((m0 + i) * C + c) * 9;
+      if constexpr (V >= 9) {
+        load_transposed(t, 9, cnt, src, 9);
+      } else {
+        for (int tap = 0; tap < 9; ++tap) {
+          t[tap] = vec_t<T>{};
+          for (int l = 0; l < cnt; ++l) t[tap][l] = src[l * 9 + tap];
+        }
+      }
+      vec_t<T> gg[4][3];  // G g: rows of G against the kernel's columns
+#pragma GCC unroll 3
+      for (int s = 0; s < 3; ++s) {
+        const vec_t<T> half = splat<T>(0.5);
+        gg[0][s] = t[s];
+        gg[1][s] = (t[s] + t[3 + s] + t[6 + s]) * half;
+        gg[2][s] = (t[s] - t[3 + s] + t[6 + s]) * half;
+        gg[3][s] = t[6 + s];
+      }
+#pragma GCC unroll 4
+      for (int a = 0; a < 4; ++a) {
+        const vec_t<T> half = splat<T>(0.5);
+        const vec_t<T> u[4] = {gg[a][0], (gg[a][0] + gg[a][1] + gg[a][2]) * half,
+                               (gg[a][0] - gg[a][1] + gg[a][2]) * half, gg[a][2]};
+#pragma GCC unroll 4
+        for (int b = 0; b < 4; ++b)
+          storeu_n(plain.data() + ((a * 4 + b) * MR + i) * C + c, u[b], cnt);
+      }
+    }
+  for (int xi = 0; xi < 16; ++xi)
+    pack_a(plain.data() + xi * MR * C, C, 1, rows, C, packed + (xi * Kp + m0) * C);
+}
+
+// Lanes of v for chunk columns [j, j + cnt) into a [C][NR]-panel matrix at row c (columns
+// may run across a panel boundary).
+template <typename T>
+static inline void put_panel_lanes(T* panels, int64_t C, int64_t c, int64_t j, vec_t<T> v,
+                                   int cnt) {
+  constexpr int nr = NR<T>;
+  const int64_t in_panel = nr - j % nr;
+  T* d = panels + ((j / nr) * C + c) * nr + j % nr;
+  if (cnt <= in_panel) {
+    storeu_n(d, v, cnt);
+    return;
+  }
+  alignas(64) T tmp[Vec<T>::size];
+  storeu(tmp, v);
+  std::memcpy(d, tmp, sizeof(T) * in_panel);
+  std::memcpy(panels + ((j / nr + 1) * C + c) * nr, tmp + in_panel, sizeof(T) * (cnt - in_panel));
+}
+
+// Tiles [t0, t1) of the layer (numbered image by image, row by row):
+// y = bias + A^T (U . V) A. packed_u from winograd_pack_weight.
+template <typename T>
+void winograd_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_u, const T* bias, T* y,
+                       int64_t t0, int64_t t1) {
+  constexpr int V = Vec<T>::size;
+  const int64_t C = g.C, K = g.K, Kp = round_up(K, MR);
+  const int64_t th = wino_tile_rows(g), tw = wino_tile_cols(g), per_image = th * tw;
+  const int64_t tiles = t1 - t0, tp = round_up(tiles, NR<T>), panels = tp / NR<T>;
+  std::vector<T>& vb = wino_scratch<T>(1);
+  std::vector<T>& mb = wino_scratch<T>(2);
+  vb.resize(static_cast<size_t>(16 * panels * C * NR<T>));
+  mb.resize(static_cast<size_t>(16 * K * tp + V));  // + V: the last row's whole-vector reads
+  // Staged input rows of one tile row: column u is input column 2*tx_a - pad_w + u.
+  const int64_t span = 2 * tw + 2 + 2 * V;
+  std::vector<T>& staged = wino_scratch<T>(0);
+  staged.resize(static_cast<size_t>(4 * span));
+  T* rows = staged.data();
+
+  // Segments: runs of tiles in one tile row of one image.
+  auto for_each_segment = [&](auto&& fn) {
+    for (int64_t t = t0; t < t1;) {
+      const int64_t n = t / per_image, ty = (t % per_image) / tw, tx = t % tw;
+      const int64_t len = std::min(tw - tx, t1 - t);
+      fn(n, ty, tx, tx + len, t - t0);
+      t += len;
+    }
+  };
+
+  // Input transform: V[xi][c][tile] = (B^T d B)[xi].
+  for_each_segment([&](int64_t n, int64_t ty, int64_t txa, int64_t txb, int64_t j0) {
+    const int64_t iw0 = 2 * txa - g.pad_w, width = 2 * (txb - txa) + 2;
+    for (int64_t c = 0; c < C; ++c) {
+      const T* xc = x + (n * C + c) * g.H * g.W;
+      for (int i = 0; i < 4; ++i) {
+        T* dst = rows + i * span;
+        const int64_t ih = 2 * ty - g.pad_h + i;
+        std::fill_n(dst, span, T(0));
+        if (ih < 0 || ih >= g.H) continue;
+        const int64_t lo = std::max<int64_t>(0, -iw0), hi = std::min(width, g.W - iw0);
+        if (hi > lo) std::copy(xc + ih * g.W + iw0 + lo, xc + ih * g.W + iw0 + hi, dst + lo);
+      }
+      for (int64_t off = 0; off < txb - txa; off += V) {
+        const int cnt = static_cast<int>(std::min<int64_t>(V, txb - txa - off));
+        vec_t<T> d[4][4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i)
+#pragma GCC unroll 4
+          for (int jj = 0; jj < 4; ++jj) {
+            const T* src = rows + i * span + 2 * off + jj;
+            d[i][jj] = even_lanes<T>(loadu(src), loadu(src + V));
+          }
+        vec_t<T> t[4][4];
+#pragma GCC unroll 4
+        for (int jj = 0; jj < 4; ++jj) {
+          t[0][jj] = d[0][jj] - d[2][jj];
+          t[1][jj] = d[1][jj] + d[2][jj];
+          t[2][jj] = d[2][jj] - d[1][jj];
+          t[3][jj] = d[1][jj] - d[3][jj];
+        }
+        T* vxi = vb.data();
+#pragma GCC unroll 4
+        for (int a = 0; a < 4; ++a) {
+          const vec_t<T> v4[4] = {t[a][0] - t[a][2], t[a][1] + t[a][2], t[a][2] - t[a][1],
+                                  t[a][1] - t[a][3]};
+#pragma GCC unroll 4
+          for (int b = 0; b < 4; ++b)
+            put_panel_lanes(vxi + (a * 4 + b) * panels * C * NR<T>, C, c, j0 + off, v4[b], cnt);
+        }
+      }
+    }
+  });
+
+  // The 16 GEMMs, depth sliced to kKC so a B micro-panel stays in L1 (as in dense.h).
+  std::fill(mb.begin(), mb.end(), T(0));
+  for (int xi = 0; xi < 16; ++xi)
+    for (int64_t c0 = 0; c0 < C; c0 += kKC) {
+      const int64_t kc = std::min(kKC, C - c0);
+      for (int64_t jp = 0; jp < panels; ++jp) {
+        const T* b = vb.data() + ((xi * panels + jp) * C + c0) * NR<T>;
+        for (int64_t m = 0; m < K; m += MR)
+          micro_kernel(kc, packed_u + (xi * Kp + m) * C + c0 * MR, b,
+                       mb.data() + (xi * K + m) * tp + jp * NR<T>, tp,
+                       static_cast<int>(std::min<int64_t>(MR, K - m)), NR<T>);
+      }
+    }
+
+  // Output transform: y = A^T M A (+ bias), two output rows per tile row.
+  for_each_segment([&](int64_t n, int64_t ty, int64_t txa, int64_t txb, int64_t j0) {
+    for (int64_t k = 0; k < K; ++k) {
+      const vec_t<T> bv = splat(bias ? bias[k] : T(0));
+      T* yk = y + (n * K + k) * g.P * g.Q;
+      for (int64_t off = 0; off < txb - txa; off += V) {
+        const int cnt = static_cast<int>(std::min<int64_t>(V, txb - txa - off));
+        vec_t<T> m[16];
+#pragma GCC unroll 16
+        for (int xi = 0; xi < 16; ++xi) m[xi] = loadu(mb.data() + (xi * K + k) * tp + j0 + off);
+        vec_t<T> u[2][4];
+#pragma GCC unroll 4
+        for (int b = 0; b < 4; ++b) {
+          u[0][b] = m[b] + m[4 + b] + m[8 + b];
+          u[1][b] = m[4 + b] - m[8 + b] - m[12 + b];
+        }
+        const int64_t q0 = 2 * (txa + off);
+        const int64_t ncols = std::min<int64_t>(2 * cnt, g.Q - q0);
+#pragma GCC unroll 2
+        for (int a = 0; a < 2; ++a) {
+          const int64_t p = 2 * ty + a;
+          if (p >= g.P) break;
+          const vec_t<T> e = bv + u[a][0] + u[a][1] + u[a][2];
+          const vec_t<T> o = bv + u[a][1] - u[a][2] - u[a][3];
+          vec_t<T> lo, hi;
+          interleave<T>(e, o, &lo, &hi);
+          T* dst = yk + p * g.Q + q0;
+          storeu_n(dst, lo, static_cast<int>(std::min<int64_t>(V, ncols)));
+          if (ncols > V) storeu_n(dst + V, hi, static_cast<int>(ncols - V));
+        }
+      }
+    }
+  });
+}
+
+}  // namespace FC_ISA
+}  // namespace fastconv
