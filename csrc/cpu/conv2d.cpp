@@ -232,6 +232,24 @@ void winograd_forward(const ConvGeometry& g, const T* x, const T* w, const T* bi
   });
 }
 
+// Reproducible: each du element sums the tiles in fixed chunks in a fixed order whatever
+// the blocking; blocks split input channels only (the grad_output transform is redone per
+// block, the input transform never).
+template <typename T>
+void winograd_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
+  const auto& kt = kernels<T>();
+  std::vector<T> du(static_cast<size_t>(16 * g.C * g.K), T(0));
+  const int64_t c_panels = (g.C + kDenseMR - 1) / kDenseMR;
+  const int64_t blocks = std::min<int64_t>(c_panels, at::get_num_threads());
+  at::parallel_for(0, blocks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      kt.winograd_wgrad_block(g, x, gy, i * c_panels / blocks * kDenseMR,
+                              std::min(g.C, (i + 1) * c_panels / blocks * kDenseMR), du.data());
+  });
+  at::parallel_for(0, g.C, grain_for(g.K * 64),
+                   [&](int64_t b, int64_t e) { kt.winograd_wgrad_finish(g, du.data(), gw, b, e); });
+}
+
 // ---- blocked family (depthwise) ---------------------------------------------------------
 
 template <typename T>
@@ -312,27 +330,40 @@ void dense_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias,
   int64_t gstride = 0;
   const Scratch<T> packed = pack_weight(g, w, &gstride);
   const int64_t PQ = g.P * g.Q, Kg = g.K_per_group(), CRS = g.C_per_group() * g.R * g.S;
-  // Tiles: (image, group, block of output channels, block of positions). A tile packs its
-  // slice of im2col once for all its output channels, so output channels are split only
-  // when there are too few tiles to keep every thread busy (no reduction crosses tiles, so
-  // this never changes the result).
-  const int64_t pq_tile = 256, pq_tiles = (PQ + pq_tile - 1) / pq_tile;
-  const int64_t base = g.N * g.groups * pq_tiles, want = 4 * at::get_num_threads();
+  // Tiles: (block of positions, group, block of output channels). A tile packs its slice of
+  // im2col once for all its output channels, so output channels are split only when there
+  // are too few tiles to keep every thread busy (no reduction crosses tiles, so this never
+  // changes the result). Positions run over the whole batch: maps smaller than a tile share
+  // one across images; larger maps are cut at image boundaries.
+  // Spanning tiles are whole NR-column panels, split evenly, at least two per thread: a
+  // split of the output channels would pack the same im2col slice once per channel block.
+  const int64_t pq_tile = 256, per_image = (PQ + pq_tile - 1) / pq_tile;
+  const bool span = PQ < pq_tile;
+  const int64_t nr = 2 * kt.block, panels = (g.N * PQ + nr - 1) / nr;
+  const int64_t want = 4 * at::get_num_threads();
+  const int64_t pos_tiles =
+      span ? std::max((g.N * PQ + pq_tile - 1) / pq_tile, std::min(panels, want / 2))
+           : g.N * per_image;
+  const int64_t base = g.groups * pos_tiles;
   const int64_t k_split =
       base >= want ? 1 : std::min((want + base - 1) / base, (Kg + kDenseMR - 1) / kDenseMR);
   const int64_t k_tile = ((Kg + k_split - 1) / k_split + kDenseMR - 1) / kDenseMR * kDenseMR;
   const int64_t k_tiles = (Kg + k_tile - 1) / k_tile;
-  const int64_t tiles = g.N * g.groups * k_tiles * pq_tiles;
+  const int64_t tiles = g.groups * k_tiles * pos_tiles;
   at::parallel_for(
       0, tiles, grain_for(std::min(k_tile, Kg) * pq_tile * CRS), [&](int64_t b, int64_t e) {
         for (int64_t t = b; t < e; ++t) {
-          const int64_t pt = t % pq_tiles, kt_i = (t / pq_tiles) % k_tiles;
-          const int64_t grp = (t / (pq_tiles * k_tiles)) % g.groups,
-                        n = t / (pq_tiles * k_tiles * g.groups);
-          const int64_t k0 = kt_i * k_tile, pq0 = pt * pq_tile;
-          kt.dense_fwd_tile(g, x + n * g.C * g.H * g.W, packed.data() + grp * gstride,
-                            bias ? bias + grp * Kg : nullptr, y + n * g.K * PQ, grp, k0,
-                            std::min(Kg, k0 + k_tile), pq0, std::min(PQ, pq0 + pq_tile));
+          const int64_t pt = t % pos_tiles, kt_i = (t / pos_tiles) % k_tiles;
+          const int64_t grp = t / (pos_tiles * k_tiles), k0 = kt_i * k_tile;
+          int64_t j0 = pt * panels / pos_tiles * nr;
+          int64_t j1 = std::min(g.N * PQ, (pt + 1) * panels / pos_tiles * nr);
+          if (!span) {
+            const int64_t n = pt / per_image, q = pt % per_image;
+            j0 = n * PQ + q * pq_tile;
+            j1 = n * PQ + std::min(PQ, (q + 1) * pq_tile);
+          }
+          kt.dense_fwd_tile(g, x, packed.data() + grp * gstride, bias ? bias + grp * Kg : nullptr,
+                            y, grp, k0, std::min(Kg, k0 + k_tile), j0, j1);
         }
       });
 }
@@ -492,6 +523,7 @@ void grad_input(CpuFamily f, const ConvGeometry& g, const T* gy, const T* w, T* 
 }
 template <typename T>
 void grad_weight(CpuFamily f, const ConvGeometry& g, const T* x, const T* gy, T* gw) {
+  if (f == CpuFamily::kWinograd) return winograd_wgrad(g, x, gy, gw);
   if (f == CpuFamily::kBlocked) return blocked_wgrad(g, x, gy, gw);
   if (f == CpuFamily::kRows) return direct_wgrad(g, x, gy, gw);
   dense_wgrad(g, x, gy, gw);

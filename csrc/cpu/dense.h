@@ -186,27 +186,56 @@ void dense_pack_weight(const ConvGeometry& g, const T* w_group, T* packed, int64
   pack_a(w_group + m0 * crs, crs, 1, m1 - m0, crs, packed + (m0 / MR) * crs * MR);
 }
 
+// Positions [j0, j1) of the whole batch (j = n*P*Q + p*Q + q), output channels [k0, k1)
+// of group grp. A tile inside one image accumulates straight into y; a tile spanning
+// images (maps smaller than a tile: 7x7 layers fill a 256-wide tile with five images
+// instead of wasting lanes and re-streaming the weight per image) into a scratch block
+// copied out image by image.
 template <typename T>
-void dense_fwd_tile(const ConvGeometry& g, const T* x_n, const T* packed_w, const T* bias, T* y_n,
-                    int64_t grp, int64_t k0, int64_t k1, int64_t pq0, int64_t pq1) {
-  const int64_t RS = g.R * g.S, CRS = g.C_per_group() * RS, PQ = g.P * g.Q;
-  const T* xg = x_n + grp * g.C_per_group() * g.H * g.W;
-  T* yg = y_n + grp * g.K_per_group() * PQ;
-  const int64_t nb = pq1 - pq0, nbp = round_up(nb, NR<T>);
-  for (int64_t k = k0; k < k1; ++k) std::fill_n(yg + k * PQ + pq0, nb, bias ? bias[k] : T(0));
+void dense_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_w, const T* bias, T* y,
+                    int64_t grp, int64_t k0, int64_t k1, int64_t j0, int64_t j1) {
+  const int64_t RS = g.R * g.S, CRS = g.C_per_group() * RS, PQ = g.P * g.Q, HW = g.H * g.W;
+  const int64_t nb = j1 - j0, nbp = round_up(nb, NR<T>), m = k1 - k0;
+  const bool one_image = j0 / PQ == (j1 - 1) / PQ;
+  // Runs of the tile inside one image: fn(image, first position in it, length, offset).
+  auto for_each_image = [&](auto&& fn) {
+    for (int64_t j = j0; j < j1;) {
+      const int64_t n = j / PQ, len = std::min(j1 - j, (n + 1) * PQ - j);
+      fn(n, j % PQ, len, j - j0);
+      j += len;
+    }
+  };
+  const int64_t kg0 = grp * g.K_per_group() + k0;  // first output channel of the tile
+  std::unique_ptr<T[]> block;
+  T* c = nullptr;
+  int64_t ldc = PQ;
+  if (one_image) {
+    c = y + ((j0 / PQ) * g.K + kg0) * PQ + j0 % PQ;
+  } else {
+    block = workspace<T>(m * nb);
+    c = block.get();
+    ldc = nb;
+  }
+  for (int64_t k = 0; k < m; ++k) std::fill_n(c + k * ldc, nb, bias ? bias[k0 + k] : T(0));
 
   auto b = workspace<T>(std::min(kKC, CRS) * nbp);
   auto row = workspace<T>(nb);
   for (int64_t kk0 = 0; kk0 < CRS; kk0 += kKC) {
     const int64_t kc = std::min(kKC, CRS - kk0);
     for (int64_t kk = 0; kk < kc; ++kk) {
-      const int64_t c = (kk0 + kk) / RS, rs = (kk0 + kk) % RS;
-      im2col_row(g, xg + c * g.H * g.W, rs / g.S, rs % g.S, pq0, nb, row.get());
+      const int64_t ch = grp * g.C_per_group() + (kk0 + kk) / RS, rs = (kk0 + kk) % RS;
+      for_each_image([&](int64_t n, int64_t pq, int64_t len, int64_t off) {
+        im2col_row(g, x + (n * g.C + ch) * HW, rs / g.S, rs % g.S, pq, len, row.get() + off);
+      });
       put_b_row(row.get(), nb, kk, kc, b.get());
     }
-    panel_gemm(kc, k1 - k0, packed_w + (k0 / MR) * CRS * MR + kk0 * MR, CRS * MR, b.get(), nb,
-               yg + k0 * PQ + pq0, PQ);
+    panel_gemm(kc, m, packed_w + (k0 / MR) * CRS * MR + kk0 * MR, CRS * MR, b.get(), nb, c, ldc);
   }
+  if (!one_image)
+    for_each_image([&](int64_t n, int64_t pq, int64_t len, int64_t off) {
+      for (int64_t k = 0; k < m; ++k)
+        std::copy_n(c + k * ldc + off, len, y + (n * g.K + kg0 + k) * PQ + pq);
+    });
 }
 
 template <typename T>

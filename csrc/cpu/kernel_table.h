@@ -40,11 +40,11 @@ struct KernelTable {
   // the group's (ceil(K/G / MR) * MR) x (C/G*R*S) packed matrix.
   void (*dense_pack_weight)(const ConvGeometry& g, const T* w_group, T* packed, int64_t m0,
                             int64_t m1);
-  // Output channels [k0, k1) (k0 a multiple of MR) x positions [pq0, pq1) of image n,
-  // group grp: y = bias + W * im2col(x). x_n and y_n point at image n.
-  void (*dense_fwd_tile)(const ConvGeometry& g, const T* x_n, const T* packed_w_group,
-                         const T* bias_group, T* y_n, int64_t grp, int64_t k0, int64_t k1,
-                         int64_t pq0, int64_t pq1);
+  // Output channels [k0, k1) (k0 a multiple of MR) of group grp x positions [j0, j1) of the
+  // whole batch (j = n*P*Q + p*Q + q; a tile may span images): y = bias + W * im2col(x).
+  void (*dense_fwd_tile)(const ConvGeometry& g, const T* x, const T* packed_w_group,
+                         const T* bias_group, T* y, int64_t grp, int64_t k0, int64_t k1, int64_t j0,
+                         int64_t j1);
   // gw[k0:k1, j0:j1] (row stride C/G*R*S, group grp) += sum over images [n0, n1) of
   // grad_output * im2col(x)^T, in a fixed order.
   void (*dense_wgrad_tile)(const ConvGeometry& g, const T* x, const T* gy, T* gw_group, int64_t grp,
@@ -61,6 +61,11 @@ struct KernelTable {
   // Output tiles [t0, t1) of the whole batch (2x2 each, image by image, row by row).
   void (*winograd_fwd_tile)(const ConvGeometry& g, const T* x, const T* packed_u, const T* bias,
                             T* y, int64_t t0, int64_t t1);
+  // Grad-weight: du[16][C][K] += transformed products over every tile for input channels
+  // [c0, c1); then gw (K x C x 3 x 3) for input channels [c0, c1) from the finished du.
+  void (*winograd_wgrad_block)(const ConvGeometry& g, const T* x, const T* gy, int64_t c0,
+                               int64_t c1, T* du);
+  void (*winograd_wgrad_finish)(const ConvGeometry& g, const T* du, T* gw, int64_t c0, int64_t c1);
 
   // --- reductions ------------------------------------------------------------------------
   T (*sum)(const T* a, int64_t n);

@@ -51,11 +51,23 @@ namespace FC_ISA {
 template <typename T>
 const KernelTable<T>* table() {
   static const KernelTable<T> t{
-      FC_STR(FC_ISA),           &direct_fwd_rows<T>,   &direct_dgrad_plane<T>,
-      &direct_wgrad_rows<T>,    Vec<T>::size,          &blocked_fwd<T>,
-      &blocked_dgrad<T>,        &blocked_wgrad<T>,     &dense_pack_weight<T>,
-      &dense_fwd_tile<T>,       &dense_wgrad_tile<T>,  &dense_dgrad_tile<T>,
-      &winograd_pack_weight<T>, &winograd_fwd_tile<T>, &sum<T>,
+      FC_STR(FC_ISA),
+      &direct_fwd_rows<T>,
+      &direct_dgrad_plane<T>,
+      &direct_wgrad_rows<T>,
+      Vec<T>::size,
+      &blocked_fwd<T>,
+      &blocked_dgrad<T>,
+      &blocked_wgrad<T>,
+      &dense_pack_weight<T>,
+      &dense_fwd_tile<T>,
+      &dense_wgrad_tile<T>,
+      &dense_dgrad_tile<T>,
+      &winograd_pack_weight<T>,
+      &winograd_fwd_tile<T>,
+      &winograd_wgrad_block<T>,
+      &winograd_wgrad_finish<T>,
+      &sum<T>,
   };
   return &t;
 }

@@ -132,48 +132,48 @@ static inline void put_panel_lanes(T* panels, int64_t C, int64_t c, int64_t j, v
   std::memcpy(panels + ((j / nr + 1) * C + c) * nr, tmp + in_panel, sizeof(T) * (cnt - in_panel));
 }
 
-// Tiles [t0, t1) of the layer (numbered image by image, row by row):
-// y = bias + A^T (U . V) A. packed_u from winograd_pack_weight.
+// Runs of tiles [t0, t1) inside one tile row of one image:
+// fn(image, tile row, first tile column, end tile column, offset of the run in [t0, t1)).
+template <typename Fn>
+static void for_each_tile_run(const ConvGeometry& g, int64_t t0, int64_t t1, Fn&& fn) {
+  const int64_t tw = wino_tile_cols(g), per_image = wino_tile_rows(g) * tw;
+  for (int64_t t = t0; t < t1;) {
+    const int64_t n = t / per_image, ty = (t % per_image) / tw, tx = t % tw;
+    const int64_t len = std::min(tw - tx, t1 - t);
+    fn(n, ty, tx, tx + len, t - t0);
+    t += len;
+  }
+}
+
+// Rows [row0, row0 + nrows) of one plane (H x W), columns [col0, col0 + width), into
+// nrows staged rows of `span` values, zero outside the plane and past width.
 template <typename T>
-void winograd_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_u, const T* bias, T* y,
-                       int64_t t0, int64_t t1) {
+static void stage_rows(const T* plane, int64_t H, int64_t W, int64_t row0, int nrows, int64_t col0,
+                       int64_t width, int64_t span, T* dst) {
+  for (int i = 0; i < nrows; ++i) {
+    T* d = dst + i * span;
+    const int64_t ih = row0 + i;
+    std::fill_n(d, span, T(0));
+    if (ih < 0 || ih >= H) continue;
+    const int64_t lo = std::max<int64_t>(0, -col0), hi = std::min(width, W - col0);
+    if (hi > lo) std::copy(plane + ih * W + col0 + lo, plane + ih * W + col0 + hi, d + lo);
+  }
+}
+
+// Input transform of tiles [t0, t1) for channels [c0, c1) of x (C channels per image):
+// store(xi, c, offset of the first tile in [t0, t1), values of up to V tiles, count).
+template <typename T, typename Store>
+static void wino_input_transform(const ConvGeometry& g, const T* x, int64_t C, int64_t c0,
+                                 int64_t c1, int64_t t0, int64_t t1, Store&& store) {
   constexpr int V = Vec<T>::size;
-  const int64_t C = g.C, K = g.K, Kp = round_up(K, MR);
-  const int64_t th = wino_tile_rows(g), tw = wino_tile_cols(g), per_image = th * tw;
-  const int64_t tiles = t1 - t0, tp = round_up(tiles, NR<T>), panels = tp / NR<T>;
-  std::vector<T>& vb = wino_scratch<T>(1);
-  std::vector<T>& mb = wino_scratch<T>(2);
-  vb.resize(static_cast<size_t>(16 * panels * C * NR<T>));
-  mb.resize(static_cast<size_t>(16 * K * tp + V));  // + V: the last row's whole-vector reads
-  // Staged input rows of one tile row: column u is input column 2*tx_a - pad_w + u.
-  const int64_t span = 2 * tw + 2 + 2 * V;
+  const int64_t span = 2 * wino_tile_cols(g) + 2 + 2 * V;
   std::vector<T>& staged = wino_scratch<T>(0);
   staged.resize(static_cast<size_t>(4 * span));
   T* rows = staged.data();
-
-  // Segments: runs of tiles in one tile row of one image.
-  auto for_each_segment = [&](auto&& fn) {
-    for (int64_t t = t0; t < t1;) {
-      const int64_t n = t / per_image, ty = (t % per_image) / tw, tx = t % tw;
-      const int64_t len = std::min(tw - tx, t1 - t);
-      fn(n, ty, tx, tx + len, t - t0);
-      t += len;
-    }
-  };
-
-  // Input transform: V[xi][c][tile] = (B^T d B)[xi].
-  for_each_segment([&](int64_t n, int64_t ty, int64_t txa, int64_t txb, int64_t j0) {
-    const int64_t iw0 = 2 * txa - g.pad_w, width = 2 * (txb - txa) + 2;
-    for (int64_t c = 0; c < C; ++c) {
-      const T* xc = x + (n * C + c) * g.H * g.W;
-      for (int i = 0; i < 4; ++i) {
-        T* dst = rows + i * span;
-        const int64_t ih = 2 * ty - g.pad_h + i;
-        std::fill_n(dst, span, T(0));
-        if (ih < 0 || ih >= g.H) continue;
-        const int64_t lo = std::max<int64_t>(0, -iw0), hi = std::min(width, g.W - iw0);
-        if (hi > lo) std::copy(xc + ih * g.W + iw0 + lo, xc + ih * g.W + iw0 + hi, dst + lo);
-      }
+  for_each_tile_run(g, t0, t1, [&](int64_t n, int64_t ty, int64_t txa, int64_t txb, int64_t j0) {
+    for (int64_t c = c0; c < c1; ++c) {
+      stage_rows(x + (n * C + c) * g.H * g.W, g.H, g.W, 2 * ty - g.pad_h, 4, 2 * txa - g.pad_w,
+                 2 * (txb - txa) + 2, span, rows);
       for (int64_t off = 0; off < txb - txa; off += V) {
         const int cnt = static_cast<int>(std::min<int64_t>(V, txb - txa - off));
         vec_t<T> d[4][4];
@@ -192,18 +192,36 @@ void winograd_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_u, con
           t[2][jj] = d[2][jj] - d[1][jj];
           t[3][jj] = d[1][jj] - d[3][jj];
         }
-        T* vxi = vb.data();
 #pragma GCC unroll 4
         for (int a = 0; a < 4; ++a) {
           const vec_t<T> v4[4] = {t[a][0] - t[a][2], t[a][1] + t[a][2], t[a][2] - t[a][1],
                                   t[a][1] - t[a][3]};
 #pragma GCC unroll 4
-          for (int b = 0; b < 4; ++b)
-            put_panel_lanes(vxi + (a * 4 + b) * panels * C * NR<T>, C, c, j0 + off, v4[b], cnt);
+          for (int b = 0; b < 4; ++b) store(a * 4 + b, c, j0 + off, v4[b], cnt);
         }
       }
     }
   });
+}
+
+// Tiles [t0, t1) of the layer (numbered image by image, row by row):
+// y = bias + A^T (U . V) A. packed_u from winograd_pack_weight.
+template <typename T>
+void winograd_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_u, const T* bias, T* y,
+                       int64_t t0, int64_t t1) {
+  constexpr int V = Vec<T>::size;
+  const int64_t C = g.C, K = g.K, Kp = round_up(K, MR);
+  const int64_t tiles = t1 - t0, tp = round_up(tiles, NR<T>), panels = tp / NR<T>;
+  std::vector<T>& vb = wino_scratch<T>(1);
+  std::vector<T>& mb = wino_scratch<T>(2);
+  vb.resize(static_cast<size_t>(16 * panels * C * NR<T>));
+  mb.resize(static_cast<size_t>(16 * K * tp + V));  // + V: the last row's whole-vector reads
+
+  // Input transform: V[xi][c][tile] = (B^T d B)[xi], straight into NR-column panels.
+  wino_input_transform(g, x, C, 0, C, t0, t1,
+                       [&](int xi, int64_t c, int64_t j, vec_t<T> v, int cnt) {
+                         put_panel_lanes(vb.data() + xi * panels * C * NR<T>, C, c, j, v, cnt);
+                       });
 
   // The 16 GEMMs, depth sliced to kKC so a B micro-panel stays in L1 (as in dense.h).
   std::fill(mb.begin(), mb.end(), T(0));
@@ -220,7 +238,7 @@ void winograd_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_u, con
     }
 
   // Output transform: y = A^T M A (+ bias), two output rows per tile row.
-  for_each_segment([&](int64_t n, int64_t ty, int64_t txa, int64_t txb, int64_t j0) {
+  for_each_tile_run(g, t0, t1, [&](int64_t n, int64_t ty, int64_t txa, int64_t txb, int64_t j0) {
     for (int64_t k = 0; k < K; ++k) {
       const vec_t<T> bv = splat(bias ? bias[k] : T(0));
       T* yk = y + (n * K + k) * g.P * g.Q;
@@ -252,6 +270,147 @@ void winograd_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_u, con
       }
     }
   });
+}
+
+// ---- grad-weight --------------------------------------------------------------------------
+// The adjoint of the forward: with Gy = A gy A^T per 2x2 grad_output tile (A = (A^T)^T),
+//   dU[xi] (C x K, stored transposed) = sum over tiles V[xi] (C x tiles) * Gy[xi]^T,
+//   gw = G^T dU G per (k, c).
+// 16 GEMMs whose depth is the tiles (chunks of kKC, always in the same order, so the sums
+// do not depend on the thread count), then one small transform per weight.
+
+// Rows [0, n) of src (row stride ld, kc columns) as NR-row panels [n / NR][kc][NR] (rows
+// past n zero), V x V blocks at a time through register transposes.
+template <typename T>
+static void pack_b_rows(const T* src, int64_t ld, int64_t n, int64_t kc, T* dst) {
+  constexpr int V = Vec<T>::size;
+  for (int64_t r0 = 0; r0 < n; r0 += NR<T>) {
+    T* panel = dst + (r0 / NR<T>)*kc * NR<T>;
+    for (int h = 0; h < NR<T> / V; ++h)
+      for (int64_t t = 0; t < kc; t += V) {
+        const int cnt = static_cast<int>(std::min<int64_t>(V, kc - t));
+        const int rows = static_cast<int>(std::clamp<int64_t>(n - r0 - h * V, 0, V));
+        vec_t<T> v[V];
+        load_transposed(v, cnt, rows, src + (r0 + h * V) * ld + t, ld);
+#pragma GCC unroll 16
+        for (int j = 0; j < V; ++j)
+          if (j < cnt) storeu(panel + (t + j) * NR<T> + h * V, v[j]);
+      }
+  }
+}
+
+// Gy transform of tiles [t0, t1), channels [k0, k1) of gy: store(xi, k, offset, values, count).
+template <typename T, typename Store>
+static void wino_grad_output_transform(const ConvGeometry& g, const T* gy, int64_t k0, int64_t k1,
+                                       int64_t t0, int64_t t1, Store&& store) {
+  constexpr int V = Vec<T>::size;
+  const int64_t span = 2 * wino_tile_cols(g) + 2 * V;
+  std::vector<T>& staged = wino_scratch<T>(0);
+  staged.resize(static_cast<size_t>(2 * span));
+  T* rows = staged.data();
+  for_each_tile_run(g, t0, t1, [&](int64_t n, int64_t ty, int64_t txa, int64_t txb, int64_t j0) {
+    for (int64_t k = k0; k < k1; ++k) {
+      stage_rows(gy + (n * g.K + k) * g.P * g.Q, g.P, g.Q, 2 * ty, 2, 2 * txa, 2 * (txb - txa),
+                 span, rows);
+      for (int64_t off = 0; off < txb - txa; off += V) {
+        const int cnt = static_cast<int>(std::min<int64_t>(V, txb - txa - off));
+        vec_t<T> d[2][2];
+#pragma GCC unroll 2
+        for (int i = 0; i < 2; ++i)
+#pragma GCC unroll 2
+          for (int jj = 0; jj < 2; ++jj) {
+            const T* src = rows + i * span + 2 * off + jj;
+            d[i][jj] = even_lanes<T>(loadu(src), loadu(src + V));
+          }
+        // A = [1 0; 1 1; 1 -1; 0 -1] on rows, then on columns.
+        vec_t<T> h[4][2];
+#pragma GCC unroll 2
+        for (int jj = 0; jj < 2; ++jj) {
+          h[0][jj] = d[0][jj];
+          h[1][jj] = d[0][jj] + d[1][jj];
+          h[2][jj] = d[0][jj] - d[1][jj];
+          h[3][jj] = -d[1][jj];
+        }
+#pragma GCC unroll 4
+        for (int a = 0; a < 4; ++a) {
+          const vec_t<T> v4[4] = {h[a][0], h[a][0] + h[a][1], h[a][0] - h[a][1], -h[a][1]};
+#pragma GCC unroll 4
+          for (int b = 0; b < 4; ++b) store(a * 4 + b, k, j0 + off, v4[b], cnt);
+        }
+      }
+    }
+  });
+}
+
+// du[xi][c][k] += sum over all tiles for input channels [c0, c1) (every output channel).
+template <typename T>
+void winograd_wgrad_block(const ConvGeometry& g, const T* x, const T* gy, int64_t c0, int64_t c1,
+                          T* du) {
+  const int64_t C = g.C, K = g.K, cb = c1 - c0, cbp = round_up(cb, MR), kp = round_up(K, NR<T>);
+  const int64_t tiles = g.N * wino_tile_rows(g) * wino_tile_cols(g), tc_max = kKC;
+  std::vector<T> vplain(static_cast<size_t>(16 * cb * tc_max));
+  std::vector<T> gplain(static_cast<size_t>(16 * K * tc_max));
+  std::vector<T> ap(static_cast<size_t>(16 * cbp * tc_max));
+  std::vector<T> bp(static_cast<size_t>(16 * kp * tc_max));
+  for (int64_t t0 = 0; t0 < tiles; t0 += tc_max) {
+    const int64_t t1 = std::min(tiles, t0 + tc_max), tc = t1 - t0;
+    wino_input_transform(g, x, C, c0, c1, t0, t1,
+                         [&](int xi, int64_t c, int64_t j, vec_t<T> v, int cnt) {
+                           storeu_n(vplain.data() + (xi * cb + c - c0) * tc_max + j, v, cnt);
+                         });
+    wino_grad_output_transform(g, gy, 0, K, t0, t1,
+                               [&](int xi, int64_t k, int64_t j, vec_t<T> v, int cnt) {
+                                 storeu_n(gplain.data() + (xi * K + k) * tc_max + j, v, cnt);
+                               });
+    for (int xi = 0; xi < 16; ++xi) {
+      T* a = ap.data() + xi * cbp * tc;
+      T* b = bp.data() + xi * kp * tc;
+      pack_a(vplain.data() + xi * cb * tc_max, tc_max, 1, cb, tc, a);
+      pack_b_rows(gplain.data() + xi * K * tc_max, tc_max, K, tc, b);
+      for (int64_t k = 0; k < K; k += NR<T>)
+        for (int64_t c = 0; c < cb; c += MR)
+          micro_kernel(tc, a + c * tc, b + k * tc, du + (xi * C + c0 + c) * K + k, K,
+                       static_cast<int>(std::min<int64_t>(MR, cb - c)),
+                       static_cast<int>(std::min<int64_t>(NR<T>, K - k)));
+    }
+  }
+}
+
+// gw[k][c] = G^T dU[.][c][k] G for input channels [c0, c1), every output channel.
+template <typename T>
+void winograd_wgrad_finish(const ConvGeometry& g, const T* du, T* gw, int64_t c0, int64_t c1) {
+  constexpr int V = Vec<T>::size;
+  const int64_t C = g.C, K = g.K;
+  const vec_t<T> half = splat<T>(0.5);
+  for (int64_t c = c0; c < c1; ++c)
+    for (int64_t k = 0; k < K; k += V) {
+      const int cnt = static_cast<int>(std::min<int64_t>(V, K - k));
+      vec_t<T> m[16];
+#pragma GCC unroll 16
+      for (int xi = 0; xi < 16; ++xi) m[xi] = loadu_n(du + (xi * C + c) * K + k, cnt);
+      vec_t<T> r[3][4];  // G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1] on rows
+#pragma GCC unroll 4
+      for (int b = 0; b < 4; ++b) {
+        r[0][b] = m[b] + (m[4 + b] + m[8 + b]) * half;
+        r[1][b] = (m[4 + b] - m[8 + b]) * half;
+        r[2][b] = (m[4 + b] + m[8 + b]) * half + m[12 + b];
+      }
+      vec_t<T> w[V > 9 ? V : 9];  // w[i*3 + j], then transposed to one vector per k
+#pragma GCC unroll 3
+      for (int i = 0; i < 3; ++i) {
+        w[i * 3] = r[i][0] + (r[i][1] + r[i][2]) * half;
+        w[i * 3 + 1] = (r[i][1] - r[i][2]) * half;
+        w[i * 3 + 2] = (r[i][1] + r[i][2]) * half + r[i][3];
+      }
+      if constexpr (V >= 9) {
+        for (int i = 9; i < V; ++i) w[i] = vec_t<T>{};
+        transpose<T>(w);
+        for (int j = 0; j < cnt; ++j) storeu_n(gw + ((k + j) * C + c) * 9, w[j], 9);
+      } else {
+        for (int j = 0; j < cnt; ++j)
+          for (int tap = 0; tap < 9; ++tap) gw[((k + j) * C + c) * 9 + tap] = w[tap][j];
+      }
+    }
 }
 
 }  // namespace FC_ISA
