@@ -24,33 +24,6 @@
 namespace fastconv {
 namespace FC_ISA {
 
-// v[j] = V channels at position j (j < cnt, the rest ignored) -> lanes [0, cnt) of row
-// `dst + c * plane` for channels c < nc.
-template <typename T>
-inline void store_transposed(vec_t<T>* v, int cnt, int nc, T* dst, int64_t plane) {
-  constexpr int V = Vec<T>::size;
-  transpose<T>(v);
-#pragma GCC unroll 16
-  for (int c = 0; c < V; ++c) {
-    if (c >= nc) break;
-    if (cnt == V)
-      storeu(dst + c * plane, v[c]);
-    else
-      storeu_n(dst + c * plane, v[c], cnt);
-  }
-}
-
-// The inverse: lanes [0, cnt) of rows `src + c * plane` (c < nc; other channels zero) ->
-// v[j] = V channels at position j.
-template <typename T>
-inline void load_transposed(vec_t<T>* v, int cnt, int nc, const T* src, int64_t plane) {
-  constexpr int V = Vec<T>::size;
-#pragma GCC unroll 16
-  for (int c = 0; c < V; ++c)
-    v[c] = c >= nc ? vec_t<T>{} : cnt == V ? loadu(src + c * plane) : loadu_n(src + c * plane, cnt);
-  transpose<T>(v);
-}
-
 // A staged block: Hb x Wb positions of V channels; position (b, j) holds plane element
 // (b - top, j - left), zero outside the H x W plane.
 struct BlockFrame {

@@ -372,7 +372,7 @@ template <typename T>
 void dense_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
   const auto& kt = kernels<T>();
   const int64_t Kg = g.K_per_group(), CRS = g.C_per_group() * g.R * g.S, PQ = g.P * g.Q;
-  const int64_t k_tile = 22 * kDenseMR, j_tile = 128;
+  const int64_t k_tile = 128, j_tile = 22 * kDenseMR;
   const int64_t k_tiles = (Kg + k_tile - 1) / k_tile, j_tiles = (CRS + j_tile - 1) / j_tile;
   const int64_t tiles = g.groups * k_tiles * j_tiles;
   // Few weight tiles (small weights, e.g. a stem): also split the sum over images into a

@@ -122,6 +122,26 @@ static void pack_a(const T* src, int64_t row_stride, int64_t col_stride, int64_t
   }
 }
 
+// Rows [0, n) of src (row stride ld, kc columns) as NR-row panels [n / NR][kc][NR] (rows
+// past n zero), V x V blocks at a time through register transposes.
+template <typename T>
+static void pack_b_rows(const T* src, int64_t ld, int64_t n, int64_t kc, T* dst) {
+  constexpr int V = Vec<T>::size;
+  for (int64_t r0 = 0; r0 < n; r0 += NR<T>) {
+    T* panel = dst + (r0 / NR<T>)*kc * NR<T>;
+    for (int h = 0; h < NR<T> / V; ++h)
+      for (int64_t t = 0; t < kc; t += V) {
+        const int cnt = static_cast<int>(std::min<int64_t>(V, kc - t));
+        const int rows = static_cast<int>(std::clamp<int64_t>(n - r0 - h * V, 0, V));
+        vec_t<T> v[V];
+        load_transposed(v, cnt, rows, src + (r0 + h * V) * ld + t, ld);
+#pragma GCC unroll 16
+        for (int j = 0; j < V; ++j)
+          if (j < cnt) storeu(panel + (t + j) * NR<T> + h * V, v[j]);
+      }
+  }
+}
+
 // Row kk of a packed B slice (panels[j / NR][kk][j % NR], panel stride kc*NR) from a
 // contiguous run of nb values, zero-filled up to a whole panel.
 template <typename T>
@@ -132,13 +152,6 @@ static void put_b_row(const T* src, int64_t nb, int64_t kk, int64_t kc, T* b) {
     std::copy_n(src + j0, n, d);
     std::fill(d + n, d + NR<T>, T(0));
   }
-}
-
-// Column j of a packed B slice from kc contiguous values.
-template <typename T>
-static void put_b_col(const T* src, int64_t kc, int64_t j, T* b) {
-  T* d = b + (j / NR<T>)*kc * NR<T> + j % NR<T>;
-  for (int64_t kk = 0; kk < kc; ++kk) d[kk * NR<T>] = src[kk];
 }
 
 // Walks output positions [pq0, pq0 + len) row segment by row segment:
@@ -238,30 +251,41 @@ void dense_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_w, const 
     });
 }
 
+// Computed transposed, gw^T[j0:j1, k0:k1] = im2col(x) * gy^T, so that both operands pack
+// from contiguous runs over positions: im2col rows into MR panels and grad_output rows
+// straight into NR panels, each through register transposes (packing B column by column
+// with scalar stores had cost as much as the FMAs).
 template <typename T>
 void dense_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int64_t grp,
                       int64_t k0, int64_t k1, int64_t j0, int64_t j1, int64_t n0, int64_t n1) {
   const int64_t RS = g.R * g.S, CRS = g.C_per_group() * RS, PQ = g.P * g.Q;
-  const int64_t HW = g.H * g.W, m = k1 - k0, nb = j1 - j0, nbp = round_up(nb, NR<T>);
+  const int64_t HW = g.H * g.W, m = k1 - k0, nb = j1 - j0;
   const int64_t kc_max = std::min(kKC, PQ);
-  auto a = workspace<T>(round_up(m, MR) * kc_max);
-  auto b = workspace<T>(kc_max * nbp);
-  auto col = workspace<T>(kc_max);
+  auto rows = workspace<T>(nb * kc_max);
+  auto a = workspace<T>(round_up(nb, MR) * kc_max);
+  auto b = workspace<T>(round_up(m, NR<T>) * kc_max);
+  auto ct = workspace<T>(nb * m);  // gw^T block, rows j, columns k
+  std::fill_n(ct.get(), nb * m, T(0));
   for (int64_t n = n0; n < n1; ++n) {
     const T* xg = x + (n * g.C + grp * g.C_per_group()) * HW;
     const T* gyk = gy + (n * g.K + grp * g.K_per_group() + k0) * PQ;
     for (int64_t pq0 = 0; pq0 < PQ; pq0 += kKC) {
       const int64_t kc = std::min(kKC, PQ - pq0);
-      pack_a(gyk + pq0, PQ, 1, m, kc, a.get());
-      std::fill_n(b.get(), kc * nbp, T(0));
       for (int64_t j = 0; j < nb; ++j) {
         const int64_t c = (j0 + j) / RS, rs = (j0 + j) % RS;
-        im2col_row(g, xg + c * HW, rs / g.S, rs % g.S, pq0, kc, col.get());
-        put_b_col(col.get(), kc, j, b.get());
+        im2col_row(g, xg + c * HW, rs / g.S, rs % g.S, pq0, kc, rows.get() + j * kc);
       }
-      panel_gemm(kc, m, a.get(), kc * MR, b.get(), nb, gw + k0 * CRS + j0, CRS);
+      pack_a(rows.get(), kc, 1, nb, kc, a.get());
+      pack_b_rows(gyk + pq0, PQ, m, kc, b.get());
+      for (int64_t k = 0; k < m; k += NR<T>)
+        for (int64_t j = 0; j < nb; j += MR)
+          micro_kernel(kc, a.get() + j * kc, b.get() + k * kc, ct.get() + j * m + k, m,
+                       static_cast<int>(std::min<int64_t>(MR, nb - j)),
+                       static_cast<int>(std::min<int64_t>(NR<T>, m - k)));
     }
   }
+  for (int64_t k = 0; k < m; ++k)
+    for (int64_t j = 0; j < nb; ++j) gw[(k0 + k) * CRS + j0 + j] += ct[j * m + k];
 }
 
 template <typename T>

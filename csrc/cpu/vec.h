@@ -129,6 +129,33 @@ inline void transpose(vec_t<T>* v) {
   if constexpr (V >= 2) transpose_stage<T, 1>(v);
 }
 
+// v[j] = V rows' values at column j (j < cnt, the rest ignored) -> lanes [0, cnt) of
+// `dst + c * plane` for rows c < nc (rows: channels, panel rows, ...).
+template <typename T>
+inline void store_transposed(vec_t<T>* v, int cnt, int nc, T* dst, int64_t plane) {
+  constexpr int V = Vec<T>::size;
+  transpose<T>(v);
+#pragma GCC unroll 16
+  for (int c = 0; c < V; ++c) {
+    if (c >= nc) break;
+    if (cnt == V)
+      storeu(dst + c * plane, v[c]);
+    else
+      storeu_n(dst + c * plane, v[c], cnt);
+  }
+}
+
+// The inverse: lanes [0, cnt) of rows `src + c * plane` (c < nc; other channels zero) ->
+// v[j] = V channels at position j.
+template <typename T>
+inline void load_transposed(vec_t<T>* v, int cnt, int nc, const T* src, int64_t plane) {
+  constexpr int V = Vec<T>::size;
+#pragma GCC unroll 16
+  for (int c = 0; c < V; ++c)
+    v[c] = c >= nc ? vec_t<T>{} : cnt == V ? loadu(src + c * plane) : loadu_n(src + c * plane, cnt);
+  transpose<T>(v);
+}
+
 // Dot product of two contiguous runs in a fixed summation order (reproducible bits).
 template <typename T>
 inline T dot(const T* a, const T* b, int64_t n) {

@@ -279,26 +279,6 @@ void winograd_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_u, con
 // 16 GEMMs whose depth is the tiles (chunks of kKC, always in the same order, so the sums
 // do not depend on the thread count), then one small transform per weight.
 
-// Rows [0, n) of src (row stride ld, kc columns) as NR-row panels [n / NR][kc][NR] (rows
-// past n zero), V x V blocks at a time through register transposes.
-template <typename T>
-static void pack_b_rows(const T* src, int64_t ld, int64_t n, int64_t kc, T* dst) {
-  constexpr int V = Vec<T>::size;
-  for (int64_t r0 = 0; r0 < n; r0 += NR<T>) {
-    T* panel = dst + (r0 / NR<T>)*kc * NR<T>;
-    for (int h = 0; h < NR<T> / V; ++h)
-      for (int64_t t = 0; t < kc; t += V) {
-        const int cnt = static_cast<int>(std::min<int64_t>(V, kc - t));
-        const int rows = static_cast<int>(std::clamp<int64_t>(n - r0 - h * V, 0, V));
-        vec_t<T> v[V];
-        load_transposed(v, cnt, rows, src + (r0 + h * V) * ld + t, ld);
-#pragma GCC unroll 16
-        for (int j = 0; j < V; ++j)
-          if (j < cnt) storeu(panel + (t + j) * NR<T> + h * V, v[j]);
-      }
-  }
-}
-
 // Gy transform of tiles [t0, t1), channels [k0, k1) of gy: store(xi, k, offset, values, count).
 template <typename T, typename Store>
 static void wino_grad_output_transform(const ConvGeometry& g, const T* gy, int64_t k0, int64_t k1,
