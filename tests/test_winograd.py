@@ -88,7 +88,8 @@ def test_auto_picks_winograd_where_it_pays():
 
     assert algo(4, 64, 56) == "winograd"  # ResNet-18 layer 1 (3136 tiles)
     assert algo(4, 128, 28) == "winograd"
-    assert algo(4, 512, 7) == "dense"  # 64 tiles do not pay for the transformed weight
+    assert algo(4, 512, 7) == "winograd"  # 64 tiles: break-even
+    assert algo(2, 512, 7) == "dense"  # 32 tiles do not pay for the transformed weight
     assert algo(4, 8, 56) == "dense"  # too shallow
     assert algo(4, 64, 56, stride=2) == "dense"
     assert algo(4, 64, 56, dilation=2) == "dense"

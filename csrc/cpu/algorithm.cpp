@@ -20,15 +20,16 @@ CpuFamily cpu_family(const ConvGeometry& g, at::ScalarType dtype) {
     if (dtype == at::kBFloat16 && dense_bf16_available()) return CpuFamily::kDenseBf16;
     // Winograd F(2x2, 3x3): 2.25x fewer multiply-adds, for layers deep enough (C, K >= 16)
     // that the 16 GEMMs, not the transforms, dominate, and with enough 2x2 tiles to pay
-    // for the transformed weight (16*K*C values, built every call): measured on ResNet-18
-    // (batch 4), 56^2 and 28^2 maps (3136, 784 tiles) 6.2 -> 3.8 and 5.5 -> 3.7 ms; 14^2
-    // (196 tiles) no gain, 7^2 (64 tiles) 8.0 -> 10.5 ms.
+    // for the transformed weight (16*K*C values, built every call; the GEMMs cost that
+    // times the tiles). Measured forward, 2 threads: ResNet-18 at batch 4, 56^2 and 28^2
+    // maps 6.2 -> 3.8 and 5.5 -> 3.7 ms, 256x14^2 (196 tiles) 5.6 -> 3.9 ms; 512x7^2 at
+    // batch 8 (128 tiles) 11.4 -> 9.5 ms, at batch 4 (64 tiles) 6.4 -> 6.0 ms: break-even.
     const bool winograd = g.groups == 1 && g.R == 3 && g.S == 3 && g.stride_h == 1 &&
                           g.stride_w == 1 && g.dil_h == 1 && g.dil_w == 1;
     const int64_t tiles = g.N * ((g.P + 1) / 2) * ((g.Q + 1) / 2);
     const CpuAlgorithm a = cpu_algorithm();
     if (winograd && a == CpuAlgorithm::kWinograd) return CpuFamily::kWinograd;
-    if (winograd && a != CpuAlgorithm::kDirect && g.C >= 16 && g.K >= 16 && tiles >= 384)
+    if (winograd && a != CpuAlgorithm::kDirect && g.C >= 16 && g.K >= 16 && tiles >= 64)
       return CpuFamily::kWinograd;
     return CpuFamily::kDense;
   }
