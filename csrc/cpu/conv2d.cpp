@@ -213,7 +213,7 @@ template <typename T>
 void winograd_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   const auto& kt = kernels<T>();
   const int64_t Kp = (g.K + kDenseMR - 1) / kDenseMR * kDenseMR, k_panels = Kp / kDenseMR;
-  const Scratch<T> packed(kPackedWeight, 16 * Kp * g.C);
+  const Scratch<T> packed(kPackedWeight, 16 * (Kp * g.C + kWinoPad));
   at::parallel_for(0, k_panels, grain_for(16 * kDenseMR * g.C), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
       kt.winograd_pack_weight(g, w, packed.data(), i * kDenseMR, std::min(g.K, (i + 1) * kDenseMR));
@@ -238,7 +238,7 @@ void winograd_forward(const ConvGeometry& g, const T* x, const T* w, const T* bi
 template <typename T>
 void winograd_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
   const auto& kt = kernels<T>();
-  std::vector<T> du(static_cast<size_t>(16 * g.C * g.K), T(0));
+  std::vector<T> du(static_cast<size_t>(16 * (g.C * g.K + kWinoPad)), T(0));
   const int64_t c_panels = (g.C + kDenseMR - 1) / kDenseMR;
   const int64_t blocks = std::min<int64_t>(c_panels, at::get_num_threads());
   at::parallel_for(0, blocks, 1, [&](int64_t b, int64_t e) {

@@ -70,12 +70,12 @@ inline void interleave(vec_t<T> a, vec_t<T> b, vec_t<T>* lo, vec_t<T>* hi) {
 }
 
 // U[xi] = G g G^T for output channels [m0, m1) (m0 a multiple of MR), packed as
-// [xi][K/MR panel][C][MR] (xi stride round_up(K, MR) * C), through a plain [xi][MR][C]
-// buffer: V input channels at a time, the 3x3 taps transposed into vectors.
+// [xi][K/MR panel][C][MR] (xi planes of round_up(K, MR) * C + kWinoPad), through a plain
+// [xi][MR][C] buffer: V input channels at a time, the 3x3 taps transposed into vectors.
 template <typename T>
 void winograd_pack_weight(const ConvGeometry& g, const T* w, T* packed, int64_t m0, int64_t m1) {
   constexpr int V = Vec<T>::size;
-  const int64_t C = g.C, Kp = round_up(g.K, MR), rows = m1 - m0;
+  const int64_t C = g.C, Kp = round_up(g.K, MR), rows = m1 - m0, u_plane = Kp * C + kWinoPad;
   std::vector<T>& plain = wino_scratch<T>(0);
   plain.resize(static_cast<size_t>(16 * MR * C));
   for (int64_t i = 0; i < rows; ++i)
@@ -111,7 +111,7 @@ void winograd_pack_weight(const ConvGeometry& g, const T* w, T* packed, int64_t 
       }
     }
   for (int xi = 0; xi < 16; ++xi)
-    pack_a(plain.data() + xi * MR * C, C, 1, rows, C, packed + (xi * Kp + m0) * C);
+    pack_a(plain.data() + xi * MR * C, C, 1, rows, C, packed + xi * u_plane + m0 * C);
 }
 
 // Lanes of v for chunk columns [j, j + cnt) into a [C][NR]-panel matrix at row c (columns
@@ -214,13 +214,15 @@ void winograd_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_u, con
   const int64_t tiles = t1 - t0, tp = round_up(tiles, NR<T>), panels = tp / NR<T>;
   std::vector<T>& vb = wino_scratch<T>(1);
   std::vector<T>& mb = wino_scratch<T>(2);
-  vb.resize(static_cast<size_t>(16 * panels * C * NR<T>));
-  mb.resize(static_cast<size_t>(16 * K * tp + V));  // + V: the last row's whole-vector reads
+  const int64_t v_plane = panels * C * NR<T> + kWinoPad, m_plane = K * tp + kWinoPad;
+  const int64_t u_plane = Kp * C + kWinoPad;
+  vb.resize(static_cast<size_t>(16 * v_plane));
+  mb.resize(static_cast<size_t>(16 * m_plane + V));  // + V: the last row's whole-vector reads
 
   // Input transform: V[xi][c][tile] = (B^T d B)[xi], straight into NR-column panels.
   wino_input_transform(g, x, C, 0, C, t0, t1,
                        [&](int xi, int64_t c, int64_t j, vec_t<T> v, int cnt) {
-                         put_panel_lanes(vb.data() + xi * panels * C * NR<T>, C, c, j, v, cnt);
+                         put_panel_lanes(vb.data() + xi * v_plane, C, c, j, v, cnt);
                        });
 
   // The 16 GEMMs, depth sliced to kKC so a B micro-panel stays in L1 (as in dense.h).
@@ -229,10 +231,10 @@ void winograd_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_u, con
     for (int64_t c0 = 0; c0 < C; c0 += kKC) {
       const int64_t kc = std::min(kKC, C - c0);
       for (int64_t jp = 0; jp < panels; ++jp) {
-        const T* b = vb.data() + ((xi * panels + jp) * C + c0) * NR<T>;
+        const T* b = vb.data() + xi * v_plane + (jp * C + c0) * NR<T>;
         for (int64_t m = 0; m < K; m += MR)
-          micro_kernel(kc, packed_u + (xi * Kp + m) * C + c0 * MR, b,
-                       mb.data() + (xi * K + m) * tp + jp * NR<T>, tp,
+          micro_kernel(kc, packed_u + xi * u_plane + m * C + c0 * MR, b,
+                       mb.data() + xi * m_plane + m * tp + jp * NR<T>, tp,
                        static_cast<int>(std::min<int64_t>(MR, K - m)), NR<T>);
       }
     }
@@ -246,7 +248,7 @@ void winograd_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_u, con
         const int cnt = static_cast<int>(std::min<int64_t>(V, txb - txa - off));
         vec_t<T> m[16];
 #pragma GCC unroll 16
-        for (int xi = 0; xi < 16; ++xi) m[xi] = loadu(mb.data() + (xi * K + k) * tp + j0 + off);
+        for (int xi = 0; xi < 16; ++xi) m[xi] = loadu(mb.data() + xi * m_plane + k * tp + j0 + off);
         vec_t<T> u[2][4];
 #pragma GCC unroll 4
         for (int b = 0; b < 4; ++b) {
@@ -328,28 +330,30 @@ void winograd_wgrad_block(const ConvGeometry& g, const T* x, const T* gy, int64_
                           T* du) {
   const int64_t C = g.C, K = g.K, cb = c1 - c0, cbp = round_up(cb, MR), kp = round_up(K, NR<T>);
   const int64_t tiles = g.N * wino_tile_rows(g) * wino_tile_cols(g), tc_max = kKC;
-  std::vector<T> vplain(static_cast<size_t>(16 * cb * tc_max));
-  std::vector<T> gplain(static_cast<size_t>(16 * K * tc_max));
-  std::vector<T> ap(static_cast<size_t>(16 * cbp * tc_max));
-  std::vector<T> bp(static_cast<size_t>(16 * kp * tc_max));
+  const int64_t vp_plane = cb * tc_max + kWinoPad, gp_plane = K * tc_max + kWinoPad;
+  const int64_t a_plane = cbp * tc_max + kWinoPad, b_plane = kp * tc_max + kWinoPad;
+  const int64_t du_plane = C * K + kWinoPad;
+  std::vector<T> vplain(static_cast<size_t>(16 * vp_plane)),
+      gplain(static_cast<size_t>(16 * gp_plane));
+  std::vector<T> ap(static_cast<size_t>(16 * a_plane)), bp(static_cast<size_t>(16 * b_plane));
   for (int64_t t0 = 0; t0 < tiles; t0 += tc_max) {
     const int64_t t1 = std::min(tiles, t0 + tc_max), tc = t1 - t0;
     wino_input_transform(g, x, C, c0, c1, t0, t1,
                          [&](int xi, int64_t c, int64_t j, vec_t<T> v, int cnt) {
-                           storeu_n(vplain.data() + (xi * cb + c - c0) * tc_max + j, v, cnt);
+                           storeu_n(vplain.data() + xi * vp_plane + (c - c0) * tc_max + j, v, cnt);
                          });
     wino_grad_output_transform(g, gy, 0, K, t0, t1,
                                [&](int xi, int64_t k, int64_t j, vec_t<T> v, int cnt) {
-                                 storeu_n(gplain.data() + (xi * K + k) * tc_max + j, v, cnt);
+                                 storeu_n(gplain.data() + xi * gp_plane + k * tc_max + j, v, cnt);
                                });
     for (int xi = 0; xi < 16; ++xi) {
-      T* a = ap.data() + xi * cbp * tc;
-      T* b = bp.data() + xi * kp * tc;
-      pack_a(vplain.data() + xi * cb * tc_max, tc_max, 1, cb, tc, a);
-      pack_b_rows(gplain.data() + xi * K * tc_max, tc_max, K, tc, b);
+      T* a = ap.data() + xi * a_plane;
+      T* b = bp.data() + xi * b_plane;
+      pack_a(vplain.data() + xi * vp_plane, tc_max, 1, cb, tc, a);
+      pack_b_rows(gplain.data() + xi * gp_plane, tc_max, K, tc, b);
       for (int64_t k = 0; k < K; k += NR<T>)
         for (int64_t c = 0; c < cb; c += MR)
-          micro_kernel(tc, a + c * tc, b + k * tc, du + (xi * C + c0 + c) * K + k, K,
+          micro_kernel(tc, a + c * tc, b + k * tc, du + xi * du_plane + (c0 + c) * K + k, K,
                        static_cast<int>(std::min<int64_t>(MR, cb - c)),
                        static_cast<int>(std::min<int64_t>(NR<T>, K - k)));
     }
@@ -360,14 +364,14 @@ void winograd_wgrad_block(const ConvGeometry& g, const T* x, const T* gy, int64_
 template <typename T>
 void winograd_wgrad_finish(const ConvGeometry& g, const T* du, T* gw, int64_t c0, int64_t c1) {
   constexpr int V = Vec<T>::size;
-  const int64_t C = g.C, K = g.K;
+  const int64_t C = g.C, K = g.K, du_plane = C * K + kWinoPad;
   const vec_t<T> half = splat<T>(0.5);
   for (int64_t c = c0; c < c1; ++c)
     for (int64_t k = 0; k < K; k += V) {
       const int cnt = static_cast<int>(std::min<int64_t>(V, K - k));
       vec_t<T> m[16];
 #pragma GCC unroll 16
-      for (int xi = 0; xi < 16; ++xi) m[xi] = loadu_n(du + (xi * C + c) * K + k, cnt);
+      for (int xi = 0; xi < 16; ++xi) m[xi] = loadu_n(du + xi * du_plane + c * K + k, cnt);
       vec_t<T> r[3][4];  // G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1] on rows
 #pragma GCC unroll 4
       for (int b = 0; b < 4; ++b) {
