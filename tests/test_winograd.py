@@ -22,22 +22,25 @@ def family(x, w, stride=1, padding=1, dilation=1, groups=1):
 
 @st.composite
 def winograd_geometries(draw):
+    """Any padding at dilation 1; dilation d >= 2 with padding d ("same"), which runs as
+    d*d phase layers -- sizes below, at and above multiples of d."""
     n, c, k = draw(st.integers(1, 3)), draw(st.integers(2, 40)), draw(st.integers(1, 40))
-    ph, pw = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    d = draw(st.sampled_from([1, 1, 2, 3]))
+    ph, pw = (draw(st.integers(0, 3)), draw(st.integers(0, 3))) if d == 1 else (d, d)
     h = max(1, 3 - 2 * ph) + draw(st.integers(0, 20))
     w = max(1, 3 - 2 * pw) + draw(st.integers(0, 40))
-    return n, c, k, h, w, (ph, pw), draw(st.booleans())
+    return n, c, k, h, w, (ph, pw), d, draw(st.booleans())
 
 
 @given(winograd_geometries())
 def test_winograd_matches_torch_float64(geo):
-    n, c, k, h, w, padding, bias = geo
+    n, c, k, h, w, padding, d, bias = geo
     x = torch.randn(n, c, h, w, dtype=torch.float64)
     wt = torch.randn(k, c, 3, 3, dtype=torch.float64)
     b = torch.randn(k, dtype=torch.float64) if bias else None
     with fastconv.cpu_algorithm("winograd"):
-        assert family(x, wt, 1, padding) == "winograd"
-        compare_with_torch(x, wt, b, 1, padding, 1, 1, rtol=1e-9, atol=1e-10)
+        assert family(x, wt, 1, padding, d) == "winograd"
+        compare_with_torch(x, wt, b, 1, padding, d, 1, rtol=1e-9, atol=1e-10)
 
 
 def test_winograd_gradcheck_and_gradgradcheck():
@@ -92,7 +95,9 @@ def test_auto_picks_winograd_where_it_pays():
     assert algo(2, 512, 7) == "dense"  # 32 tiles do not pay for the transformed weight
     assert algo(4, 8, 56) == "dense"  # too shallow
     assert algo(4, 64, 56, stride=2) == "dense"
-    assert algo(4, 64, 56, dilation=2) == "dense"
+    x, w = torch.empty(2, 256, 28, 28), torch.empty(256, 256, 3, 3)
+    assert family(x, w, 1, 2, 2) == "winograd"  # DeepLab: 4 phase layers of 14^2
+    assert family(x, w, 1, 1, 2) == "dense"  # dilation 2, padding 1: not "same"
     assert algo(4, 64, 56, groups=2) == "dense"
     assert algo(4, 64, 56, r=5) == "dense"
     with fastconv.cpu_algorithm("direct"):

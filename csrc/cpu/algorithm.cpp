@@ -24,9 +24,14 @@ CpuFamily cpu_family(const ConvGeometry& g, at::ScalarType dtype) {
     // times the tiles). Measured forward, 2 threads: ResNet-18 at batch 4, 56^2 and 28^2
     // maps 6.2 -> 3.8 and 5.5 -> 3.7 ms, 256x14^2 (196 tiles) 5.6 -> 3.9 ms; 512x7^2 at
     // batch 8 (128 tiles) 11.4 -> 9.5 ms, at batch 4 (64 tiles) 6.4 -> 6.0 ms: break-even.
+    // Dilated "same" layers (dilation d, padding d) run as d*d undilated ones, one per
+    // phase of rows and columns (conv2d.cpp, PhaseSplit).
+    const int64_t d = g.dil_h;
+    const bool phases = d >= 2 && g.dil_w == d && g.pad_h == d && g.pad_w == d;
     const bool winograd = g.groups == 1 && g.R == 3 && g.S == 3 && g.stride_h == 1 &&
-                          g.stride_w == 1 && g.dil_h == 1 && g.dil_w == 1;
-    const int64_t tiles = g.N * ((g.P + 1) / 2) * ((g.Q + 1) / 2);
+                          g.stride_w == 1 && ((g.dil_h == 1 && g.dil_w == 1) || phases);
+    const int64_t rows = (g.P + d - 1) / d, cols = (g.Q + d - 1) / d;
+    const int64_t tiles = g.N * d * d * ((rows + 1) / 2) * ((cols + 1) / 2);
     const CpuAlgorithm a = cpu_algorithm();
     if (winograd && a == CpuAlgorithm::kWinograd) return CpuFamily::kWinograd;
     if (winograd && a != CpuAlgorithm::kDirect && g.C >= 16 && g.K >= 16 && tiles >= 64)

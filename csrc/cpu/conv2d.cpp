@@ -9,6 +9,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/constant_pad_nd.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/zeros.h>
@@ -249,6 +250,48 @@ void winograd_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
   at::parallel_for(0, g.C, grain_for(g.K * 64),
                    [&](int64_t b, int64_t e) { kt.winograd_wgrad_finish(g, du.data(), gw, b, e); });
 }
+
+// A dilated "same" 3x3 layer (dilation d, padding d, stride 1) is d*d independent
+// undilated layers with padding 1: output phase (a, b) -- rows a mod d, columns b mod d --
+// reads only input phase (a, b). The phases go into the batch dimension, so one Winograd
+// call covers them all; grad-weight sums over the enlarged batch as it must.
+struct PhaseSplit {
+  bool on = false;
+  int64_t d = 1;
+  ConvGeometry pg{};  // the geometry the kernels see
+
+  PhaseSplit(const ConvGeometry& g, CpuFamily family) {
+    on = family == CpuFamily::kWinograd && g.dil_h > 1;
+    if (!on) return;
+    d = g.dil_h;
+    pg = g;
+    pg.N = g.N * d * d;
+    pg.H = pg.P = (g.H + d - 1) / d;
+    pg.W = pg.Q = (g.W + d - 1) / d;
+    pg.pad_h = pg.pad_w = 1;
+    pg.dil_h = pg.dil_w = 1;
+  }
+  // [N, C, A, B] -> [d*d*N, C, ceil(A/d), ceil(B/d)], zero past A and B.
+  Tensor split(const Tensor& t) const {
+    const int64_t N = t.size(0), C = t.size(1), A = t.size(2), B = t.size(3);
+    const int64_t A2 = (A + d - 1) / d, B2 = (B + d - 1) / d;
+    return at::constant_pad_nd(t, {0, B2 * d - B, 0, A2 * d - A}, 0)
+        .view({N, C, A2, d, B2, d})
+        .permute({3, 5, 0, 1, 2, 4})
+        .reshape({d * d * N, C, A2, B2})
+        .contiguous();  // reshape keeps a strided view where it can (size-1 dims)
+  }
+  // The inverse, cropped to A x B.
+  Tensor merge(const Tensor& t, int64_t A, int64_t B) const {
+    const int64_t N = t.size(0) / (d * d), C = t.size(1), A2 = t.size(2), B2 = t.size(3);
+    return t.view({d, d, N, C, A2, B2})
+        .permute({2, 3, 4, 0, 5, 1})
+        .reshape({N, C, A2 * d, B2 * d})
+        .narrow(2, 0, A)
+        .narrow(3, 0, B)
+        .contiguous();
+  }
+};
 
 // ---- blocked family (depthwise) ---------------------------------------------------------
 
@@ -541,15 +584,19 @@ Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor
   const Tensor x = as_compute(input), w = as_compute(weight);
   const bool has_bias = bias.has_value() && bias->defined();
   const Tensor b = has_bias ? as_compute(*bias) : Tensor();
-  Tensor y = empty_output({g.N, g.K, g.P, g.Q}, x.options());
+  const PhaseSplit ps(g, family);
+  const ConvGeometry& gk = ps.on ? ps.pg : g;  // what the kernels see
+  const Tensor xk = ps.on ? ps.split(x) : x;
+  Tensor y = empty_output({gk.N, gk.K, gk.P, gk.Q}, x.options());
   if (g.N > 0 && family == CpuFamily::kFft) {
     fft_forward(g, x, w, has_bias ? OptTensor(b) : std::nullopt, y);
   } else if (g.N > 0) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fastconv_conv2d_cpu", [&] {
-      forward(family, g, x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
+      forward(family, gk, xk.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
               has_bias ? b.const_data_ptr<scalar_t>() : nullptr, y.mutable_data_ptr<scalar_t>());
     });
   }
+  if (ps.on) y = ps.merge(y, g.P, g.Q);
   return to_dtype(y, input.scalar_type());
 }
 
@@ -587,14 +634,21 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
     const bool fft = family == CpuFamily::kFft;
     if (fft && gx.defined()) fft_grad_input(g, gy, w, gx);
     if (fft && gw.defined()) fft_grad_weight(g, x, gy, gw);
+    const PhaseSplit ps(g, family);
+    const ConvGeometry& gk = ps.on ? ps.pg : g;  // what the kernels see
+    const Tensor gyk = ps.on ? ps.split(gy) : gy, xk = ps.on && x.defined() ? ps.split(x) : x;
+    Tensor gxk = ps.on && gx.defined() ? at::empty({gk.N, gk.C, gk.H, gk.W}, gy.options()) : gx;
     AT_DISPATCH_FLOATING_TYPES(gy.scalar_type(), "fastconv_conv2d_backward_cpu", [&] {
-      const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
+      const scalar_t* gyp = gyk.const_data_ptr<scalar_t>();
       if (gx.defined() && !fft)
-        grad_input(family, g, gyp, w.const_data_ptr<scalar_t>(), gx.mutable_data_ptr<scalar_t>());
+        grad_input(family, gk, gyp, w.const_data_ptr<scalar_t>(), gxk.mutable_data_ptr<scalar_t>());
       if (gw.defined() && !fft)
-        grad_weight(family, g, x.const_data_ptr<scalar_t>(), gyp, gw.mutable_data_ptr<scalar_t>());
-      if (gb.defined()) bias_grad(g, gyp, gb.mutable_data_ptr<scalar_t>());
+        grad_weight(family, gk, xk.const_data_ptr<scalar_t>(), gyp,
+                    gw.mutable_data_ptr<scalar_t>());
+      if (gb.defined())
+        bias_grad(g, gy.const_data_ptr<scalar_t>(), gb.mutable_data_ptr<scalar_t>());
     });
+    if (ps.on && gx.defined()) gx = ps.merge(gxk, g.H, g.W);
   }
   const auto out = [&](const Tensor& t) {
     return t.defined() ? OptTensor(to_dtype(t, input.scalar_type())) : std::nullopt;
