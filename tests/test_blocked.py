@@ -104,13 +104,13 @@ def test_auto_picks_blocked_for_depthwise_layers_only():
     assert algo(v - 1) == "direct"  # under a vector of channels: lanes would idle
     assert algo(3) == "direct"  # RGB per-channel filtering
     assert algo(32, m=2) == "direct"  # channel multiplier 2: row kernels
-    assert algo(32, groups=16) == "dense"
+    assert algo(32, groups=2) == "dense"
     with fastconv.cpu_algorithm("direct"):
         assert algo(384, h=14) == "direct"
     with fastconv.cpu_algorithm("blocked"):
         assert algo(3) == "blocked"
         assert algo(32, m=2) == "direct"  # forcing never applies where it cannot
-        assert algo(32, groups=16) == "dense"
+        assert algo(32, groups=2) == "dense"
 
 
 def test_blocked_and_row_kernels_agree():
@@ -122,3 +122,22 @@ def test_blocked_and_row_kernels_agree():
     with fastconv.cpu_algorithm("direct"):
         via_rows = fastconv.conv2d(x, w, b, 2, 2, 1, 48)
     torch.testing.assert_close(via_blocked, via_rows, rtol=1e-5, atol=1e-5)
+
+
+@given(
+    st.integers(1, 2),
+    st.sampled_from([(2, 2), (4, 4), (8, 2), (3, 8)]),  # (groups, channels per group)
+    st.integers(1, 3),
+    st.integers(1, 5),
+    st.integers(0, 2),
+    st.integers(1, 2),
+)
+def test_grouped_layers_with_few_channels_take_the_row_kernels(n, groups_cg, mult, k, pad, dil):
+    """Grouped layers with 2 to 8 channels per group at stride 1 run plane by plane on the
+    row kernels, forward and both gradients."""
+    groups, cg = groups_cg
+    x = torch.randn(n, groups * cg, 9 + k, 11, dtype=torch.float64)
+    w = torch.randn(groups * mult, cg, k, k, dtype=torch.float64)
+    b = torch.randn(groups * mult, dtype=torch.float64)
+    assert family(x, w, 1, pad, dil, groups) == "direct"
+    compare_with_torch(x, w, b, 1, pad, dil, groups, rtol=1e-9, atol=1e-10)

@@ -36,6 +36,13 @@ CpuFamily cpu_family(const ConvGeometry& g, at::ScalarType dtype) {
     if (winograd && a == CpuAlgorithm::kWinograd) return CpuFamily::kWinograd;
     if (winograd && a != CpuAlgorithm::kDirect && g.C >= 16 && g.K >= 16 && tiles >= 64)
       return CpuFamily::kWinograd;
+    // Few channels per group at stride 1 (ResNeXt's 4): plane-by-plane row kernels rather
+    // than an implicit GEMM that packs an im2col slice for a handful of output rows.
+    // Measured (2x128x56^2, 32 groups): forward 1.95 -> 1.13 ms, grad-weight 3.9 -> 1.4 ms.
+    // Strided, the row kernels' scattered grad-input loses (0.8 -> 1.9 ms).
+    if (a != CpuAlgorithm::kDirect && g.groups > 1 && g.C_per_group() <= 8 && g.stride_h == 1 &&
+        g.stride_w == 1)
+      return CpuFamily::kRows;
     return CpuFamily::kDense;
   }
   const bool depthwise = g.groups == g.C && g.K == g.C;  // channel multiplier 1

@@ -125,50 +125,47 @@ Scratch<T> flip_transpose_weight(const ConvGeometry& g, const T* w) {
 }
 
 // ---- direct family ----------------------------------------------------------------------
+// One plane-by-plane correlation per (output channel, input channel of its group): the
+// one-channel-per-group layers, and grouped layers with few channels per group (ResNeXt's
+// 4), where an implicit GEMM would pack an im2col slice for only a handful of rows.
 
 template <typename T>
 void direct_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   const auto& kt = kernels<T>();
-  const int64_t rows = g.N * g.K * g.P, HW = g.H * g.W, PQ = g.P * g.Q;
-  at::parallel_for(0, rows, grain_for(g.Q * g.R * g.S), [&](int64_t b, int64_t e) {
+  const int64_t rows = g.N * g.K * g.P, HW = g.H * g.W, PQ = g.P * g.Q, Cg = g.C_per_group();
+  const int64_t RS = g.R * g.S;
+  at::parallel_for(0, rows, grain_for(g.Q * RS * Cg), [&](int64_t b, int64_t e) {
     while (b < e) {
       const int64_t plane = b / g.P, p0 = b % g.P, p1 = std::min(g.P, p0 + (e - b));
-      const int64_t n = plane / g.K, k = plane % g.K;
-      kt.direct_fwd_rows(g, x + (n * g.C + g.channel_of(k)) * HW, w + k * g.R * g.S,
-                         bias ? bias[k] : T(0), y + plane * PQ, p0, p1, false);
+      const int64_t n = plane / g.K, k = plane % g.K, c0 = (k / g.K_per_group()) * Cg;
+      for (int64_t c = 0; c < Cg; ++c)
+        kt.direct_fwd_rows(g, x + (n * g.C + c0 + c) * HW, w + (k * Cg + c) * RS,
+                           bias ? bias[k] : T(0), y + plane * PQ, p0, p1, c > 0);
       b += p1 - p0;
     }
   });
 }
 
-// grad_input of the direct family. Each input channel c receives from its `mult` output
-// channels; tasks own whole rows (stride 1) or whole planes (strided) of grad_input, so
-// no two threads write the same element.
+// grad_input of the direct family: stride 1 is a forward pass with the flipped, transposed
+// weight (dgrad_as_forward); strided layers scatter each grad_output plane into the input
+// planes it came from. Tasks own whole rows or planes of grad_input, so no two threads
+// write the same element.
 template <typename T>
 void direct_dgrad(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
-  const auto& kt = kernels<T>();
-  const int64_t mult = g.K_per_group(), RS = g.R * g.S, HW = g.H * g.W, PQ = g.P * g.Q;
   if (g.stride_h == 1 && g.stride_w == 1) {
-    const ConvGeometry t = dgrad_as_forward(g);
-    const Scratch<T> wf = flip_transpose_weight(g, w);  // [c][m][RS] flipped
-    at::parallel_for(0, g.N * g.C * g.H, grain_for(mult * g.W * RS), [&](int64_t b, int64_t e) {
-      while (b < e) {
-        const int64_t plane = b / g.H, p0 = b % g.H, p1 = std::min(g.H, p0 + (e - b));
-        const int64_t n = plane / g.C, c = plane % g.C;
-        for (int64_t m = 0; m < mult; ++m)
-          kt.direct_fwd_rows(t, gy + (n * g.K + c * mult + m) * PQ, wf.data() + (c * mult + m) * RS,
-                             T(0), gx + plane * HW, p0, p1, m > 0);
-        b += p1 - p0;
-      }
-    });
+    const Scratch<T> wf = flip_transpose_weight(g, w);
+    direct_forward(dgrad_as_forward(g), gy, wf.data(), static_cast<const T*>(nullptr), gx);
     return;
   }
-  at::parallel_for(0, g.N * g.C, grain_for(mult * PQ * RS), [&](int64_t b, int64_t e) {
+  const auto& kt = kernels<T>();
+  const int64_t Kg = g.K_per_group(), Cg = g.C_per_group(), RS = g.R * g.S;
+  const int64_t HW = g.H * g.W, PQ = g.P * g.Q;
+  at::parallel_for(0, g.N * g.C, grain_for(Kg * PQ * RS), [&](int64_t b, int64_t e) {
     for (int64_t plane = b; plane < e; ++plane) {
-      const int64_t n = plane / g.C, c = plane % g.C;
+      const int64_t n = plane / g.C, c = plane % g.C, k0 = (c / Cg) * Kg;
       std::fill_n(gx + plane * HW, HW, T(0));
-      for (int64_t m = 0; m < mult; ++m)
-        kt.direct_dgrad_plane(g, gy + (n * g.K + c * mult + m) * PQ, w + (c * mult + m) * RS,
+      for (int64_t k = k0; k < k0 + Kg; ++k)
+        kt.direct_dgrad_plane(g, gy + (n * g.K + k) * PQ, w + (k * Cg + c % Cg) * RS,
                               gx + plane * HW);
     }
   });
@@ -185,25 +182,26 @@ int64_t wgrad_chunk_rows(const ConvGeometry& g) {
 template <typename T>
 void direct_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
   const auto& kt = kernels<T>();
-  const int64_t RS = g.R * g.S, HW = g.H * g.W, PQ = g.P * g.Q;
+  const int64_t RS = g.R * g.S, HW = g.H * g.W, PQ = g.P * g.Q, Cg = g.C_per_group();
   const int64_t chunk = wgrad_chunk_rows(g), per_plane = (g.P + chunk - 1) / chunk;
   const int64_t chunks = g.N * per_plane;  // per output channel
-  // partial[k][chunk][RS], each written by exactly one task, then summed in chunk order.
-  std::vector<T> partial(static_cast<size_t>(g.K * chunks * RS), T(0));
-  at::parallel_for(0, g.K * chunks, grain_for(chunk * g.Q * RS), [&](int64_t b, int64_t e) {
+  // partial[k][chunk][c][RS], each written by exactly one task, then summed in chunk order.
+  std::vector<T> partial(static_cast<size_t>(g.K * chunks * Cg * RS), T(0));
+  at::parallel_for(0, g.K * chunks, grain_for(chunk * g.Q * RS * Cg), [&](int64_t b, int64_t e) {
     for (int64_t item = b; item < e; ++item) {
-      const int64_t k = item / chunks, ci = item % chunks;
+      const int64_t k = item / chunks, ci = item % chunks, c0 = (k / g.K_per_group()) * Cg;
       const int64_t n = ci / per_plane, p0 = (ci % per_plane) * chunk;
-      kt.direct_wgrad_rows(g, x + (n * g.C + g.channel_of(k)) * HW, gy + (n * g.K + k) * PQ, p0,
-                           std::min(g.P, p0 + chunk), partial.data() + item * RS);
+      for (int64_t c = 0; c < Cg; ++c)
+        kt.direct_wgrad_rows(g, x + (n * g.C + c0 + c) * HW, gy + (n * g.K + k) * PQ, p0,
+                             std::min(g.P, p0 + chunk), partial.data() + (item * Cg + c) * RS);
     }
   });
   at::parallel_for(0, g.K, 1, [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k)
-      for (int64_t rs = 0; rs < RS; ++rs) {
+      for (int64_t j = 0; j < Cg * RS; ++j) {
         T s = 0;
-        for (int64_t ci = 0; ci < chunks; ++ci) s += partial[(k * chunks + ci) * RS + rs];
-        gw[k * RS + rs] = s;
+        for (int64_t ci = 0; ci < chunks; ++ci) s += partial[(k * chunks + ci) * Cg * RS + j];
+        gw[k * Cg * RS + j] = s;
       }
   });
 }
