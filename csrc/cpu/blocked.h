@@ -33,6 +33,13 @@ struct BlockFrame {
   int64_t col_hi(int64_t W) const { return std::min(W, Wb - left); }
 };
 
+// The input positions a layer's output reads, staged with its zero padding: every tap of
+// every output lands inside.
+inline BlockFrame input_frame(const ConvGeometry& g) {
+  return {(g.P - 1) * g.stride_h + (g.R - 1) * g.dil_h + 1,
+          (g.Q - 1) * g.stride_w + (g.S - 1) * g.dil_w + 1, g.pad_h, g.pad_w};
+}
+
 template <typename T>
 void stage_block(const T* src, int64_t plane, int nc, int64_t H, int64_t W, const BlockFrame& f,
                  T* buf) {
@@ -199,8 +206,7 @@ template <typename T>
 void blocked_fwd(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, int64_t c0) {
   constexpr int V = Vec<T>::size;
   const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
-  const BlockFrame f{(g.P - 1) * g.stride_h + (g.R - 1) * g.dil_h + 1,
-                     (g.Q - 1) * g.stride_w + (g.S - 1) * g.dil_w + 1, g.pad_h, g.pad_w};
+  const BlockFrame f = input_frame(g);
   T* buf = block_scratch<T>(0, f.Hb * f.Wb * V);
   T* wb = block_scratch<T>(1, g.R * g.S * V);
   stage_block(x + c0 * g.H * g.W, g.H * g.W, nc, g.H, g.W, f, buf);
@@ -230,8 +236,7 @@ template <typename T>
 void blocked_dgrad(const ConvGeometry& g, const T* gy, const T* w, T* gx, int64_t c0) {
   constexpr int V = Vec<T>::size;
   const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
-  const BlockFrame f{(g.P - 1) * g.stride_h + (g.R - 1) * g.dil_h + 1,
-                     (g.Q - 1) * g.stride_w + (g.S - 1) * g.dil_w + 1, g.pad_h, g.pad_w};
+  const BlockFrame f = input_frame(g);
   const BlockFrame fy{g.P, g.Q, 0, 0};
   T* buf = block_scratch<T>(0, f.Hb * f.Wb * V);
   T* gyb = block_scratch<T>(2, g.P * g.Q * V);
@@ -321,8 +326,7 @@ void blocked_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* out, int64
   constexpr int V = Vec<T>::size;
   constexpr int kMaxTaps = 8;
   const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
-  const BlockFrame f{(g.P - 1) * g.stride_h + (g.R - 1) * g.dil_h + 1,
-                     (g.Q - 1) * g.stride_w + (g.S - 1) * g.dil_w + 1, g.pad_h, g.pad_w};
+  const BlockFrame f = input_frame(g);
   const BlockFrame fy{g.P, g.Q, 0, 0};
   T* buf = block_scratch<T>(0, f.Hb * f.Wb * V);
   T* gyb = block_scratch<T>(2, g.P * g.Q * V);

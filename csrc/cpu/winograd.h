@@ -160,6 +160,20 @@ static void stage_rows(const T* plane, int64_t H, int64_t W, int64_t row0, int n
   }
 }
 
+// d[i][j] = element (i, j) of the N x N patches of V consecutive tiles (stride 2), tile
+// `off` first, from N staged rows.
+template <typename T, int N>
+inline void load_patches(const T* rows, int64_t span, int64_t off, vec_t<T> (*d)[N]) {
+  constexpr int V = Vec<T>::size;
+#pragma GCC unroll 4
+  for (int i = 0; i < N; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < N; ++j) {
+      const T* src = rows + i * span + 2 * off + j;
+      d[i][j] = even_lanes<T>(loadu(src), loadu(src + V));
+    }
+}
+
 // Input transform of tiles [t0, t1) for channels [c0, c1) of x (C channels per image):
 // store(xi, c, offset of the first tile in [t0, t1), values of up to V tiles, count).
 template <typename T, typename Store>
@@ -177,13 +191,7 @@ static void wino_input_transform(const ConvGeometry& g, const T* x, int64_t C, i
       for (int64_t off = 0; off < txb - txa; off += V) {
         const int cnt = static_cast<int>(std::min<int64_t>(V, txb - txa - off));
         vec_t<T> d[4][4];
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; ++i)
-#pragma GCC unroll 4
-          for (int jj = 0; jj < 4; ++jj) {
-            const T* src = rows + i * span + 2 * off + jj;
-            d[i][jj] = even_lanes<T>(loadu(src), loadu(src + V));
-          }
+        load_patches<T, 4>(rows, span, off, d);
         vec_t<T> t[4][4];
 #pragma GCC unroll 4
         for (int jj = 0; jj < 4; ++jj) {
@@ -297,13 +305,7 @@ static void wino_grad_output_transform(const ConvGeometry& g, const T* gy, int64
       for (int64_t off = 0; off < txb - txa; off += V) {
         const int cnt = static_cast<int>(std::min<int64_t>(V, txb - txa - off));
         vec_t<T> d[2][2];
-#pragma GCC unroll 2
-        for (int i = 0; i < 2; ++i)
-#pragma GCC unroll 2
-          for (int jj = 0; jj < 2; ++jj) {
-            const T* src = rows + i * span + 2 * off + jj;
-            d[i][jj] = even_lanes<T>(loadu(src), loadu(src + V));
-          }
+        load_patches<T, 2>(rows, span, off, d);
         // A = [1 0; 1 1; 1 -1; 0 -1] on rows, then on columns.
         vec_t<T> h[4][2];
 #pragma GCC unroll 2
