@@ -141,3 +141,28 @@ def test_grouped_layers_with_few_channels_take_the_row_kernels(n, groups_cg, mul
     b = torch.randn(groups * mult, dtype=torch.float64)
     assert family(x, w, 1, pad, dil, groups) == "direct"
     compare_with_torch(x, w, b, 1, pad, dil, groups, rtol=1e-9, atol=1e-10)
+
+
+def test_channels_last_depthwise_input_is_read_in_place():
+    """The blocked kernels stage channel-innermost blocks, so a channels_last input is read
+    as it is: no layout copy in the forward or the grad-weight pass (the profiler would
+    show an aten::copy_ under the op), and the results match torch."""
+    x = torch.randn(2, 32, 15, 13, dtype=torch.float64).contiguous(
+        memory_format=torch.channels_last
+    )
+    w = torch.randn(32, 1, 3, 3, dtype=torch.float64)
+    assert family(x, w, 1, 1, 1, 32) == "blocked"
+    op = torch.ops.fastconv.conv2d_backward
+    gy = torch.randn(2, 32, 15, 13, dtype=torch.float64)
+    with torch.profiler.profile() as prof:
+        y = fastconv.conv2d(x, w, None, 1, 1, 1, 32)
+        _, gw, _ = op(gy, x, w, [1, 1], [1, 1], [1, 1], 32, [False, True, False])
+    layout_ops = ("aten::copy_", "aten::contiguous", "aten::clone")
+    copies = [e.name for e in prof.events() if e.name in layout_ops]
+    assert copies == [], copies
+    ref_x = x.contiguous().requires_grad_()
+    ref_w = w.clone().requires_grad_()
+    ref_y = torch.nn.functional.conv2d(ref_x, ref_w, None, 1, 1, 1, 32)
+    torch.testing.assert_close(y, ref_y, rtol=1e-12, atol=1e-12)
+    (ref_gw,) = torch.autograd.grad(ref_y, (ref_w,), gy)
+    torch.testing.assert_close(gw, ref_gw, rtol=1e-10, atol=1e-10)

@@ -66,6 +66,31 @@ void stage_block(const T* src, int64_t plane, int nc, int64_t H, int64_t W, cons
   }
 }
 
+// Channels [c0, c0 + nc) of one image of the layer's input as a staged block: from NCHW
+// planes through transposes, or from channels_last (NHWC) memory, where a staged position is
+// one vector load -- no layout copy of a channels_last input at all.
+template <typename T>
+void stage_input(const ConvGeometry& g, const T* x, bool nhwc, int64_t c0, int nc,
+                 const BlockFrame& f, T* buf) {
+  constexpr int V = Vec<T>::size;
+  if (!nhwc) return stage_block(x + c0 * g.H * g.W, g.H * g.W, nc, g.H, g.W, f, buf);
+  const int64_t lo = f.col_lo(), hi = f.col_hi(g.W);
+  for (int64_t b = 0; b < f.Hb; ++b) {
+    T* row = buf + b * f.Wb * V;
+    const int64_t ih = b - f.top;
+    if (ih < 0 || ih >= g.H || lo >= hi) {
+      std::fill_n(row, f.Wb * V, T(0));
+      continue;
+    }
+    std::fill_n(row, (lo + f.left) * V, T(0));
+    std::fill(row + (hi + f.left) * V, row + f.Wb * V, T(0));
+    const T* src = x + (ih * g.W) * g.C + c0;
+    for (int64_t iw = lo; iw < hi; ++iw)
+      storeu(row + (iw + f.left) * V,
+             nc == V ? loadu(src + iw * g.C) : loadu_n(src + iw * g.C, nc));
+  }
+}
+
 // The inverse of stage_block: every element of the nc planes is written, zero where the
 // buffer does not cover it.
 template <typename T>
@@ -200,16 +225,17 @@ constexpr auto blocked_fwd_tiles(std::integer_sequence<int, Q...>) {
   return std::array{&blocked_fwd_tile<T, Q + 1, SW>...};
 }
 
-// Forward for channels [c0, c0 + V) of one image (x, y: the image's planes; w: [C][R*S];
-// bias: [C] or null).
+// Forward for channels [c0, c0 + V) of one image (x: the image, NCHW or NHWC; y: its NCHW
+// planes; w: [C][R*S]; bias: [C] or null).
 template <typename T>
-void blocked_fwd(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, int64_t c0) {
+void blocked_fwd(const ConvGeometry& g, const T* x, bool x_nhwc, const T* w, const T* bias, T* y,
+                 int64_t c0) {
   constexpr int V = Vec<T>::size;
   const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
   const BlockFrame f = input_frame(g);
   T* buf = block_scratch<T>(0, f.Hb * f.Wb * V);
   T* wb = block_scratch<T>(1, g.R * g.S * V);
-  stage_block(x + c0 * g.H * g.W, g.H * g.W, nc, g.H, g.W, f, buf);
+  stage_input(g, x, x_nhwc, c0, nc, f, buf);
   block_taps(w, g.R * g.S, c0, nc, wb);
   vec_t<T> bv{};
   for (int c = 0; c < nc; ++c) bv[c] = bias ? bias[c0 + c] : T(0);
@@ -322,7 +348,8 @@ constexpr auto blocked_wgrad_kernels(std::integer_sequence<int, S...>) {
 
 // Grad-weight partial of one image for channels [c0, c0 + V): out[r*S + s][V].
 template <typename T>
-void blocked_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* out, int64_t c0) {
+void blocked_wgrad(const ConvGeometry& g, const T* x, bool x_nhwc, const T* gy, T* out,
+                   int64_t c0) {
   constexpr int V = Vec<T>::size;
   constexpr int kMaxTaps = 8;
   const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
@@ -330,7 +357,7 @@ void blocked_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* out, int64
   const BlockFrame fy{g.P, g.Q, 0, 0};
   T* buf = block_scratch<T>(0, f.Hb * f.Wb * V);
   T* gyb = block_scratch<T>(2, g.P * g.Q * V);
-  stage_block(x + c0 * g.H * g.W, g.H * g.W, nc, g.H, g.W, f, buf);
+  stage_input(g, x, x_nhwc, c0, nc, f, buf);
   stage_block(gy + c0 * g.P * g.Q, g.P * g.Q, nc, g.P, g.Q, fy, gyb);
   using Taps = std::make_integer_sequence<int, kMaxTaps>;
   static constexpr auto unit = blocked_wgrad_kernels<T, 1>(Taps{});

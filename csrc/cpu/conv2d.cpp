@@ -293,13 +293,14 @@ struct PhaseSplit {
 // ---- blocked family (depthwise) ---------------------------------------------------------
 
 template <typename T>
-void blocked_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+void blocked_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
+                     bool x_nhwc = false) {
   const auto& kt = kernels<T>();
   const int64_t blocks = (g.C + kt.block - 1) / kt.block;
   at::parallel_for(0, g.N * blocks, grain_for(kt.block * g.P * g.Q * g.R * g.S),
                    [&](int64_t b, int64_t e) {
                      for (int64_t i = b; i < e; ++i)
-                       kt.blocked_fwd(g, x + (i / blocks) * g.C * g.H * g.W, w, bias,
+                       kt.blocked_fwd(g, x + (i / blocks) * g.C * g.H * g.W, x_nhwc, w, bias,
                                       y + (i / blocks) * g.K * g.P * g.Q, (i % blocks) * kt.block);
                    });
 }
@@ -323,14 +324,15 @@ void blocked_dgrad(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
 
 // One partial per (image, block), summed over images in order: reproducible bits.
 template <typename T>
-void blocked_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
+void blocked_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw, bool x_nhwc = false) {
   const auto& kt = kernels<T>();
   const int64_t V = kt.block, blocks = (g.C + V - 1) / V, RS = g.R * g.S;
   std::vector<T> partial(static_cast<size_t>(g.N * blocks * RS * V));
   at::parallel_for(0, g.N * blocks, grain_for(V * g.P * g.Q * RS), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
-      kt.blocked_wgrad(g, x + (i / blocks) * g.C * g.H * g.W, gy + (i / blocks) * g.K * g.P * g.Q,
-                       partial.data() + i * RS * V, (i % blocks) * V);
+      kt.blocked_wgrad(g, x + (i / blocks) * g.C * g.H * g.W, x_nhwc,
+                       gy + (i / blocks) * g.K * g.P * g.Q, partial.data() + i * RS * V,
+                       (i % blocks) * V);
   });
   at::parallel_for(0, g.C, grain_for(g.N * RS), [&](int64_t b, int64_t e) {
     for (int64_t c = b; c < e; ++c)
@@ -497,6 +499,13 @@ Tensor as_compute(const Tensor& t) {
   return t.to(ct).contiguous();
 }
 
+// A channels_last input the blocked (depthwise) kernels read in place: their staged blocks
+// are channel-innermost anyway, so converting to NCHW would be a wasted transpose.
+bool reads_nhwc(CpuFamily family, const Tensor& t) {
+  return family == CpuFamily::kBlocked && t.scalar_type() == compute_type(t.scalar_type()) &&
+         t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
 Tensor to_dtype(const Tensor& t, at::ScalarType type) {
   return t.scalar_type() == type ? t : t.to(type);
 }
@@ -544,10 +553,12 @@ Tensor dense_forward_bf16(const ConvGeometry& g, const Tensor& input, const Tens
 }
 
 // The kernel family's pass, for the non-FFT families (fft.cpp has its own entry points).
+// x_nhwc: x is channels_last (only the blocked family reads that layout).
 template <typename T>
-void forward(CpuFamily f, const ConvGeometry& g, const T* x, const T* w, const T* b, T* y) {
+void forward(CpuFamily f, const ConvGeometry& g, const T* x, const T* w, const T* b, T* y,
+             bool x_nhwc) {
   if (f == CpuFamily::kWinograd) return winograd_forward(g, x, w, b, y);
-  if (f == CpuFamily::kBlocked) return blocked_forward(g, x, w, b, y);
+  if (f == CpuFamily::kBlocked) return blocked_forward(g, x, w, b, y, x_nhwc);
   if (f == CpuFamily::kRows) return direct_forward(g, x, w, b, y);
   dense_forward(g, x, w, b, y);
 }
@@ -562,9 +573,9 @@ void grad_input(CpuFamily f, const ConvGeometry& g, const T* gy, const T* w, T* 
   dense_dgrad(g, gy, w, gx);
 }
 template <typename T>
-void grad_weight(CpuFamily f, const ConvGeometry& g, const T* x, const T* gy, T* gw) {
+void grad_weight(CpuFamily f, const ConvGeometry& g, const T* x, const T* gy, T* gw, bool x_nhwc) {
   if (f == CpuFamily::kWinograd) return winograd_wgrad(g, x, gy, gw);
-  if (f == CpuFamily::kBlocked) return blocked_wgrad(g, x, gy, gw);
+  if (f == CpuFamily::kBlocked) return blocked_wgrad(g, x, gy, gw, x_nhwc);
   if (f == CpuFamily::kRows) return direct_wgrad(g, x, gy, gw);
   dense_wgrad(g, x, gy, gw);
 }
@@ -578,7 +589,8 @@ Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor
   check_cpu(input, "input");
   const CpuFamily family = cpu_family(g, input.scalar_type());
   if (family == CpuFamily::kDenseBf16) return dense_forward_bf16(g, input, weight, bias);
-  const Tensor x = as_compute(input), w = as_compute(weight);
+  const bool x_nhwc = reads_nhwc(family, input);
+  const Tensor x = x_nhwc ? input : as_compute(input), w = as_compute(weight);
   const bool has_bias = bias.has_value() && bias->defined();
   const Tensor b = has_bias ? as_compute(*bias) : Tensor();
   const PhaseSplit ps(g, family);
@@ -590,7 +602,8 @@ Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor
   } else if (g.N > 0) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fastconv_conv2d_cpu", [&] {
       forward(family, gk, xk.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
-              has_bias ? b.const_data_ptr<scalar_t>() : nullptr, y.mutable_data_ptr<scalar_t>());
+              has_bias ? b.const_data_ptr<scalar_t>() : nullptr, y.mutable_data_ptr<scalar_t>(),
+              x_nhwc);
     });
   }
   if (ps.on) y = ps.merge(y, g.P, g.Q);
@@ -626,7 +639,8 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
     if (gw.defined()) gw.zero_();
     if (gb.defined()) gb.zero_();
   } else {
-    const Tensor x = output_mask[1] ? as_compute(input) : Tensor();
+    const bool x_nhwc = output_mask[1] && reads_nhwc(family, input);
+    const Tensor x = !output_mask[1] ? Tensor() : x_nhwc ? input : as_compute(input);
     const Tensor w = output_mask[0] ? as_compute(weight) : Tensor();
     const bool fft = family == CpuFamily::kFft;
     if (fft && gx.defined()) fft_grad_input(g, gy, w, gx);
@@ -640,8 +654,8 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
       if (gx.defined() && !fft)
         grad_input(family, gk, gyp, w.const_data_ptr<scalar_t>(), gxk.mutable_data_ptr<scalar_t>());
       if (gw.defined() && !fft)
-        grad_weight(family, gk, xk.const_data_ptr<scalar_t>(), gyp,
-                    gw.mutable_data_ptr<scalar_t>());
+        grad_weight(family, gk, xk.const_data_ptr<scalar_t>(), gyp, gw.mutable_data_ptr<scalar_t>(),
+                    x_nhwc);
       if (gb.defined())
         bias_grad(g, gy.const_data_ptr<scalar_t>(), gb.mutable_data_ptr<scalar_t>());
     });

@@ -27,13 +27,14 @@ struct KernelTable {
   // --- blocked family: depthwise layers (groups == C == K), one SIMD vector of channels -----
   int block;  // channels per call (the vector width)
   // Channels [c0, c0 + block) of one image; x/y/gy/gx point at the image, w at the whole
-  // [C][R*S] weight, bias at [C] or null.
-  void (*blocked_fwd)(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
-                      int64_t c0);
+  // [C][R*S] weight, bias at [C] or null. x may be channels_last (x_nhwc); the rest NCHW.
+  void (*blocked_fwd)(const ConvGeometry& g, const T* x, bool x_nhwc, const T* w, const T* bias,
+                      T* y, int64_t c0);
   // Grad-input of any stride (the driver runs stride 1 as blocked_fwd).
   void (*blocked_dgrad)(const ConvGeometry& g, const T* gy, const T* w, T* gx, int64_t c0);
   // This image's grad-weight for the block: partial[r*S + s][block].
-  void (*blocked_wgrad)(const ConvGeometry& g, const T* x, const T* gy, T* partial, int64_t c0);
+  void (*blocked_wgrad)(const ConvGeometry& g, const T* x, bool x_nhwc, const T* gy, T* partial,
+                        int64_t c0);
 
   // --- dense family: implicit GEMM on packed tiles ---------------------------------------
   // Packs rows [m0, m1) (m0 a multiple of MR) of one group's weight into MR-row panels of
