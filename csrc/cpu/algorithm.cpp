@@ -15,6 +15,7 @@ void set_cpu_algorithm(CpuAlgorithm a) { g_algorithm.store(static_cast<int>(a));
 CpuAlgorithm cpu_algorithm() { return static_cast<CpuAlgorithm>(g_algorithm.load()); }
 
 CpuFamily cpu_family(const ConvGeometry& g, at::ScalarType dtype) {
+  const CpuAlgorithm a = cpu_algorithm();
   // bfloat16 dense layers on CPUs with AVX-512 BF16 go straight into vdpbf16ps.
   if (!g.one_channel_per_group()) {
     if (dtype == at::kBFloat16 && dense_bf16_available()) return CpuFamily::kDenseBf16;
@@ -32,7 +33,6 @@ CpuFamily cpu_family(const ConvGeometry& g, at::ScalarType dtype) {
                           g.stride_w == 1 && ((g.dil_h == 1 && g.dil_w == 1) || phases);
     const int64_t rows = (g.P + d - 1) / d, cols = (g.Q + d - 1) / d;
     const int64_t tiles = g.N * d * d * ((rows + 1) / 2) * ((cols + 1) / 2);
-    const CpuAlgorithm a = cpu_algorithm();
     if (winograd && a == CpuAlgorithm::kWinograd) return CpuFamily::kWinograd;
     if (winograd && a != CpuAlgorithm::kDirect && g.C >= 16 && g.K >= 16 && tiles >= 64)
       return CpuFamily::kWinograd;
@@ -47,7 +47,7 @@ CpuFamily cpu_family(const ConvGeometry& g, at::ScalarType dtype) {
   }
   const bool depthwise = g.groups == g.C && g.K == g.C;  // channel multiplier 1
   const bool fft = fft_applies(g);
-  switch (cpu_algorithm()) {
+  switch (a) {
     case CpuAlgorithm::kDirect:
       return CpuFamily::kRows;
     case CpuAlgorithm::kFft:

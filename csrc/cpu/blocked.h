@@ -40,9 +40,11 @@ inline BlockFrame input_frame(const ConvGeometry& g) {
           (g.Q - 1) * g.stride_w + (g.S - 1) * g.dil_w + 1, g.pad_h, g.pad_w};
 }
 
-template <typename T>
-void stage_block(const T* src, int64_t plane, int nc, int64_t H, int64_t W, const BlockFrame& f,
-                 T* buf) {
+// Fills a staged block row by row: zero rows and borders outside the H x W plane, and
+// fill(row, ih, lo, hi) for the plane columns [lo, hi) of input row ih (position iw at
+// row + (iw + left) * V).
+template <typename T, typename Fill>
+void stage_rows_of(const BlockFrame& f, int64_t H, int64_t W, T* buf, Fill&& fill) {
   constexpr int V = Vec<T>::size;
   const int64_t lo = f.col_lo(), hi = f.col_hi(W);
   for (int64_t b = 0; b < f.Hb; ++b) {
@@ -54,16 +56,26 @@ void stage_block(const T* src, int64_t plane, int nc, int64_t H, int64_t W, cons
     }
     std::fill_n(row, (lo + f.left) * V, T(0));
     std::fill(row + (hi + f.left) * V, row + f.Wb * V, T(0));
+    fill(row + f.left * V, ih, lo, hi);
+  }
+}
+
+// nc NCHW planes (plane stride `plane`) as a staged block, V positions at a time through
+// register transposes.
+template <typename T>
+void stage_block(const T* src, int64_t plane, int nc, int64_t H, int64_t W, const BlockFrame& f,
+                 T* buf) {
+  constexpr int V = Vec<T>::size;
+  stage_rows_of(f, H, W, buf, [&](T* row, int64_t ih, int64_t lo, int64_t hi) {
     for (int64_t iw = lo; iw < hi; iw += V) {
       const int cnt = static_cast<int>(std::min<int64_t>(V, hi - iw));
       vec_t<T> v[V];
       load_transposed(v, cnt, nc, src + ih * W + iw, plane);
-      T* dst = row + (iw + f.left) * V;
 #pragma GCC unroll 16
       for (int j = 0; j < V; ++j)
-        if (j < cnt) storeu(dst + j * V, v[j]);
+        if (j < cnt) storeu(row + (iw + j) * V, v[j]);
     }
-  }
+  });
 }
 
 // Channels [c0, c0 + nc) of one image of the layer's input as a staged block: from NCHW
@@ -74,21 +86,19 @@ void stage_input(const ConvGeometry& g, const T* x, bool nhwc, int64_t c0, int n
                  const BlockFrame& f, T* buf) {
   constexpr int V = Vec<T>::size;
   if (!nhwc) return stage_block(x + c0 * g.H * g.W, g.H * g.W, nc, g.H, g.W, f, buf);
-  const int64_t lo = f.col_lo(), hi = f.col_hi(g.W);
-  for (int64_t b = 0; b < f.Hb; ++b) {
-    T* row = buf + b * f.Wb * V;
-    const int64_t ih = b - f.top;
-    if (ih < 0 || ih >= g.H || lo >= hi) {
-      std::fill_n(row, f.Wb * V, T(0));
-      continue;
-    }
-    std::fill_n(row, (lo + f.left) * V, T(0));
-    std::fill(row + (hi + f.left) * V, row + f.Wb * V, T(0));
-    const T* src = x + (ih * g.W) * g.C + c0;
+  stage_rows_of(f, g.H, g.W, buf, [&](T* row, int64_t ih, int64_t lo, int64_t hi) {
+    const T* src = x + ih * g.W * g.C + c0;
     for (int64_t iw = lo; iw < hi; ++iw)
-      storeu(row + (iw + f.left) * V,
-             nc == V ? loadu(src + iw * g.C) : loadu_n(src + iw * g.C, nc));
-  }
+      storeu(row + iw * V, nc == V ? loadu(src + iw * g.C) : loadu_n(src + iw * g.C, nc));
+  });
+}
+
+// grad_output's channels [c0, c0 + nc) of one image as an unpadded P x Q block (slot 2).
+template <typename T>
+T* stage_grad_output(const ConvGeometry& g, const T* gy, int64_t c0, int nc) {
+  T* gyb = thread_scratch<T>(2, g.P * g.Q * Vec<T>::size);
+  stage_block(gy + c0 * g.P * g.Q, g.P * g.Q, nc, g.P, g.Q, BlockFrame{g.P, g.Q, 0, 0}, gyb);
+  return gyb;
 }
 
 // The inverse of stage_block: every element of the nc planes is written, zero where the
@@ -129,19 +139,6 @@ void block_taps(const T* w, int64_t taps, int64_t c0, int nc, T* out) {
   constexpr int V = Vec<T>::size;
   for (int64_t t = 0; t < taps; ++t)
     for (int c = 0; c < V; ++c) out[t * V + c] = c < nc ? w[(c0 + c) * taps + t] : T(0);
-}
-
-// Scratch of one call, per thread (each worker thread has its own), 64-byte aligned: a
-// whole-vector access to a staged position must not straddle two cache lines (split loads
-// halved the grad-weight loop's speed).
-template <typename T>
-T* block_scratch(int slot, int64_t n) {
-  constexpr int64_t kAlign = 64 / sizeof(T);
-  static thread_local std::vector<T> bufs[3];
-  auto& b = bufs[slot];
-  if (static_cast<int64_t>(b.size()) < n + kAlign) b.resize(static_cast<size_t>(n + kAlign));
-  const auto addr = reinterpret_cast<uintptr_t>(b.data());
-  return b.data() + ((64 - addr % 64) % 64) / sizeof(T);
 }
 
 template <typename T>
@@ -233,8 +230,8 @@ void blocked_fwd(const ConvGeometry& g, const T* x, bool x_nhwc, const T* w, con
   constexpr int V = Vec<T>::size;
   const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
   const BlockFrame f = input_frame(g);
-  T* buf = block_scratch<T>(0, f.Hb * f.Wb * V);
-  T* wb = block_scratch<T>(1, g.R * g.S * V);
+  T* buf = thread_scratch<T>(0, f.Hb * f.Wb * V);
+  T* wb = thread_scratch<T>(1, g.R * g.S * V);
   stage_input(g, x, x_nhwc, c0, nc, f, buf);
   block_taps(w, g.R * g.S, c0, nc, wb);
   vec_t<T> bv{};
@@ -263,11 +260,9 @@ void blocked_dgrad(const ConvGeometry& g, const T* gy, const T* w, T* gx, int64_
   constexpr int V = Vec<T>::size;
   const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
   const BlockFrame f = input_frame(g);
-  const BlockFrame fy{g.P, g.Q, 0, 0};
-  T* buf = block_scratch<T>(0, f.Hb * f.Wb * V);
-  T* gyb = block_scratch<T>(2, g.P * g.Q * V);
-  T* wb = block_scratch<T>(1, g.R * g.S * V);
-  stage_block(gy + c0 * g.P * g.Q, g.P * g.Q, nc, g.P, g.Q, fy, gyb);
+  T* buf = thread_scratch<T>(0, f.Hb * f.Wb * V);
+  T* wb = thread_scratch<T>(1, g.R * g.S * V);
+  const T* gyb = stage_grad_output(g, gy, c0, nc);
   block_taps(w, g.R * g.S, c0, nc, wb);
   std::fill_n(buf, f.Hb * f.Wb * V, T(0));
   const int64_t col = g.stride_w * V;
@@ -354,11 +349,9 @@ void blocked_wgrad(const ConvGeometry& g, const T* x, bool x_nhwc, const T* gy, 
   constexpr int kMaxTaps = 8;
   const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
   const BlockFrame f = input_frame(g);
-  const BlockFrame fy{g.P, g.Q, 0, 0};
-  T* buf = block_scratch<T>(0, f.Hb * f.Wb * V);
-  T* gyb = block_scratch<T>(2, g.P * g.Q * V);
+  T* buf = thread_scratch<T>(0, f.Hb * f.Wb * V);
   stage_input(g, x, x_nhwc, c0, nc, f, buf);
-  stage_block(gy + c0 * g.P * g.Q, g.P * g.Q, nc, g.P, g.Q, fy, gyb);
+  const T* gyb = stage_grad_output(g, gy, c0, nc);
   using Taps = std::make_integer_sequence<int, kMaxTaps>;
   static constexpr auto unit = blocked_wgrad_kernels<T, 1>(Taps{});
   static constexpr auto two = blocked_wgrad_kernels<T, 2>(Taps{});

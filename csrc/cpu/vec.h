@@ -7,7 +7,9 @@
 #error "define FC_ISA and FC_VEC_BYTES before including vec.h"
 #endif
 
+#include <cstdint>
 #include <type_traits>
+#include <vector>
 #if FC_VEC_BYTES == 64 && defined(__x86_64__)
 #include <immintrin.h>
 #define FC_MASKED_AVX512 1
@@ -154,6 +156,19 @@ inline void load_transposed(vec_t<T>* v, int cnt, int nc, const T* src, int64_t 
   for (int c = 0; c < V; ++c)
     v[c] = c >= nc ? vec_t<T>{} : cnt == V ? loadu(src + c * plane) : loadu_n(src + c * plane, cnt);
   transpose<T>(v);
+}
+
+// Scratch of one kernel call, per thread (each worker thread has its own; slots are buffers
+// alive at the same time), 64-byte aligned: a whole-vector access to a staged position must
+// not straddle two cache lines (split loads halved the blocked grad-weight loop's speed).
+template <typename T>
+T* thread_scratch(int slot, int64_t n) {
+  constexpr int64_t kAlign = 64 / sizeof(T);
+  static thread_local std::vector<T> bufs[3];
+  auto& b = bufs[slot];
+  if (static_cast<int64_t>(b.size()) < n + kAlign) b.resize(static_cast<size_t>(n + kAlign));
+  const auto addr = reinterpret_cast<uintptr_t>(b.data());
+  return b.data() + ((64 - addr % 64) % 64) / sizeof(T);
 }
 
 // Dot product of two contiguous runs in a fixed summation order (reproducible bits).

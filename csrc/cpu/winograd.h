@@ -26,12 +26,6 @@ namespace FC_ISA {
 inline int64_t wino_tile_rows(const ConvGeometry& g) { return (g.P + 1) / 2; }
 inline int64_t wino_tile_cols(const ConvGeometry& g) { return (g.Q + 1) / 2; }
 
-template <typename T>
-static std::vector<T>& wino_scratch(int slot) {
-  static thread_local std::vector<T> bufs[3];
-  return bufs[slot];
-}
-
 // Lanes 0, 2, 4, ... of the 2V values a|b (a stride-2 gather of a contiguous run).
 template <typename T>
 inline vec_t<T> even_lanes(vec_t<T> a, vec_t<T> b) {
@@ -76,8 +70,7 @@ template <typename T>
 void winograd_pack_weight(const ConvGeometry& g, const T* w, T* packed, int64_t m0, int64_t m1) {
   constexpr int V = Vec<T>::size;
   const int64_t C = g.C, Kp = round_up(g.K, MR), rows = m1 - m0, u_plane = Kp * C + kWinoPad;
-  std::vector<T>& plain = wino_scratch<T>(0);
-  plain.resize(static_cast<size_t>(16 * MR * C));
+  T* plain = thread_scratch<T>(0, 16 * MR * C);
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t c = 0; c < C; c += V) {
       const int cnt = static_cast<int>(std::min<int64_t>(V, C - c));
@@ -106,12 +99,11 @@ void winograd_pack_weight(const ConvGeometry& g, const T* w, T* packed, int64_t 
         const vec_t<T> u[4] = {gg[a][0], (gg[a][0] + gg[a][1] + gg[a][2]) * half,
                                (gg[a][0] - gg[a][1] + gg[a][2]) * half, gg[a][2]};
 #pragma GCC unroll 4
-        for (int b = 0; b < 4; ++b)
-          storeu_n(plain.data() + ((a * 4 + b) * MR + i) * C + c, u[b], cnt);
+        for (int b = 0; b < 4; ++b) storeu_n(plain + ((a * 4 + b) * MR + i) * C + c, u[b], cnt);
       }
     }
   for (int xi = 0; xi < 16; ++xi)
-    pack_a(plain.data() + xi * MR * C, C, 1, rows, C, packed + xi * u_plane + m0 * C);
+    pack_a(plain + xi * MR * C, C, 1, rows, C, packed + xi * u_plane + m0 * C);
 }
 
 // Lanes of v for chunk columns [j, j + cnt) into a [C][NR]-panel matrix at row c (columns
@@ -174,42 +166,53 @@ inline void load_patches(const T* rows, int64_t span, int64_t off, vec_t<T> (*d)
     }
 }
 
+// The N x N patches (stride 2) under tiles [t0, t1) for channels [c0, c1) of `src` (planes
+// of A x B, `channels` per image; patch row 0 of tile row ty is plane row 2*ty - top, column
+// 0 of tile column tx is 2*tx - left, zero outside the plane), V tiles at a time:
+// fn(channel, offset of the first tile in [t0, t1), d[N][N], count).
+template <typename T, int N, typename Fn>
+static void for_each_patch_group(const ConvGeometry& g, const T* src, int64_t channels, int64_t A,
+                                 int64_t B, int64_t top, int64_t left, int64_t c0, int64_t c1,
+                                 int64_t t0, int64_t t1, Fn&& fn) {
+  constexpr int V = Vec<T>::size;
+  const int64_t span = 2 * wino_tile_cols(g) + N - 2 + 2 * V;
+  T* rows = thread_scratch<T>(0, N * span);
+  for_each_tile_run(g, t0, t1, [&](int64_t n, int64_t ty, int64_t txa, int64_t txb, int64_t j0) {
+    for (int64_t c = c0; c < c1; ++c) {
+      stage_rows(src + (n * channels + c) * A * B, A, B, 2 * ty - top, N, 2 * txa - left,
+                 2 * (txb - txa) + N - 2, span, rows);
+      for (int64_t off = 0; off < txb - txa; off += V) {
+        vec_t<T> d[N][N];
+        load_patches<T, N>(rows, span, off, d);
+        fn(c, j0 + off, d, static_cast<int>(std::min<int64_t>(V, txb - txa - off)));
+      }
+    }
+  });
+}
+
 // Input transform of tiles [t0, t1) for channels [c0, c1) of x (C channels per image):
 // store(xi, c, offset of the first tile in [t0, t1), values of up to V tiles, count).
 template <typename T, typename Store>
 static void wino_input_transform(const ConvGeometry& g, const T* x, int64_t C, int64_t c0,
                                  int64_t c1, int64_t t0, int64_t t1, Store&& store) {
-  constexpr int V = Vec<T>::size;
-  const int64_t span = 2 * wino_tile_cols(g) + 2 + 2 * V;
-  std::vector<T>& staged = wino_scratch<T>(0);
-  staged.resize(static_cast<size_t>(4 * span));
-  T* rows = staged.data();
-  for_each_tile_run(g, t0, t1, [&](int64_t n, int64_t ty, int64_t txa, int64_t txb, int64_t j0) {
-    for (int64_t c = c0; c < c1; ++c) {
-      stage_rows(x + (n * C + c) * g.H * g.W, g.H, g.W, 2 * ty - g.pad_h, 4, 2 * txa - g.pad_w,
-                 2 * (txb - txa) + 2, span, rows);
-      for (int64_t off = 0; off < txb - txa; off += V) {
-        const int cnt = static_cast<int>(std::min<int64_t>(V, txb - txa - off));
-        vec_t<T> d[4][4];
-        load_patches<T, 4>(rows, span, off, d);
-        vec_t<T> t[4][4];
+  for_each_patch_group<T, 4>(g, x, C, g.H, g.W, g.pad_h, g.pad_w, c0, c1, t0, t1,
+                             [&](int64_t c, int64_t j, vec_t<T>(*d)[4], int cnt) {
+                               vec_t<T> t[4][4];
 #pragma GCC unroll 4
-        for (int jj = 0; jj < 4; ++jj) {
-          t[0][jj] = d[0][jj] - d[2][jj];
-          t[1][jj] = d[1][jj] + d[2][jj];
-          t[2][jj] = d[2][jj] - d[1][jj];
-          t[3][jj] = d[1][jj] - d[3][jj];
-        }
+                               for (int jj = 0; jj < 4; ++jj) {
+                                 t[0][jj] = d[0][jj] - d[2][jj];
+                                 t[1][jj] = d[1][jj] + d[2][jj];
+                                 t[2][jj] = d[2][jj] - d[1][jj];
+                                 t[3][jj] = d[1][jj] - d[3][jj];
+                               }
 #pragma GCC unroll 4
-        for (int a = 0; a < 4; ++a) {
-          const vec_t<T> v4[4] = {t[a][0] - t[a][2], t[a][1] + t[a][2], t[a][2] - t[a][1],
-                                  t[a][1] - t[a][3]};
+                               for (int a = 0; a < 4; ++a) {
+                                 const vec_t<T> v4[4] = {t[a][0] - t[a][2], t[a][1] + t[a][2],
+                                                         t[a][2] - t[a][1], t[a][1] - t[a][3]};
 #pragma GCC unroll 4
-          for (int b = 0; b < 4; ++b) store(a * 4 + b, c, j0 + off, v4[b], cnt);
-        }
-      }
-    }
-  });
+                                 for (int b = 0; b < 4; ++b) store(a * 4 + b, c, j, v4[b], cnt);
+                               }
+                             });
 }
 
 // Tiles [t0, t1) of the layer (numbered image by image, row by row):
@@ -220,29 +223,27 @@ void winograd_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_u, con
   constexpr int V = Vec<T>::size;
   const int64_t C = g.C, K = g.K, Kp = round_up(K, MR);
   const int64_t tiles = t1 - t0, tp = round_up(tiles, NR<T>), panels = tp / NR<T>;
-  std::vector<T>& vb = wino_scratch<T>(1);
-  std::vector<T>& mb = wino_scratch<T>(2);
   const int64_t v_plane = panels * C * NR<T> + kWinoPad, m_plane = K * tp + kWinoPad;
   const int64_t u_plane = Kp * C + kWinoPad;
-  vb.resize(static_cast<size_t>(16 * v_plane));
-  mb.resize(static_cast<size_t>(16 * m_plane + V));  // + V: the last row's whole-vector reads
+  T* vb = thread_scratch<T>(1, 16 * v_plane);
+  T* mb = thread_scratch<T>(2, 16 * m_plane + V);  // + V: the last row's whole-vector reads
 
   // Input transform: V[xi][c][tile] = (B^T d B)[xi], straight into NR-column panels.
   wino_input_transform(g, x, C, 0, C, t0, t1,
                        [&](int xi, int64_t c, int64_t j, vec_t<T> v, int cnt) {
-                         put_panel_lanes(vb.data() + xi * v_plane, C, c, j, v, cnt);
+                         put_panel_lanes(vb + xi * v_plane, C, c, j, v, cnt);
                        });
 
   // The 16 GEMMs, depth sliced to kKC so a B micro-panel stays in L1 (as in dense.h).
-  std::fill(mb.begin(), mb.end(), T(0));
+  std::fill_n(mb, 16 * m_plane + V, T(0));
   for (int xi = 0; xi < 16; ++xi)
     for (int64_t c0 = 0; c0 < C; c0 += kKC) {
       const int64_t kc = std::min(kKC, C - c0);
       for (int64_t jp = 0; jp < panels; ++jp) {
-        const T* b = vb.data() + xi * v_plane + (jp * C + c0) * NR<T>;
+        const T* b = vb + xi * v_plane + (jp * C + c0) * NR<T>;
         for (int64_t m = 0; m < K; m += MR)
           micro_kernel(kc, packed_u + xi * u_plane + m * C + c0 * MR, b,
-                       mb.data() + xi * m_plane + m * tp + jp * NR<T>, tp,
+                       mb + xi * m_plane + m * tp + jp * NR<T>, tp,
                        static_cast<int>(std::min<int64_t>(MR, K - m)), NR<T>);
       }
     }
@@ -256,7 +257,7 @@ void winograd_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_u, con
         const int cnt = static_cast<int>(std::min<int64_t>(V, txb - txa - off));
         vec_t<T> m[16];
 #pragma GCC unroll 16
-        for (int xi = 0; xi < 16; ++xi) m[xi] = loadu(mb.data() + xi * m_plane + k * tp + j0 + off);
+        for (int xi = 0; xi < 16; ++xi) m[xi] = loadu(mb + xi * m_plane + k * tp + j0 + off);
         vec_t<T> u[2][4];
 #pragma GCC unroll 4
         for (int b = 0; b < 4; ++b) {
@@ -293,37 +294,25 @@ void winograd_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_u, con
 template <typename T, typename Store>
 static void wino_grad_output_transform(const ConvGeometry& g, const T* gy, int64_t k0, int64_t k1,
                                        int64_t t0, int64_t t1, Store&& store) {
-  constexpr int V = Vec<T>::size;
-  const int64_t span = 2 * wino_tile_cols(g) + 2 * V;
-  std::vector<T>& staged = wino_scratch<T>(0);
-  staged.resize(static_cast<size_t>(2 * span));
-  T* rows = staged.data();
-  for_each_tile_run(g, t0, t1, [&](int64_t n, int64_t ty, int64_t txa, int64_t txb, int64_t j0) {
-    for (int64_t k = k0; k < k1; ++k) {
-      stage_rows(gy + (n * g.K + k) * g.P * g.Q, g.P, g.Q, 2 * ty, 2, 2 * txa, 2 * (txb - txa),
-                 span, rows);
-      for (int64_t off = 0; off < txb - txa; off += V) {
-        const int cnt = static_cast<int>(std::min<int64_t>(V, txb - txa - off));
-        vec_t<T> d[2][2];
-        load_patches<T, 2>(rows, span, off, d);
-        // A = [1 0; 1 1; 1 -1; 0 -1] on rows, then on columns.
-        vec_t<T> h[4][2];
+  for_each_patch_group<T, 2>(g, gy, g.K, g.P, g.Q, 0, 0, k0, k1, t0, t1,
+                             [&](int64_t k, int64_t j, vec_t<T>(*d)[2], int cnt) {
+                               // A = [1 0; 1 1; 1 -1; 0 -1] on rows, then on columns.
+                               vec_t<T> h[4][2];
 #pragma GCC unroll 2
-        for (int jj = 0; jj < 2; ++jj) {
-          h[0][jj] = d[0][jj];
-          h[1][jj] = d[0][jj] + d[1][jj];
-          h[2][jj] = d[0][jj] - d[1][jj];
-          h[3][jj] = -d[1][jj];
-        }
+                               for (int jj = 0; jj < 2; ++jj) {
+                                 h[0][jj] = d[0][jj];
+                                 h[1][jj] = d[0][jj] + d[1][jj];
+                                 h[2][jj] = d[0][jj] - d[1][jj];
+                                 h[3][jj] = -d[1][jj];
+                               }
 #pragma GCC unroll 4
-        for (int a = 0; a < 4; ++a) {
-          const vec_t<T> v4[4] = {h[a][0], h[a][0] + h[a][1], h[a][0] - h[a][1], -h[a][1]};
+                               for (int a = 0; a < 4; ++a) {
+                                 const vec_t<T> v4[4] = {h[a][0], h[a][0] + h[a][1],
+                                                         h[a][0] - h[a][1], -h[a][1]};
 #pragma GCC unroll 4
-          for (int b = 0; b < 4; ++b) store(a * 4 + b, k, j0 + off, v4[b], cnt);
-        }
-      }
-    }
-  });
+                                 for (int b = 0; b < 4; ++b) store(a * 4 + b, k, j, v4[b], cnt);
+                               }
+                             });
 }
 
 // du[xi][c][k] += sum over all tiles for input channels [c0, c1) (every output channel).
