@@ -348,29 +348,8 @@ void blocked_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw, bool x
 // ---- dense family -----------------------------------------------------------------------
 
 template <typename T>
-Scratch<T> pack_weight(const ConvGeometry& g, const T* w, int64_t* group_stride) {
-  const int64_t CRS = g.C_per_group() * g.R * g.S;
-  const int64_t rows = (g.K_per_group() + kDenseMR - 1) / kDenseMR * kDenseMR;
-  *group_stride = rows * CRS;
-  Scratch<T> packed(kPackedWeight, g.groups * rows * CRS);
-  // Items are (group, MR-row panel): one group's 512x4608 weight is 2 ms of copying.
-  const int64_t panels = rows / kDenseMR;
-  at::parallel_for(0, g.groups * panels, grain_for(kDenseMR * CRS), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const int64_t grp = i / panels, m0 = (i % panels) * kDenseMR;
-      kernels<T>().dense_pack_weight(g, w + grp * g.K_per_group() * CRS,
-                                     packed.data() + grp * *group_stride, m0,
-                                     std::min(g.K_per_group(), m0 + kDenseMR));
-    }
-  });
-  return packed;
-}
-
-template <typename T>
 void dense_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   const auto& kt = kernels<T>();
-  int64_t gstride = 0;
-  const Scratch<T> packed = pack_weight(g, w, &gstride);
   const int64_t PQ = g.P * g.Q, Kg = g.K_per_group(), CRS = g.C_per_group() * g.R * g.S;
   // Tiles: (block of positions, group, block of output channels). A tile packs its slice of
   // im2col once for all its output channels, so output channels are split only when there
@@ -404,8 +383,8 @@ void dense_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias,
             j0 = n * PQ + q * pq_tile;
             j1 = n * PQ + std::min(PQ, (q + 1) * pq_tile);
           }
-          kt.dense_fwd_tile(g, x, packed.data() + grp * gstride, bias ? bias + grp * Kg : nullptr,
-                            y, grp, k0, std::min(Kg, k0 + k_tile), j0, j1);
+          kt.dense_fwd_tile(g, x, w + grp * Kg * CRS, bias ? bias + grp * Kg : nullptr, y, grp, k0,
+                            std::min(Kg, k0 + k_tile), j0, j1);
         }
       });
 }
@@ -457,16 +436,18 @@ void dense_dgrad(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
     return;
   }
   const auto& kt = kernels<T>();
-  const int64_t Cg = g.C_per_group(), HW = g.H * g.W, PQ = g.P * g.Q;
-  std::fill_n(gx, g.input_numel(), T(0));
-  // Tasks own disjoint input channels, so col2im never races.
+  const int64_t Cg = g.C_per_group();
+  // Tasks own disjoint input channels (zeroed by the task), so col2im never races. A task transposes its slice
+  // of the weight once and runs it over a chunk of images: the chunks are as large as
+  // keeping every thread busy allows.
   const int64_t c_tile = std::max<int64_t>(1, std::min<int64_t>(Cg, 8));
-  const int64_t c_tiles = (Cg + c_tile - 1) / c_tile, tasks = g.N * g.groups * c_tiles;
-  at::parallel_for(0, tasks, 1, [&](int64_t b, int64_t e) {
+  const int64_t c_tiles = (Cg + c_tile - 1) / c_tile, slabs = g.groups * c_tiles;
+  const int64_t chunks = std::min(g.N, (4 * at::get_num_threads() + slabs - 1) / slabs);
+  at::parallel_for(0, slabs * chunks, 1, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
-      const int64_t ct = t % c_tiles, grp = (t / c_tiles) % g.groups, n = t / (c_tiles * g.groups);
-      kt.dense_dgrad_tile(g, gy + n * g.K * PQ, w, gx + n * g.C * HW, grp, ct * c_tile,
-                          std::min(Cg, (ct + 1) * c_tile));
+      const int64_t ch = t % chunks, ct = (t / chunks) % c_tiles, grp = t / (chunks * c_tiles);
+      kt.dense_dgrad_tile(g, gy, w, gx, grp, ct * c_tile, std::min(Cg, (ct + 1) * c_tile),
+                          ch * g.N / chunks, (ch + 1) * g.N / chunks);
     }
   });
 }

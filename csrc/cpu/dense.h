@@ -5,7 +5,7 @@
 //   Dgrad (strided): M = C/G*R*S, N = P*Q, K = K/G then col2im  (gx = col2im(W^T * gy))
 //   (stride-1 dgrad is Fprop on grad_output with the flipped, transposed weight.)
 //
-// Only a kKC x tile slice of the im2col matrix is ever packed (bounded workspace, never the
+// Only a kKC x tile slice of the im2col matrix (B) is ever packed (bounded workspace, never the
 // whole im2col buffer). The micro-kernel keeps an MR x NR block of C in registers
 // (6 x 2 vectors: 12 accumulators) and does MR*2 FMAs per 2 vector loads + MR broadcasts.
 // Included by the per-ISA translation units after vec.h.
@@ -30,22 +30,27 @@ static std::unique_ptr<T[]> workspace(int64_t n) {
 }
 static inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
-// C[0:mr, 0:nr] += A micro-panel (kc x MR) * B micro-panel (kc x NR), both packed so the
-// loop reads them front to back.
+// C[0:mr, 0:nr] += A (mr x kc, rows lda apart, read in place) * B micro-panel (kc x NR,
+// packed so the loop reads it front to back). Broadcasts take any address, so A needs no
+// packing pass; on a tuned loop that costs ~3 %, but packing had cost more than that
+// wherever a matrix meets few columns (deep layers on small maps, Winograd's 16
+// transformed weights), and nothing measurable elsewhere.
 template <typename T>
-static inline void micro_kernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* c,
-                                int64_t ldc, int mr, int nr) {
+static inline void micro_kernel(int64_t kc, const T* __restrict a, int64_t lda,
+                                const T* __restrict b, T* c, int64_t ldc, int mr, int nr) {
   constexpr int V = Vec<T>::size;
+  const T* ar[MR];  // rows past mr re-read row 0 and are never stored
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) ar[i] = a + (i < mr ? i : 0) * lda;
   vec_t<T> acc[MR][2];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = vec_t<T>{};
   for (int64_t kk = 0; kk < kc; ++kk) {
     const vec_t<T> b0 = loadu(b + kk * 2 * V);
     const vec_t<T> b1 = loadu(b + kk * 2 * V + V);
-    const T* ak = a + kk * MR;
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const vec_t<T> ai = splat(ak[i]);
+      const vec_t<T> ai = splat(ar[i][kk]);
       acc[i][0] += ai * b0;
       acc[i][1] += ai * b1;
     }
@@ -69,56 +74,16 @@ static inline void micro_kernel(int64_t kc, const T* __restrict a, const T* __re
 }
 
 // C[0:m_len, 0:nb] += A * B over one packed slice of depth kc. B micro-panels stay in L1
-// while the A micro-panels stream from L2 (the BLIS loop order).
+// while the A rows stream from L2 (the BLIS loop order).
 template <typename T>
-static void panel_gemm(int64_t kc, int64_t m_len, const T* a, int64_t a_panel_stride, const T* b,
+static void panel_gemm(int64_t kc, int64_t m_len, const T* a, int64_t lda, const T* b,
                        int64_t nb, T* c, int64_t ldc) {
   for (int64_t j = 0; j < nb; j += NR<T>) {
     const T* bp = b + (j / NR<T>)*kc * NR<T>;
     const int nr = static_cast<int>(std::min<int64_t>(NR<T>, nb - j));
     for (int64_t m = 0; m < m_len; m += MR)
-      micro_kernel(kc, a + (m / MR) * a_panel_stride, bp, c + m * ldc + j, ldc,
+      micro_kernel(kc, a + m * lda, lda, bp, c + m * ldc + j, ldc,
                    static_cast<int>(std::min<int64_t>(MR, m_len - m)), nr);
-  }
-}
-
-// A[i, kk] = src[i*row_stride + kk*col_stride] for i < m (zero rows up to a multiple of
-// MR), packed as panels[i / MR][kk][i % MR] with panel stride kc*MR.
-template <typename T>
-static void pack_a(const T* src, int64_t row_stride, int64_t col_stride, int64_t m, int64_t kc,
-                   T* dst) {
-  constexpr int V = Vec<T>::size;
-  for (int64_t m0 = 0; m0 < m; m0 += MR) {
-    T* panel = dst + (m0 / MR) * kc * MR;
-    if (col_stride == 1 && V >= MR) {
-      // V columns of the MR rows at a time, through a register transpose: vector j then
-      // holds column kk + j's MR values, stored in column order (each store's lanes past MR
-      // are overwritten by the next ones; stores near the panel's end are masked).
-      const int rows = static_cast<int>(std::min<int64_t>(MR, m - m0));
-      for (int64_t kk = 0; kk < kc; kk += V) {
-        const int cnt = static_cast<int>(std::min<int64_t>(V, kc - kk));
-        vec_t<T> v[V];
-#pragma GCC unroll 16
-        for (int i = 0; i < V; ++i)
-          v[i] = i >= rows  ? vec_t<T>{}
-                 : cnt == V ? loadu(src + (m0 + i) * row_stride + kk)
-                            : loadu_n(src + (m0 + i) * row_stride + kk, cnt);
-        transpose<T>(v);
-        T* d = panel + kk * MR;
-#pragma GCC unroll 16
-        for (int j = 0; j < V; ++j) {
-          if (j >= cnt) break;
-          if ((kk + j) * MR + V <= kc * MR)  // stays inside this panel
-            storeu(d + j * MR, v[j]);
-          else
-            storeu_n(d + j * MR, v[j], MR);
-        }
-      }
-      continue;
-    }
-    for (int64_t kk = 0; kk < kc; ++kk)
-      for (int i = 0; i < MR; ++i)
-        panel[kk * MR + i] = m0 + i < m ? src[(m0 + i) * row_stride + kk * col_stride] : T(0);
   }
 }
 
@@ -149,8 +114,8 @@ static void put_b_row(const T* src, int64_t nb, int64_t kk, int64_t kc, T* b) {
   for (int64_t j0 = 0; j0 < nb; j0 += NR<T>) {
     T* d = b + (j0 / NR<T>)*kc * NR<T> + kk * NR<T>;
     const int64_t n = std::min<int64_t>(NR<T>, nb - j0);
-    std::copy_n(src + j0, n, d);
-    std::fill(d + n, d + NR<T>, T(0));
+    copy_strided(d, src + j0, n, 1);
+    zero_fill(d + n, NR<T> - n);
   }
 }
 
@@ -168,6 +133,17 @@ static inline void for_each_row_segment(const ConvGeometry& g, int64_t pq0, int6
   }
 }
 
+// Positions [j0, j1) of the whole batch (j = n*PQ + pq) image by image:
+// fn(image, first position in it, length, offset from j0).
+template <typename Fn>
+static inline void for_each_image_run(int64_t PQ, int64_t j0, int64_t j1, Fn&& fn) {
+  for (int64_t j = j0; j < j1;) {
+    const int64_t n = j / PQ, len = std::min(j1 - j, (n + 1) * PQ - j);
+    fn(n, j % PQ, len, j - j0);
+    j += len;
+  }
+}
+
 // One im2col row (tap c, r, s over output positions [pq0, pq0 + len)) into dst[0, len).
 template <typename T>
 static void im2col_row(const ConvGeometry& g, const T* xc, int64_t r, int64_t s, int64_t pq0,
@@ -178,25 +154,15 @@ static void im2col_row(const ConvGeometry& g, const T* xc, int64_t r, int64_t s,
     T* d = dst + (j - qa);
     const int64_t ih = g.in_row(p, r);
     if (ih < 0 || ih >= g.H) {
-      std::fill(d + qa, d + qb, T(0));
+      zero_fill(d + qa, qb - qa);
       return;
     }
     const T* xr = xc + ih * g.W + off;
     const int64_t lo = std::max(qa, std::min(qv.lo, qb)), hi = std::max(lo, std::min(qv.hi, qb));
-    std::fill(d + qa, d + lo, T(0));
-    if (g.stride_w == 1) {
-      std::copy(xr + lo, xr + hi, d + lo);
-    } else {
-      for (int64_t q = lo; q < hi; ++q) d[q] = xr[q * g.stride_w];
-    }
-    std::fill(d + hi, d + qb, T(0));
+    zero_fill(d + qa, lo - qa);
+    copy_strided(d + lo, xr + lo * g.stride_w, hi - lo, g.stride_w);
+    zero_fill(d + hi, qb - hi);
   });
-}
-
-template <typename T>
-void dense_pack_weight(const ConvGeometry& g, const T* w_group, T* packed, int64_t m0, int64_t m1) {
-  const int64_t crs = g.C_per_group() * g.R * g.S;
-  pack_a(w_group + m0 * crs, crs, 1, m1 - m0, crs, packed + (m0 / MR) * crs * MR);
 }
 
 // Positions [j0, j1) of the whole batch (j = n*P*Q + p*Q + q), output channels [k0, k1)
@@ -205,19 +171,12 @@ void dense_pack_weight(const ConvGeometry& g, const T* w_group, T* packed, int64
 // instead of wasting lanes and re-streaming the weight per image) into a scratch block
 // copied out image by image.
 template <typename T>
-void dense_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_w, const T* bias, T* y,
+void dense_fwd_tile(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
                     int64_t grp, int64_t k0, int64_t k1, int64_t j0, int64_t j1) {
   const int64_t RS = g.R * g.S, CRS = g.C_per_group() * RS, PQ = g.P * g.Q, HW = g.H * g.W;
   const int64_t nb = j1 - j0, nbp = round_up(nb, NR<T>), m = k1 - k0;
   const bool one_image = j0 / PQ == (j1 - 1) / PQ;
-  // Runs of the tile inside one image: fn(image, first position in it, length, offset).
-  auto for_each_image = [&](auto&& fn) {
-    for (int64_t j = j0; j < j1;) {
-      const int64_t n = j / PQ, len = std::min(j1 - j, (n + 1) * PQ - j);
-      fn(n, j % PQ, len, j - j0);
-      j += len;
-    }
-  };
+  auto for_each_image = [&](auto&& fn) { for_each_image_run(PQ, j0, j1, fn); };
   const int64_t kg0 = grp * g.K_per_group() + k0;  // first output channel of the tile
   std::unique_ptr<T[]> block;
   T* c = nullptr;
@@ -242,7 +201,7 @@ void dense_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_w, const 
       });
       put_b_row(row.get(), nb, kk, kc, b.get());
     }
-    panel_gemm(kc, m, packed_w + (k0 / MR) * CRS * MR + kk0 * MR, CRS * MR, b.get(), nb, c, ldc);
+    panel_gemm(kc, m, w + k0 * CRS + kk0, CRS, b.get(), nb, c, ldc);
   }
   if (!one_image)
     for_each_image([&](int64_t n, int64_t pq, int64_t len, int64_t off) {
@@ -262,7 +221,6 @@ void dense_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int
   const int64_t HW = g.H * g.W, m = k1 - k0, nb = j1 - j0;
   const int64_t kc_max = std::min(kKC, PQ);
   auto rows = workspace<T>(nb * kc_max);
-  auto a = workspace<T>(round_up(nb, MR) * kc_max);
   auto b = workspace<T>(round_up(m, NR<T>) * kc_max);
   auto ct = workspace<T>(nb * m);  // gw^T block, rows j, columns k
   std::fill_n(ct.get(), nb * m, T(0));
@@ -275,11 +233,11 @@ void dense_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int
         const int64_t c = (j0 + j) / RS, rs = (j0 + j) % RS;
         im2col_row(g, xg + c * HW, rs / g.S, rs % g.S, pq0, kc, rows.get() + j * kc);
       }
-      pack_a(rows.get(), kc, 1, nb, kc, a.get());
       pack_b_rows(gyk + pq0, PQ, m, kc, b.get());
       for (int64_t k = 0; k < m; k += NR<T>)
         for (int64_t j = 0; j < nb; j += MR)
-          micro_kernel(kc, a.get() + j * kc, b.get() + k * kc, ct.get() + j * m + k, m,
+          micro_kernel(kc, rows.get() + j * kc, kc, b.get() + k * kc,
+                                          ct.get() + j * m + k, m,
                        static_cast<int>(std::min<int64_t>(MR, nb - j)),
                        static_cast<int>(std::min<int64_t>(NR<T>, m - k)));
     }
@@ -288,46 +246,77 @@ void dense_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int
     for (int64_t j = 0; j < nb; ++j) gw[(k0 + k) * CRS + j0 + j] += ct[j * m + k];
 }
 
+// A row stride for a matrix read by the micro-kernel: whole vectors, and an odd number of
+// them, so the rows of an A block spread over all L1 sets (a power-of-two stride had put
+// the 72 rows of a 512-channel grad-input block in 2 of 64 sets).
 template <typename T>
-void dense_dgrad_tile(const ConvGeometry& g, const T* gy_n, const T* w, T* gx_n, int64_t grp,
-                      int64_t c0, int64_t c1) {
+static int64_t spread_ld(int64_t n) {
+  constexpr int64_t V = Vec<T>::size;
+  return ((n + V - 1) / V | 1) * V;
+}
+
+template <typename T>
+void dense_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w, T* gx, int64_t grp,
+                      int64_t c0, int64_t c1, int64_t n0, int64_t n1) {
+  constexpr int V = Vec<T>::size;
   const int64_t RS = g.R * g.S, CRS = g.C_per_group() * RS, PQ = g.P * g.Q;
   const int64_t Kg = g.K_per_group(), HW = g.H * g.W;
-  const int64_t m = (c1 - c0) * RS, nbmax = std::min(kNB<T>, PQ), nbp_max = round_up(nbmax, NR<T>);
-  // A = W^T restricted to this task's rows (c, r, s), all of the group's output channels.
+  const int64_t m = (c1 - c0) * RS, nbmax = std::min(kNB<T>, (n1 - n0) * PQ);
+  const int64_t nbp_max = round_up(nbmax, NR<T>);
+  // A = W^T restricted to this task's rows (c, r, s), all of the group's output channels:
+  // transposed once per task, V x V blocks through registers, and used for all its images.
+  const int64_t lda = spread_ld<T>(Kg);
+  auto a = workspace<T>(m * lda);
   const T* wg = w + grp * Kg * CRS + c0 * RS;
-  auto a = workspace<T>(round_up(m, MR) * Kg);
-  pack_a(wg, 1, CRS, m, Kg, a.get());
+  for (int64_t i = 0; i < m; i += V)
+    for (int64_t k = 0; k < Kg; k += V) {
+      const int ni = static_cast<int>(std::min<int64_t>(V, m - i));
+      const int nk = static_cast<int>(std::min<int64_t>(V, Kg - k));
+      vec_t<T> v[V];  // v[j]: row i + j of A, columns k..k+nk
+      load_transposed(v, ni, nk, wg + k * CRS + i, CRS);
+      for (int j = 0; j < ni; ++j) storeu_n(a.get() + (i + j) * lda + k, v[j], nk);
+    }
   auto b = workspace<T>(std::min(kKC, Kg) * nbp_max);
   auto col = workspace<T>(m * nbp_max);
-  const T* gyg = gy_n + grp * Kg * PQ;
-  T* gxg = gx_n + grp * g.C_per_group() * HW;
+  auto row = workspace<T>(nbmax);
+  const int64_t Cg = g.C_per_group();
+  for (int64_t n = n0; n < n1; ++n)
+    std::fill_n(gx + (n * g.C + grp * Cg + c0) * HW, (c1 - c0) * HW, T(0));
 
-  for (int64_t pq0 = 0; pq0 < PQ; pq0 += nbmax) {
-    const int64_t nb = std::min(nbmax, PQ - pq0), nbp = round_up(nb, NR<T>);
+  // Column tiles run over the positions of all the task's images: maps smaller than a tile
+  // share one (as in dense_fwd_tile), instead of leaving most of an NR panel empty.
+  for (int64_t j0 = n0 * PQ; j0 < n1 * PQ; j0 += nbmax) {
+    const int64_t j1 = std::min(n1 * PQ, j0 + nbmax), nb = j1 - j0, nbp = round_up(nb, NR<T>);
     std::fill_n(col.get(), m * nbp, T(0));
     for (int64_t kk0 = 0; kk0 < Kg; kk0 += kKC) {
       const int64_t kc = std::min(kKC, Kg - kk0);
-      for (int64_t kk = 0; kk < kc; ++kk)
-        put_b_row(gyg + (kk0 + kk) * PQ + pq0, nb, kk, kc, b.get());
-      panel_gemm(kc, m, a.get() + kk0 * MR, Kg * MR, b.get(), nb, col.get(), nbp);
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        for_each_image_run(PQ, j0, j1, [&](int64_t n, int64_t pq, int64_t len, int64_t off) {
+          copy_strided(row.get() + off, gy + (n * g.K + grp * Kg + kk0 + kk) * PQ + pq, len, 1);
+        });
+        put_b_row(row.get(), nb, kk, kc, b.get());
+      }
+      panel_gemm(kc, m, a.get() + kk0, lda, b.get(), nb, col.get(), nbp);
     }
     // col2im: scatter each tap's row back onto the input plane it was read from.
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t c = c0 + i / RS, r = (i % RS) / g.S, s = i % g.S;
-      const int64_t off = s * g.dil_w - g.pad_w;
-      const Range qv = valid_out_range(off, g.stride_w, g.W, g.Q);
-      T* gxc = gxg + c * HW;
-      const T* src = col.get() + i * nbp;
-      for_each_row_segment(g, pq0, nb, [&](int64_t p, int64_t qa, int64_t qb, int64_t j) {
-        const int64_t ih = g.in_row(p, r);
-        if (ih < 0 || ih >= g.H) return;
-        T* dst = gxc + ih * g.W + off;
-        const T* sr = src + j - qa;
-        for (int64_t q = std::max(qa, qv.lo); q < std::min(qb, qv.hi); ++q)
-          dst[q * g.stride_w] += sr[q];
-      });
-    }
+    for_each_image_run(PQ, j0, j1, [&](int64_t n, int64_t pq, int64_t len, int64_t off) {
+      T* gxg = gx + (n * g.C + grp * Cg) * HW;
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t c = c0 + i / RS, r = (i % RS) / g.S, s = i % g.S;
+        const int64_t off_w = s * g.dil_w - g.pad_w;
+        const Range qv = valid_out_range(off_w, g.stride_w, g.W, g.Q);
+        T* gxc = gxg + c * HW;
+        const T* src = col.get() + i * nbp + off;
+        for_each_row_segment(g, pq, len, [&](int64_t p, int64_t qa, int64_t qb, int64_t j) {
+          const int64_t ih = g.in_row(p, r);
+          if (ih < 0 || ih >= g.H) return;
+          T* dst = gxc + ih * g.W + off_w;
+          const T* sr = src + j - qa;
+          const int64_t lo = std::max(qa, qv.lo), hi = std::min(qb, qv.hi);
+          if (lo < hi) add_strided(dst + lo * g.stride_w, sr + lo, hi - lo, g.stride_w);
+        });
+      }
+    });
   }
 }
 

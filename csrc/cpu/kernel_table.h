@@ -37,29 +37,27 @@ struct KernelTable {
                         int64_t c0);
 
   // --- dense family: implicit GEMM on packed tiles ---------------------------------------
-  // Packs rows [m0, m1) (m0 a multiple of MR) of one group's weight into MR-row panels of
-  // the group's (ceil(K/G / MR) * MR) x (C/G*R*S) packed matrix.
-  void (*dense_pack_weight)(const ConvGeometry& g, const T* w_group, T* packed, int64_t m0,
-                            int64_t m1);
   // Output channels [k0, k1) (k0 a multiple of MR) of group grp x positions [j0, j1) of the
   // whole batch (j = n*P*Q + p*Q + q; a tile may span images): y = bias + W * im2col(x).
-  void (*dense_fwd_tile)(const ConvGeometry& g, const T* x, const T* packed_w_group,
+  // The weight is read in place (packing it cost more than it saved, measured).
+  void (*dense_fwd_tile)(const ConvGeometry& g, const T* x, const T* w_group,
                          const T* bias_group, T* y, int64_t grp, int64_t k0, int64_t k1, int64_t j0,
                          int64_t j1);
   // gw[k0:k1, j0:j1] (row stride C/G*R*S, group grp) += sum over images [n0, n1) of
   // grad_output * im2col(x)^T, in a fixed order.
   void (*dense_wgrad_tile)(const ConvGeometry& g, const T* x, const T* gy, T* gw_group, int64_t grp,
                            int64_t k0, int64_t k1, int64_t j0, int64_t j1, int64_t n0, int64_t n1);
-  // gx_n[channels c0:c1 of group grp] += col2im(W^T * gy_n): the strided grad-input.
-  void (*dense_dgrad_tile)(const ConvGeometry& g, const T* gy_n, const T* w, T* gx_n, int64_t grp,
-                           int64_t c0, int64_t c1);
+  // gx[images n0:n1, channels c0:c1 of group grp] = col2im(W^T * gy): the strided
+  // grad-input.
+  void (*dense_dgrad_tile)(const ConvGeometry& g, const T* gy, const T* w, T* gx, int64_t grp,
+                           int64_t c0, int64_t c1, int64_t n0, int64_t n1);
 
   // --- Winograd F(2x2, 3x3): dense 3x3 stride-1 layers, groups 1 ---------------------------
   // Buffers hold 16 planes, one per transformed position xi; each plane is padded by
   // kWinoPad elements (see below), e.g. the packed weight has planes of
   // round_up(K, MR) * C + kWinoPad values.
-  // Transformed weight of output channels [m0, m1) (m0 a multiple of MR) into the packed
-  // [16][round_up(K, MR) / MR][C][MR] matrix.
+  // Transformed weight of output channels [m0, m1) into the [16][round_up(K, MR)][C]
+  // matrix (rows past K are never read).
   void (*winograd_pack_weight)(const ConvGeometry& g, const T* w, T* packed, int64_t m0,
                                int64_t m1);
   // Output tiles [t0, t1) of the whole batch (2x2 each, image by image, row by row).

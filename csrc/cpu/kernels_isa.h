@@ -59,7 +59,6 @@ const KernelTable<T>* table() {
       &blocked_fwd<T>,
       &blocked_dgrad<T>,
       &blocked_wgrad<T>,
-      &dense_pack_weight<T>,
       &dense_fwd_tile<T>,
       &dense_wgrad_tile<T>,
       &dense_dgrad_tile<T>,

@@ -7,6 +7,7 @@
 #error "define FC_ISA and FC_VEC_BYTES before including vec.h"
 #endif
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -37,6 +38,10 @@ template <>
 struct IVec<double> {
   typedef int64_t type __attribute__((vector_size(FC_VEC_BYTES)));
 };
+template <>
+struct IVec<uint16_t> {  // bf16 bits
+  typedef int16_t type __attribute__((vector_size(FC_VEC_BYTES)));
+};
 
 // memcpy is how GCC and Clang spell an unaligned vector load/store (vmovups).
 template <typename T>
@@ -54,13 +59,15 @@ inline void storeu(T* p, vec_t<T> v) {
 template <typename T>
 inline void storeu_n(T* p, vec_t<T> v, int n) {
 #if defined(FC_MASKED_AVX512)
-  if constexpr (std::is_same_v<T, float>)
+  if constexpr (std::is_same_v<T, float>) {
     _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1), reinterpret_cast<__m512>(v));
-  else
+    return;
+  } else if constexpr (std::is_same_v<T, double>) {
     _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1), reinterpret_cast<__m512d>(v));
-#else
-  for (int l = 0; l < n; ++l) p[l] = v[l];
+    return;
+  }
 #endif
+  for (int l = 0; l < n; ++l) p[l] = v[l];
 }
 template <typename T>
 inline vec_t<T> loadu_n(const T* p, int n) {
@@ -68,14 +75,13 @@ inline vec_t<T> loadu_n(const T* p, int n) {
   if constexpr (std::is_same_v<T, float>)
     return reinterpret_cast<vec_t<T>>(
         _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1), p));
-  else
+  else if constexpr (std::is_same_v<T, double>)
     return reinterpret_cast<vec_t<T>>(
         _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1), p));
-#else
+#endif
   vec_t<T> v{};
   for (int l = 0; l < n; ++l) v[l] = p[l];
   return v;
-#endif
 }
 // (Not `vec_t<T>{} + s`: 0 + s cannot be folded away, as -0.0 + 0 is +0.0.)
 template <typename T>
@@ -87,6 +93,111 @@ inline T hsum(vec_t<T> v) {
   T s = 0;
   for (int i = 0; i < Vec<T>::size; ++i) s += v[i];
   return s;
+}
+
+// Lanes 0, 2, 4, ... of the 2V values a|b (a stride-2 gather of a contiguous run).
+template <typename T>
+inline vec_t<T> even_lanes(vec_t<T> a, vec_t<T> b) {
+  constexpr int V = Vec<T>::size;
+#if defined(__GNUC__) && !defined(__clang__)
+  typename IVec<T>::type idx;
+#pragma GCC unroll 16
+  for (int l = 0; l < V; ++l) idx[l] = 2 * l;
+  return __builtin_shuffle(a, b, idx);
+#else
+  vec_t<T> r;
+  for (int l = 0; l < V; ++l) r[l] = 2 * l < V ? a[2 * l] : b[2 * l - V];
+  return r;
+#endif
+}
+
+// a0 b0 a1 b1 ... as two vectors (lo: lanes of the first half, hi: the second).
+template <typename T>
+inline void interleave(vec_t<T> a, vec_t<T> b, vec_t<T>* lo, vec_t<T>* hi) {
+  constexpr int V = Vec<T>::size;
+#if defined(__GNUC__) && !defined(__clang__)
+  typename IVec<T>::type il, ih;
+#pragma GCC unroll 16
+  for (int l = 0; l < V; ++l) {
+    il[l] = (l % 2 ? V : 0) + l / 2;
+    ih[l] = (l % 2 ? V : 0) + V / 2 + l / 2;
+  }
+  *lo = __builtin_shuffle(a, b, il);
+  *hi = __builtin_shuffle(a, b, ih);
+#else
+  for (int l = 0; l < V; ++l) {
+    (*lo)[l] = l % 2 ? b[l / 2] : a[l / 2];
+    (*hi)[l] = l % 2 ? b[V / 2 + l / 2] : a[V / 2 + l / 2];
+  }
+#endif
+}
+
+// dst[0, n) = src[0, n * stride) every stride-th value, vectorised for stride 1 and 2 (the
+// im2col rows of stride-2 layers were a scalar loop that cost a fifth of the GEMM).
+// Masked at the ends, so it never reads past src[(n - 1) * stride].
+template <typename T>
+inline void copy_strided(T* dst, const T* src, int64_t n, int64_t stride) {
+  constexpr int V = Vec<T>::size;
+  if (stride == 1) {
+    int64_t q = 0;
+    for (; q + V <= n; q += V) storeu(dst + q, loadu(src + q));
+    if (q < n) storeu_n(dst + q, loadu_n(src + q, static_cast<int>(n - q)), static_cast<int>(n - q));
+    return;
+  }
+  if (stride == 2) {
+    for (int64_t q = 0; q < n; q += V) {
+      const int64_t last = 2 * (std::min<int64_t>(n, q + V) - q) - 1;  // values to read
+      const T* p = src + 2 * q;
+      const vec_t<T> a = last >= V ? loadu(p) : loadu_n(p, static_cast<int>(last));
+      const vec_t<T> b = last >= 2 * V ? loadu(p + V)
+                         : last > V    ? loadu_n(p + V, static_cast<int>(last - V))
+                                       : vec_t<T>{};
+      const vec_t<T> v = even_lanes<T>(a, b);
+      if (q + V <= n)
+        storeu(dst + q, v);
+      else
+        storeu_n(dst + q, v, static_cast<int>(n - q));
+    }
+    return;
+  }
+  for (int64_t q = 0; q < n; ++q) dst[q] = src[q * stride];
+}
+
+// dst[q * stride] += src[q] for q < n: col2im's scatter, vectorised for stride 1 and 2.
+template <typename T>
+inline void add_strided(T* dst, const T* src, int64_t n, int64_t stride) {
+  constexpr int V = Vec<T>::size;
+  if (stride > 2) {
+    for (int64_t q = 0; q < n; ++q) dst[q * stride] += src[q];
+    return;
+  }
+  for (int64_t q = 0; q < n; q += V) {
+    const int cnt = static_cast<int>(std::min<int64_t>(V, n - q));
+    const vec_t<T> v = cnt == V ? loadu(src + q) : loadu_n(src + q, cnt);
+    if (stride == 1) {
+      T* p = dst + q;
+      if (cnt == V)
+        storeu(p, loadu(p) + v);
+      else
+        storeu_n(p, loadu_n(p, cnt) + v, cnt);
+      continue;
+    }
+    // -0.0 in the odd lanes leaves every value there bit-for-bit as it was.
+    vec_t<T> lo, hi;
+    interleave<T>(v, splat<T>(-0.0), &lo, &hi);
+    T* p = dst + 2 * q;
+    const int len = 2 * cnt - 1, n_lo = std::min(V, len);
+    storeu_n(p, loadu_n(p, n_lo) + lo, n_lo);
+    if (len > V) storeu_n(p + V, loadu_n(p + V, len - V) + hi, len - V);
+  }
+}
+
+template <typename T>
+inline void zero_fill(T* dst, int64_t n) {
+  constexpr int V = Vec<T>::size;
+  int64_t q = 0;
+  for (; q + V <= n; q += V) storeu(dst + q, vec_t<T>{});
+  if (q < n) storeu_n(dst + q, vec_t<T>{}, static_cast<int>(n - q));
 }
 
 // One butterfly stage of a V x V transpose: swaps element (i, l) with (i + D, l - D) for

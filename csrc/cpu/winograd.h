@@ -26,51 +26,13 @@ namespace FC_ISA {
 inline int64_t wino_tile_rows(const ConvGeometry& g) { return (g.P + 1) / 2; }
 inline int64_t wino_tile_cols(const ConvGeometry& g) { return (g.Q + 1) / 2; }
 
-// Lanes 0, 2, 4, ... of the 2V values a|b (a stride-2 gather of a contiguous run).
-template <typename T>
-inline vec_t<T> even_lanes(vec_t<T> a, vec_t<T> b) {
-  constexpr int V = Vec<T>::size;
-#if defined(__GNUC__) && !defined(__clang__)
-  typename IVec<T>::type idx;
-#pragma GCC unroll 16
-  for (int l = 0; l < V; ++l) idx[l] = 2 * l;
-  return __builtin_shuffle(a, b, idx);
-#else
-  vec_t<T> r;
-  for (int l = 0; l < V; ++l) r[l] = 2 * l < V ? a[2 * l] : b[2 * l - V];
-  return r;
-#endif
-}
-
-// a0 b0 a1 b1 ... as two vectors (lo: lanes of the first half, hi: the second).
-template <typename T>
-inline void interleave(vec_t<T> a, vec_t<T> b, vec_t<T>* lo, vec_t<T>* hi) {
-  constexpr int V = Vec<T>::size;
-#if defined(__GNUC__) && !defined(__clang__)
-  typename IVec<T>::type il, ih;
-#pragma GCC unroll 16
-  for (int l = 0; l < V; ++l) {
-    il[l] = (l % 2 ? V : 0) + l / 2;
-    ih[l] = (l % 2 ? V : 0) + V / 2 + l / 2;
-  }
-  *lo = __builtin_shuffle(a, b, il);
-  *hi = __builtin_shuffle(a, b, ih);
-#else
-  for (int l = 0; l < V; ++l) {
-    (*lo)[l] = l % 2 ? b[l / 2] : a[l / 2];
-    (*hi)[l] = l % 2 ? b[V / 2 + l / 2] : a[V / 2 + l / 2];
-  }
-#endif
-}
-
-// U[xi] = G g G^T for output channels [m0, m1) (m0 a multiple of MR), packed as
-// [xi][K/MR panel][C][MR] (xi planes of round_up(K, MR) * C + kWinoPad), through a plain
-// [xi][MR][C] buffer: V input channels at a time, the 3x3 taps transposed into vectors.
+// U[xi] = G g G^T for output channels [m0, m1) as [xi][K][C] rows (planes of
+// round_up(K, MR) * C + kWinoPad; the GEMMs read the rows in place): V input channels at a
+// time, the 3x3 taps transposed into vectors.
 template <typename T>
 void winograd_pack_weight(const ConvGeometry& g, const T* w, T* packed, int64_t m0, int64_t m1) {
   constexpr int V = Vec<T>::size;
   const int64_t C = g.C, Kp = round_up(g.K, MR), rows = m1 - m0, u_plane = Kp * C + kWinoPad;
-  T* plain = thread_scratch<T>(0, 16 * MR * C);
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t c = 0; c < C; c += V) {
       const int cnt = static_cast<int>(std::min<int64_t>(V, C - c));
@@ -99,11 +61,10 @@ void winograd_pack_weight(const ConvGeometry& g, const T* w, T* packed, int64_t 
         const vec_t<T> u[4] = {gg[a][0], (gg[a][0] + gg[a][1] + gg[a][2]) * half,
                                (gg[a][0] - gg[a][1] + gg[a][2]) * half, gg[a][2]};
 #pragma GCC unroll 4
-        for (int b = 0; b < 4; ++b) storeu_n(plain + ((a * 4 + b) * MR + i) * C + c, u[b], cnt);
+        for (int b = 0; b < 4; ++b)
+          storeu_n(packed + (a * 4 + b) * u_plane + (m0 + i) * C + c, u[b], cnt);
       }
     }
-  for (int xi = 0; xi < 16; ++xi)
-    pack_a(plain + xi * MR * C, C, 1, rows, C, packed + xi * u_plane + m0 * C);
 }
 
 // Lanes of v for chunk columns [j, j + cnt) into a [C][NR]-panel matrix at row c (columns
@@ -242,7 +203,7 @@ void winograd_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_u, con
       for (int64_t jp = 0; jp < panels; ++jp) {
         const T* b = vb + xi * v_plane + (jp * C + c0) * NR<T>;
         for (int64_t m = 0; m < K; m += MR)
-          micro_kernel(kc, packed_u + xi * u_plane + m * C + c0 * MR, b,
+          micro_kernel(kc, packed_u + xi * u_plane + m * C + c0, C, b,
                        mb + xi * m_plane + m * tp + jp * NR<T>, tp,
                        static_cast<int>(std::min<int64_t>(MR, K - m)), NR<T>);
       }
@@ -319,14 +280,14 @@ static void wino_grad_output_transform(const ConvGeometry& g, const T* gy, int64
 template <typename T>
 void winograd_wgrad_block(const ConvGeometry& g, const T* x, const T* gy, int64_t c0, int64_t c1,
                           T* du) {
-  const int64_t C = g.C, K = g.K, cb = c1 - c0, cbp = round_up(cb, MR), kp = round_up(K, NR<T>);
+  const int64_t C = g.C, K = g.K, cb = c1 - c0, kp = round_up(K, NR<T>);
   const int64_t tiles = g.N * wino_tile_rows(g) * wino_tile_cols(g), tc_max = kKC;
   const int64_t vp_plane = cb * tc_max + kWinoPad, gp_plane = K * tc_max + kWinoPad;
-  const int64_t a_plane = cbp * tc_max + kWinoPad, b_plane = kp * tc_max + kWinoPad;
+  const int64_t b_plane = kp * tc_max + kWinoPad;
   const int64_t du_plane = C * K + kWinoPad;
   std::vector<T> vplain(static_cast<size_t>(16 * vp_plane)),
       gplain(static_cast<size_t>(16 * gp_plane));
-  std::vector<T> ap(static_cast<size_t>(16 * a_plane)), bp(static_cast<size_t>(16 * b_plane));
+  std::vector<T> bp(static_cast<size_t>(16 * b_plane));
   for (int64_t t0 = 0; t0 < tiles; t0 += tc_max) {
     const int64_t t1 = std::min(tiles, t0 + tc_max), tc = t1 - t0;
     wino_input_transform(g, x, C, c0, c1, t0, t1,
@@ -338,13 +299,13 @@ void winograd_wgrad_block(const ConvGeometry& g, const T* x, const T* gy, int64_
                                  storeu_n(gplain.data() + xi * gp_plane + k * tc_max + j, v, cnt);
                                });
     for (int xi = 0; xi < 16; ++xi) {
-      T* a = ap.data() + xi * a_plane;
       T* b = bp.data() + xi * b_plane;
-      pack_a(vplain.data() + xi * vp_plane, tc_max, 1, cb, tc, a);
       pack_b_rows(gplain.data() + xi * gp_plane, tc_max, K, tc, b);
       for (int64_t k = 0; k < K; k += NR<T>)
         for (int64_t c = 0; c < cb; c += MR)
-          micro_kernel(tc, a + c * tc, b + k * tc, du + xi * du_plane + (c0 + c) * K + k, K,
+          micro_kernel(tc, vplain.data() + xi * vp_plane + c * tc_max,
+                                          tc_max, b + k * tc,
+                                          du + xi * du_plane + (c0 + c) * K + k, K,
                        static_cast<int>(std::min<int64_t>(MR, cb - c)),
                        static_cast<int>(std::min<int64_t>(NR<T>, K - k)));
     }
