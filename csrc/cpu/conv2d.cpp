@@ -371,22 +371,22 @@ void dense_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias,
   const int64_t k_tile = ((Kg + k_split - 1) / k_split + kDenseMR - 1) / kDenseMR * kDenseMR;
   const int64_t k_tiles = (Kg + k_tile - 1) / k_tile;
   const int64_t tiles = g.groups * k_tiles * pos_tiles;
-  at::parallel_for(
-      0, tiles, grain_for(std::min(k_tile, Kg) * pq_tile * CRS), [&](int64_t b, int64_t e) {
-        for (int64_t t = b; t < e; ++t) {
-          const int64_t pt = t % pos_tiles, kt_i = (t / pos_tiles) % k_tiles;
-          const int64_t grp = t / (pos_tiles * k_tiles), k0 = kt_i * k_tile;
-          int64_t j0 = pt * panels / pos_tiles * nr;
-          int64_t j1 = std::min(g.N * PQ, (pt + 1) * panels / pos_tiles * nr);
-          if (!span) {
-            const int64_t n = pt / per_image, q = pt % per_image;
-            j0 = n * PQ + q * pq_tile;
-            j1 = n * PQ + std::min(PQ, (q + 1) * pq_tile);
-          }
-          kt.dense_fwd_tile(g, x, w + grp * Kg * CRS, bias ? bias + grp * Kg : nullptr, y, grp, k0,
-                            std::min(Kg, k0 + k_tile), j0, j1);
-        }
-      });
+  at::parallel_for(0, tiles, grain_for(std::min(k_tile, Kg) * pq_tile * CRS),
+                   [&](int64_t b, int64_t e) {
+                     for (int64_t t = b; t < e; ++t) {
+                       const int64_t pt = t % pos_tiles, kt_i = (t / pos_tiles) % k_tiles;
+                       const int64_t grp = t / (pos_tiles * k_tiles), k0 = kt_i * k_tile;
+                       int64_t j0 = pt * panels / pos_tiles * nr;
+                       int64_t j1 = std::min(g.N * PQ, (pt + 1) * panels / pos_tiles * nr);
+                       if (!span) {
+                         const int64_t n = pt / per_image, q = pt % per_image;
+                         j0 = n * PQ + q * pq_tile;
+                         j1 = n * PQ + std::min(PQ, (q + 1) * pq_tile);
+                       }
+                       kt.dense_fwd_tile(g, x, w + grp * Kg * CRS, bias ? bias + grp * Kg : nullptr,
+                                         y, grp, k0, std::min(Kg, k0 + k_tile), j0, j1);
+                     }
+                   });
 }
 
 template <typename T>
@@ -437,9 +437,9 @@ void dense_dgrad(const ConvGeometry& g, const T* gy, const T* w, T* gx) {
   }
   const auto& kt = kernels<T>();
   const int64_t Cg = g.C_per_group();
-  // Tasks own disjoint input channels (zeroed by the task), so col2im never races. A task transposes its slice
-  // of the weight once and runs it over a chunk of images: the chunks are as large as
-  // keeping every thread busy allows.
+  // Tasks own disjoint input channels (zeroed by the task), so col2im never races. A task
+  // transposes its slice of the weight once and runs it over a chunk of images: the chunks are as
+  // large as keeping every thread busy allows.
   const int64_t c_tile = std::max<int64_t>(1, std::min<int64_t>(Cg, 8));
   const int64_t c_tiles = (Cg + c_tile - 1) / c_tile, slabs = g.groups * c_tiles;
   const int64_t chunks = std::min(g.N, (4 * at::get_num_threads() + slabs - 1) / slabs);

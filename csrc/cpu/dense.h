@@ -76,8 +76,8 @@ static inline void micro_kernel(int64_t kc, const T* __restrict a, int64_t lda,
 // C[0:m_len, 0:nb] += A * B over one packed slice of depth kc. B micro-panels stay in L1
 // while the A rows stream from L2 (the BLIS loop order).
 template <typename T>
-static void panel_gemm(int64_t kc, int64_t m_len, const T* a, int64_t lda, const T* b,
-                       int64_t nb, T* c, int64_t ldc) {
+static void panel_gemm(int64_t kc, int64_t m_len, const T* a, int64_t lda, const T* b, int64_t nb,
+                       T* c, int64_t ldc) {
   for (int64_t j = 0; j < nb; j += NR<T>) {
     const T* bp = b + (j / NR<T>)*kc * NR<T>;
     const int nr = static_cast<int>(std::min<int64_t>(NR<T>, nb - j));
@@ -171,8 +171,8 @@ static void im2col_row(const ConvGeometry& g, const T* xc, int64_t r, int64_t s,
 // instead of wasting lanes and re-streaming the weight per image) into a scratch block
 // copied out image by image.
 template <typename T>
-void dense_fwd_tile(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
-                    int64_t grp, int64_t k0, int64_t k1, int64_t j0, int64_t j1) {
+void dense_fwd_tile(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, int64_t grp,
+                    int64_t k0, int64_t k1, int64_t j0, int64_t j1) {
   const int64_t RS = g.R * g.S, CRS = g.C_per_group() * RS, PQ = g.P * g.Q, HW = g.H * g.W;
   const int64_t nb = j1 - j0, nbp = round_up(nb, NR<T>), m = k1 - k0;
   const bool one_image = j0 / PQ == (j1 - 1) / PQ;
@@ -236,8 +236,7 @@ void dense_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int
       pack_b_rows(gyk + pq0, PQ, m, kc, b.get());
       for (int64_t k = 0; k < m; k += NR<T>)
         for (int64_t j = 0; j < nb; j += MR)
-          micro_kernel(kc, rows.get() + j * kc, kc, b.get() + k * kc,
-                                          ct.get() + j * m + k, m,
+          micro_kernel(kc, rows.get() + j * kc, kc, b.get() + k * kc, ct.get() + j * m + k, m,
                        static_cast<int>(std::min<int64_t>(MR, nb - j)),
                        static_cast<int>(std::min<int64_t>(NR<T>, m - k)));
     }

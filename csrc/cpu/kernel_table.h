@@ -40,9 +40,8 @@ struct KernelTable {
   // Output channels [k0, k1) (k0 a multiple of MR) of group grp x positions [j0, j1) of the
   // whole batch (j = n*P*Q + p*Q + q; a tile may span images): y = bias + W * im2col(x).
   // The weight is read in place (packing it cost more than it saved, measured).
-  void (*dense_fwd_tile)(const ConvGeometry& g, const T* x, const T* w_group,
-                         const T* bias_group, T* y, int64_t grp, int64_t k0, int64_t k1, int64_t j0,
-                         int64_t j1);
+  void (*dense_fwd_tile)(const ConvGeometry& g, const T* x, const T* w_group, const T* bias_group,
+                         T* y, int64_t grp, int64_t k0, int64_t k1, int64_t j0, int64_t j1);
   // gw[k0:k1, j0:j1] (row stride C/G*R*S, group grp) += sum over images [n0, n1) of
   // grad_output * im2col(x)^T, in a fixed order.
   void (*dense_wgrad_tile)(const ConvGeometry& g, const T* x, const T* gy, T* gw_group, int64_t grp,

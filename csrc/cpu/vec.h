@@ -141,7 +141,8 @@ inline void copy_strided(T* dst, const T* src, int64_t n, int64_t stride) {
   if (stride == 1) {
     int64_t q = 0;
     for (; q + V <= n; q += V) storeu(dst + q, loadu(src + q));
-    if (q < n) storeu_n(dst + q, loadu_n(src + q, static_cast<int>(n - q)), static_cast<int>(n - q));
+    if (q < n)
+      storeu_n(dst + q, loadu_n(src + q, static_cast<int>(n - q)), static_cast<int>(n - q));
     return;
   }
   if (stride == 2) {

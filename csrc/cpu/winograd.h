@@ -303,9 +303,8 @@ void winograd_wgrad_block(const ConvGeometry& g, const T* x, const T* gy, int64_
       pack_b_rows(gplain.data() + xi * gp_plane, tc_max, K, tc, b);
       for (int64_t k = 0; k < K; k += NR<T>)
         for (int64_t c = 0; c < cb; c += MR)
-          micro_kernel(tc, vplain.data() + xi * vp_plane + c * tc_max,
-                                          tc_max, b + k * tc,
-                                          du + xi * du_plane + (c0 + c) * K + k, K,
+          micro_kernel(tc, vplain.data() + xi * vp_plane + c * tc_max, tc_max, b + k * tc,
+                       du + xi * du_plane + (c0 + c) * K + k, K,
                        static_cast<int>(std::min<int64_t>(MR, cb - c)),
                        static_cast<int>(std::min<int64_t>(NR<T>, K - k)));
     }
