@@ -356,18 +356,20 @@ void dense_forward(const ConvGeometry& g, const T* x, const T* w, const T* bias,
   // are too few tiles to keep every thread busy (no reduction crosses tiles, so this never
   // changes the result). Positions run over the whole batch: maps smaller than a tile share
   // one across images; larger maps are cut at image boundaries.
-  // Spanning tiles are whole NR-column panels, split evenly, at least two per thread: a
-  // split of the output channels would pack the same im2col slice once per channel block.
+  // Spanning tiles are whole NR-column panels, split evenly, up to four per thread. Output
+  // channels are split only below two tiles per thread: such a split packs the same im2col
+  // slice once per channel block, which measured costlier than thinner position tiles.
   const int64_t pq_tile = 256, per_image = (PQ + pq_tile - 1) / pq_tile;
   const bool span = PQ < pq_tile;
   const int64_t nr = 2 * kt.block, panels = (g.N * PQ + nr - 1) / nr;
-  const int64_t want = 4 * at::get_num_threads();
+  const int64_t threads = at::get_num_threads();
   const int64_t pos_tiles =
-      span ? std::max((g.N * PQ + pq_tile - 1) / pq_tile, std::min(panels, want / 2))
+      span ? std::max((g.N * PQ + pq_tile - 1) / pq_tile, std::min(panels, 4 * threads))
            : g.N * per_image;
   const int64_t base = g.groups * pos_tiles;
-  const int64_t k_split =
-      base >= want ? 1 : std::min((want + base - 1) / base, (Kg + kDenseMR - 1) / kDenseMR);
+  const int64_t k_split = base >= 2 * threads ? 1
+                                              : std::min((2 * threads + base - 1) / base,
+                                                         (Kg + kDenseMR - 1) / kDenseMR);
   const int64_t k_tile = ((Kg + k_split - 1) / k_split + kDenseMR - 1) / kDenseMR * kDenseMR;
   const int64_t k_tiles = (Kg + k_tile - 1) / k_tile;
   const int64_t tiles = g.groups * k_tiles * pos_tiles;
@@ -397,8 +399,11 @@ void dense_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
   const int64_t k_tiles = (Kg + k_tile - 1) / k_tile, j_tiles = (CRS + j_tile - 1) / j_tile;
   const int64_t tiles = g.groups * k_tiles * j_tiles;
   // Few weight tiles (small weights, e.g. a stem): also split the sum over images into a
-  // fixed number of slices with their own partial weights, added in slice order.
-  const int64_t slices = tiles >= 16 ? 1 : std::min<int64_t>(g.N, 8);
+  // fixed number of slices with their own partial weights, added in slice order -- as long
+  // as each slice keeps a deep reduction (>= 512 positions). All of it depends on the
+  // problem alone, so the result does not depend on the thread count.
+  const int64_t slices =
+      tiles >= 16 ? 1 : std::clamp<int64_t>(g.N * PQ / 512, 1, std::min<int64_t>(g.N, 8));
   const int64_t per_slice = (g.N + slices - 1) / slices;
   std::vector<T> partial(static_cast<size_t>(slices > 1 ? slices * g.weight_numel() : 0), T(0));
   T* out = slices > 1 ? partial.data() : gw;

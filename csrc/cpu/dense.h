@@ -24,20 +24,26 @@ constexpr int NR = 2 * Vec<T>::size;
 template <typename T>
 constexpr int64_t kNB = 8 * NR<T>;  // positions per tile of the strided dgrad
 
-template <typename T>
-static std::unique_ptr<T[]> workspace(int64_t n) {
-  return std::unique_ptr<T[]>(new T[n > 0 ? n : 1]);
-}
 static inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+// Depth of the slices a reduction of length n is cut into: one slice up to 5/4 kKC (a
+// 147-deep stem in one pass, not 128 + 19, whose short pass cost 10 %), else equal
+// slices of at most kKC (deeper B panels than kKC measured slower).
+static inline int64_t slice_depth(int64_t n) {
+  const int64_t slices = n <= kKC * 5 / 4 ? 1 : (n + kKC - 1) / kKC;
+  return (n + slices - 1) / slices;
+}
 
-// C[0:mr, 0:nr] += A (mr x kc, rows lda apart, read in place) * B micro-panel (kc x NR,
-// packed so the loop reads it front to back). Broadcasts take any address, so A needs no
-// packing pass; on a tuned loop that costs ~3 %, but packing had cost more than that
-// wherever a matrix meets few columns (deep layers on small maps, Winograd's 16
-// transformed weights), and nothing measurable elsewhere.
+// C[0:mr, 0:nr] (+)= A (mr x kc, rows lda apart, read in place) * B micro-panel (kc x NR,
+// packed so the loop reads it front to back); `overwrite` stores instead of adding (a first
+// slice then needs no zero-filled C). Broadcasts take any address, so A needs no packing
+// pass; on a tuned loop that costs ~3 %, but packing had cost more than that wherever a
+// matrix meets few columns (deep layers on small maps, Winograd's 16 transformed weights),
+// and nothing measurable elsewhere. Not inlined: inside the large tile functions GCC ran
+// short of registers and kept A's row pointers in vector registers (-15 % in the loop).
 template <typename T>
-static inline void micro_kernel(int64_t kc, const T* __restrict a, int64_t lda,
-                                const T* __restrict b, T* c, int64_t ldc, int mr, int nr) {
+__attribute__((noinline)) static void micro_kernel(int64_t kc, const T* __restrict a, int64_t lda,
+                                                   const T* __restrict b, T* c, int64_t ldc, int mr,
+                                                   int nr, bool overwrite) {
   constexpr int V = Vec<T>::size;
   const T* ar[MR];  // rows past mr re-read row 0 and are never stored
 #pragma GCC unroll 8
@@ -59,31 +65,31 @@ static inline void micro_kernel(int64_t kc, const T* __restrict a, int64_t lda,
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       T* ci = c + i * ldc;
-      storeu(ci, loadu(ci) + acc[i][0]);
-      storeu(ci + V, loadu(ci + V) + acc[i][1]);
+      storeu(ci, overwrite ? acc[i][0] : loadu(ci) + acc[i][0]);
+      storeu(ci + V, overwrite ? acc[i][1] : loadu(ci + V) + acc[i][1]);
     }
-  } else {
-    alignas(64) T tmp[MR][2 * V];
-    for (int i = 0; i < MR; ++i) {
-      storeu(&tmp[i][0], acc[i][0]);
-      storeu(&tmp[i][V], acc[i][1]);
-    }
-    for (int i = 0; i < mr; ++i)
-      for (int j = 0; j < nr; ++j) c[i * ldc + j] += tmp[i][j];
+    return;
   }
+  for (int i = 0; i < mr; ++i)
+    for (int h = 0; h < 2; ++h) {
+      const int n = std::min(V, nr - h * V);
+      if (n <= 0) break;
+      T* ci = c + i * ldc + h * V;
+      storeu_n(ci, overwrite ? acc[i][h] : loadu_n(ci, n) + acc[i][h], n);
+    }
 }
 
-// C[0:m_len, 0:nb] += A * B over one packed slice of depth kc. B micro-panels stay in L1
+// C[0:m_len, 0:nb] (+)= A * B over one packed slice of depth kc. B micro-panels stay in L1
 // while the A rows stream from L2 (the BLIS loop order).
 template <typename T>
 static void panel_gemm(int64_t kc, int64_t m_len, const T* a, int64_t lda, const T* b, int64_t nb,
-                       T* c, int64_t ldc) {
+                       T* c, int64_t ldc, bool overwrite = false) {
   for (int64_t j = 0; j < nb; j += NR<T>) {
     const T* bp = b + (j / NR<T>)*kc * NR<T>;
     const int nr = static_cast<int>(std::min<int64_t>(NR<T>, nb - j));
     for (int64_t m = 0; m < m_len; m += MR)
       micro_kernel(kc, a + m * lda, lda, bp, c + m * ldc + j, ldc,
-                   static_cast<int>(std::min<int64_t>(MR, m_len - m)), nr);
+                   static_cast<int>(std::min<int64_t>(MR, m_len - m)), nr, overwrite);
   }
 }
 
@@ -178,30 +184,30 @@ void dense_fwd_tile(const ConvGeometry& g, const T* x, const T* w, const T* bias
   const bool one_image = j0 / PQ == (j1 - 1) / PQ;
   auto for_each_image = [&](auto&& fn) { for_each_image_run(PQ, j0, j1, fn); };
   const int64_t kg0 = grp * g.K_per_group() + k0;  // first output channel of the tile
-  std::unique_ptr<T[]> block;
   T* c = nullptr;
   int64_t ldc = PQ;
   if (one_image) {
     c = y + ((j0 / PQ) * g.K + kg0) * PQ + j0 % PQ;
   } else {
-    block = workspace<T>(m * nb);
-    c = block.get();
+    c = thread_scratch<T>(0, m * nb);
     ldc = nb;
   }
-  for (int64_t k = 0; k < m; ++k) std::fill_n(c + k * ldc, nb, bias ? bias[k0 + k] : T(0));
+  if (bias)  // else the first slice stores rather than adds
+    for (int64_t k = 0; k < m; ++k) std::fill_n(c + k * ldc, nb, bias[k0 + k]);
 
-  auto b = workspace<T>(std::min(kKC, CRS) * nbp);
-  auto row = workspace<T>(nb);
-  for (int64_t kk0 = 0; kk0 < CRS; kk0 += kKC) {
-    const int64_t kc = std::min(kKC, CRS - kk0);
+  const int64_t kc_max = slice_depth(CRS);
+  T* b = thread_scratch<T>(1, kc_max * nbp);
+  T* row = thread_scratch<T>(2, nb);
+  for (int64_t kk0 = 0; kk0 < CRS; kk0 += kc_max) {
+    const int64_t kc = std::min(kc_max, CRS - kk0);
     for (int64_t kk = 0; kk < kc; ++kk) {
       const int64_t ch = grp * g.C_per_group() + (kk0 + kk) / RS, rs = (kk0 + kk) % RS;
       for_each_image([&](int64_t n, int64_t pq, int64_t len, int64_t off) {
-        im2col_row(g, x + (n * g.C + ch) * HW, rs / g.S, rs % g.S, pq, len, row.get() + off);
+        im2col_row(g, x + (n * g.C + ch) * HW, rs / g.S, rs % g.S, pq, len, row + off);
       });
-      put_b_row(row.get(), nb, kk, kc, b.get());
+      put_b_row(row, nb, kk, kc, b);
     }
-    panel_gemm(kc, m, w + k0 * CRS + kk0, CRS, b.get(), nb, c, ldc);
+    panel_gemm(kc, m, w + k0 * CRS + kk0, CRS, b, nb, c, ldc, !bias && kk0 == 0);
   }
   if (!one_image)
     for_each_image([&](int64_t n, int64_t pq, int64_t len, int64_t off) {
@@ -219,27 +225,37 @@ void dense_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int
                       int64_t k0, int64_t k1, int64_t j0, int64_t j1, int64_t n0, int64_t n1) {
   const int64_t RS = g.R * g.S, CRS = g.C_per_group() * RS, PQ = g.P * g.Q;
   const int64_t HW = g.H * g.W, m = k1 - k0, nb = j1 - j0;
-  const int64_t kc_max = std::min(kKC, PQ);
-  auto rows = workspace<T>(nb * kc_max);
-  auto b = workspace<T>(round_up(m, NR<T>) * kc_max);
-  auto ct = workspace<T>(nb * m);  // gw^T block, rows j, columns k
-  std::fill_n(ct.get(), nb * m, T(0));
-  for (int64_t n = n0; n < n1; ++n) {
-    const T* xg = x + (n * g.C + grp * g.C_per_group()) * HW;
-    const T* gyk = gy + (n * g.K + grp * g.K_per_group() + k0) * PQ;
-    for (int64_t pq0 = 0; pq0 < PQ; pq0 += kKC) {
-      const int64_t kc = std::min(kKC, PQ - pq0);
-      for (int64_t j = 0; j < nb; ++j) {
-        const int64_t c = (j0 + j) / RS, rs = (j0 + j) % RS;
-        im2col_row(g, xg + c * HW, rs / g.S, rs % g.S, pq0, kc, rows.get() + j * kc);
-      }
-      pack_b_rows(gyk + pq0, PQ, m, kc, b.get());
-      for (int64_t k = 0; k < m; k += NR<T>)
-        for (int64_t j = 0; j < nb; j += MR)
-          micro_kernel(kc, rows.get() + j * kc, kc, b.get() + k * kc, ct.get() + j * m + k, m,
-                       static_cast<int>(std::min<int64_t>(MR, nb - j)),
-                       static_cast<int>(std::min<int64_t>(NR<T>, m - k)));
+  if (n0 >= n1) return;  // an empty slice of images (the first chunk stores into ct)
+  T* rows = thread_scratch<T>(0, nb * kKC);
+  T* b = thread_scratch<T>(1, round_up(m, NR<T>) * kKC);
+  T* ct = thread_scratch<T>(2, nb * m);  // gw^T block, rows j, columns k
+  T* gys = thread_scratch<T>(3, m * kKC);
+  const T* xg = x + grp * g.C_per_group() * HW;
+  const T* gyg = gy + (grp * g.K_per_group() + k0) * PQ;
+  // The reduction runs over the positions of all the slice's images in chunks of kKC that
+  // may span images (small maps: one 7x7 image alone would be a 49-deep pass).
+  for (int64_t q0 = n0 * PQ; q0 < n1 * PQ; q0 += kKC) {
+    const int64_t q1 = std::min(n1 * PQ, q0 + kKC), kc = q1 - q0;
+    for (int64_t j = 0; j < nb; ++j) {
+      const int64_t c = (j0 + j) / RS, rs = (j0 + j) % RS;
+      for_each_image_run(PQ, q0, q1, [&](int64_t n, int64_t pq, int64_t len, int64_t off) {
+        im2col_row(g, xg + (n * g.C + c) * HW, rs / g.S, rs % g.S, pq, len, rows + j * kc + off);
+      });
     }
+    if (q0 / PQ == (q1 - 1) / PQ) {
+      pack_b_rows(gyg + (q0 / PQ) * g.K * PQ + q0 % PQ, PQ, m, kc, b);
+    } else {
+      for_each_image_run(PQ, q0, q1, [&](int64_t n, int64_t pq, int64_t len, int64_t off) {
+        for (int64_t k = 0; k < m; ++k)
+          copy_strided(gys + k * kc + off, gyg + (n * g.K + k) * PQ + pq, len, 1);
+      });
+      pack_b_rows(gys, kc, m, kc, b);
+    }
+    for (int64_t k = 0; k < m; k += NR<T>)
+      for (int64_t j = 0; j < nb; j += MR)
+        micro_kernel(kc, rows + j * kc, kc, b + k * kc, ct + j * m + k, m,
+                     static_cast<int>(std::min<int64_t>(MR, nb - j)),
+                     static_cast<int>(std::min<int64_t>(NR<T>, m - k)), q0 == n0 * PQ);
   }
   for (int64_t k = 0; k < m; ++k)
     for (int64_t j = 0; j < nb; ++j) gw[(k0 + k) * CRS + j0 + j] += ct[j * m + k];
@@ -265,7 +281,7 @@ void dense_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w, T* gx, int
   // A = W^T restricted to this task's rows (c, r, s), all of the group's output channels:
   // transposed once per task, V x V blocks through registers, and used for all its images.
   const int64_t lda = spread_ld<T>(Kg);
-  auto a = workspace<T>(m * lda);
+  T* a = thread_scratch<T>(0, m * lda);
   const T* wg = w + grp * Kg * CRS + c0 * RS;
   for (int64_t i = 0; i < m; i += V)
     for (int64_t k = 0; k < Kg; k += V) {
@@ -273,11 +289,11 @@ void dense_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w, T* gx, int
       const int nk = static_cast<int>(std::min<int64_t>(V, Kg - k));
       vec_t<T> v[V];  // v[j]: row i + j of A, columns k..k+nk
       load_transposed(v, ni, nk, wg + k * CRS + i, CRS);
-      for (int j = 0; j < ni; ++j) storeu_n(a.get() + (i + j) * lda + k, v[j], nk);
+      for (int j = 0; j < ni; ++j) storeu_n(a + (i + j) * lda + k, v[j], nk);
     }
-  auto b = workspace<T>(std::min(kKC, Kg) * nbp_max);
-  auto col = workspace<T>(m * nbp_max);
-  auto row = workspace<T>(nbmax);
+  T* b = thread_scratch<T>(1, std::min(kKC, Kg) * nbp_max);
+  T* col = thread_scratch<T>(2, m * nbp_max);
+  T* row = thread_scratch<T>(3, nbmax);
   const int64_t Cg = g.C_per_group();
   for (int64_t n = n0; n < n1; ++n)
     std::fill_n(gx + (n * g.C + grp * Cg + c0) * HW, (c1 - c0) * HW, T(0));
@@ -286,16 +302,16 @@ void dense_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w, T* gx, int
   // share one (as in dense_fwd_tile), instead of leaving most of an NR panel empty.
   for (int64_t j0 = n0 * PQ; j0 < n1 * PQ; j0 += nbmax) {
     const int64_t j1 = std::min(n1 * PQ, j0 + nbmax), nb = j1 - j0, nbp = round_up(nb, NR<T>);
-    std::fill_n(col.get(), m * nbp, T(0));
+    std::fill_n(col, m * nbp, T(0));
     for (int64_t kk0 = 0; kk0 < Kg; kk0 += kKC) {
       const int64_t kc = std::min(kKC, Kg - kk0);
       for (int64_t kk = 0; kk < kc; ++kk) {
         for_each_image_run(PQ, j0, j1, [&](int64_t n, int64_t pq, int64_t len, int64_t off) {
-          copy_strided(row.get() + off, gy + (n * g.K + grp * Kg + kk0 + kk) * PQ + pq, len, 1);
+          copy_strided(row + off, gy + (n * g.K + grp * Kg + kk0 + kk) * PQ + pq, len, 1);
         });
-        put_b_row(row.get(), nb, kk, kc, b.get());
+        put_b_row(row, nb, kk, kc, b);
       }
-      panel_gemm(kc, m, a.get() + kk0, lda, b.get(), nb, col.get(), nbp);
+      panel_gemm(kc, m, a + kk0, lda, b, nb, col, nbp);
     }
     // col2im: scatter each tap's row back onto the input plane it was read from.
     for_each_image_run(PQ, j0, j1, [&](int64_t n, int64_t pq, int64_t len, int64_t off) {
@@ -305,7 +321,7 @@ void dense_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w, T* gx, int
         const int64_t off_w = s * g.dil_w - g.pad_w;
         const Range qv = valid_out_range(off_w, g.stride_w, g.W, g.Q);
         T* gxc = gxg + c * HW;
-        const T* src = col.get() + i * nbp + off;
+        const T* src = col + i * nbp + off;
         for_each_row_segment(g, pq, len, [&](int64_t p, int64_t qa, int64_t qb, int64_t j) {
           const int64_t ih = g.in_row(p, r);
           if (ih < 0 || ih >= g.H) return;

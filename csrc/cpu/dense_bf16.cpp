@@ -108,24 +108,24 @@ void fwd_tile(const ConvGeometry& g, const uint16_t* x_n, const uint32_t* packed
   float* yg = y_n + grp * g.K_per_group() * PQ;
   const int64_t nb = pq1 - pq0, nbp = round_up(nb, kNR);
   for (int64_t k = k0; k < k1; ++k) std::fill_n(yg + k * PQ + pq0, nb, bias ? bias[k] : 0.f);
-  auto b = workspace<uint16_t>(std::min(kKC2, round_up(CRS, 2)) * nbp);
-  auto row0 = workspace<uint16_t>(nb), row1 = workspace<uint16_t>(nb);
+  uint16_t* b = thread_scratch<uint16_t>(0, std::min(kKC2, round_up(CRS, 2)) * nbp);
+  uint16_t *row0 = thread_scratch<uint16_t>(1, nb), *row1 = thread_scratch<uint16_t>(2, nb);
   for (int64_t kk0 = 0; kk0 < CRS; kk0 += kKC2) {
     const int64_t kc = std::min(kKC2, CRS - kk0), kp = (kc + 1) / 2;
     for (int64_t p = 0; p < kp; ++p) {
       for (int h = 0; h < 2; ++h) {
         const int64_t k = kk0 + 2 * p + h;
-        uint16_t* row = h ? row1.get() : row0.get();
+        uint16_t* row = h ? row1 : row0;
         if (k < kk0 + kc)
           im2col_row(g, xg + (k / RS) * HW, (k % RS) / g.S, k % g.S, pq0, nb, row);
         else
           std::fill_n(row, nb, uint16_t(0));
       }
-      put_b_pair(row0.get(), row1.get(), nb, p, kp, b.get());
+      put_b_pair(row0, row1, nb, p, kp, b);
     }
     const uint32_t* a = packed_w + (k0 / kMR) * pairs * kMR + (kk0 / 2) * kMR;
     for (int64_t j = 0; j < nb; j += kNR) {
-      const uint16_t* bp = b.get() + (j / kNR) * kp * 2 * kNR;
+      const uint16_t* bp = b + (j / kNR) * kp * 2 * kNR;
       const int nr = static_cast<int>(std::min<int64_t>(kNR, nb - j));
       for (int64_t m = k0; m < k1; m += kMR)
         micro_kernel(kp, a + ((m - k0) / kMR) * pairs * kMR, bp, yg + m * PQ + pq0 + j, PQ,

@@ -276,7 +276,7 @@ inline void load_transposed(vec_t<T>* v, int cnt, int nc, const T* src, int64_t 
 template <typename T>
 T* thread_scratch(int slot, int64_t n) {
   constexpr int64_t kAlign = 64 / sizeof(T);
-  static thread_local std::vector<T> bufs[3];
+  static thread_local std::vector<T> bufs[4];
   auto& b = bufs[slot];
   if (static_cast<int64_t>(b.size()) < n + kAlign) b.resize(static_cast<size_t>(n + kAlign));
   const auto addr = reinterpret_cast<uintptr_t>(b.data());

@@ -196,7 +196,10 @@ void winograd_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_u, con
                        });
 
   // The 16 GEMMs, depth sliced to kKC so a B micro-panel stays in L1 (as in dense.h).
-  std::fill_n(mb, 16 * m_plane + V, T(0));
+  // The GEMMs store every row and column of M; zero what the output transform's whole
+  // vectors read past them.
+  for (int xi = 0; xi < 16; ++xi) std::fill_n(mb + xi * m_plane + K * tp, kWinoPad, T(0));
+  std::fill_n(mb + 16 * m_plane, V, T(0));
   for (int xi = 0; xi < 16; ++xi)
     for (int64_t c0 = 0; c0 < C; c0 += kKC) {
       const int64_t kc = std::min(kKC, C - c0);
@@ -205,7 +208,7 @@ void winograd_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_u, con
         for (int64_t m = 0; m < K; m += MR)
           micro_kernel(kc, packed_u + xi * u_plane + m * C + c0, C, b,
                        mb + xi * m_plane + m * tp + jp * NR<T>, tp,
-                       static_cast<int>(std::min<int64_t>(MR, K - m)), NR<T>);
+                       static_cast<int>(std::min<int64_t>(MR, K - m)), NR<T>, c0 == 0);
       }
     }
 
@@ -306,7 +309,7 @@ void winograd_wgrad_block(const ConvGeometry& g, const T* x, const T* gy, int64_
           micro_kernel(tc, vplain.data() + xi * vp_plane + c * tc_max, tc_max, b + k * tc,
                        du + xi * du_plane + (c0 + c) * K + k, K,
                        static_cast<int>(std::min<int64_t>(MR, cb - c)),
-                       static_cast<int>(std::min<int64_t>(NR<T>, K - k)));
+                       static_cast<int>(std::min<int64_t>(NR<T>, K - k)), false);
     }
   }
 }
