@@ -182,6 +182,8 @@ void dense_fwd_tile(const ConvGeometry& g, const T* x, const T* w, const T* bias
   const int64_t RS = g.R * g.S, CRS = g.C_per_group() * RS, PQ = g.P * g.Q, HW = g.H * g.W;
   const int64_t nb = j1 - j0, nbp = round_up(nb, NR<T>), m = k1 - k0;
   const bool one_image = j0 / PQ == (j1 - 1) / PQ;
+  const bool pointwise =
+      RS == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
   auto for_each_image = [&](auto&& fn) { for_each_image_run(PQ, j0, j1, fn); };
   const int64_t kg0 = grp * g.K_per_group() + k0;  // first output channel of the tile
   T* c = nullptr;
@@ -202,6 +204,10 @@ void dense_fwd_tile(const ConvGeometry& g, const T* x, const T* w, const T* bias
     const int64_t kc = std::min(kc_max, CRS - kk0);
     for (int64_t kk = 0; kk < kc; ++kk) {
       const int64_t ch = grp * g.C_per_group() + (kk0 + kk) / RS, rs = (kk0 + kk) % RS;
+      if (pointwise && one_image) {  // the im2col row is a run of x itself
+        put_b_row(x + ((j0 / PQ) * g.C + ch) * HW + j0 % PQ, nb, kk, kc, b);
+        continue;
+      }
       for_each_image([&](int64_t n, int64_t pq, int64_t len, int64_t off) {
         im2col_row(g, x + (n * g.C + ch) * HW, rs / g.S, rs % g.S, pq, len, row + off);
       });

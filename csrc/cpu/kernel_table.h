@@ -62,7 +62,7 @@ struct KernelTable {
   // Output tiles [t0, t1) of the whole batch (2x2 each, image by image, row by row).
   void (*winograd_fwd_tile)(const ConvGeometry& g, const T* x, const T* packed_u, const T* bias,
                             T* y, int64_t t0, int64_t t1);
-  // Grad-weight: du[16][C * K + kWinoPad] += transformed products over every tile for input
+  // Grad-weight: du[16][C * K + kWinoPad] = transformed products over every tile for input
   // channels [c0, c1); then gw (K x C x 3 x 3) for input channels [c0, c1) from the finished du.
   void (*winograd_wgrad_block)(const ConvGeometry& g, const T* x, const T* gy, int64_t c0,
                                int64_t c1, T* du);

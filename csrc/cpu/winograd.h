@@ -279,37 +279,36 @@ static void wino_grad_output_transform(const ConvGeometry& g, const T* gy, int64
                              });
 }
 
-// du[xi][c][k] += sum over all tiles for input channels [c0, c1) (every output channel).
+// du[xi][c][k] = sum over all tiles for input channels [c0, c1) (every output channel).
 template <typename T>
 void winograd_wgrad_block(const ConvGeometry& g, const T* x, const T* gy, int64_t c0, int64_t c1,
                           T* du) {
   const int64_t C = g.C, K = g.K, cb = c1 - c0, kp = round_up(K, NR<T>);
   const int64_t tiles = g.N * wino_tile_rows(g) * wino_tile_cols(g), tc_max = kKC;
   const int64_t vp_plane = cb * tc_max + kWinoPad, gp_plane = K * tc_max + kWinoPad;
-  const int64_t b_plane = kp * tc_max + kWinoPad;
   const int64_t du_plane = C * K + kWinoPad;
-  std::vector<T> vplain(static_cast<size_t>(16 * vp_plane)),
-      gplain(static_cast<size_t>(16 * gp_plane));
-  std::vector<T> bp(static_cast<size_t>(16 * b_plane));
+  // Slot 0 is the transforms' staging (stage_rows).
+  T* vplain = thread_scratch<T>(1, 16 * vp_plane);
+  T* gplain = thread_scratch<T>(2, 16 * gp_plane);
+  T* b = thread_scratch<T>(3, kp * tc_max);
   for (int64_t t0 = 0; t0 < tiles; t0 += tc_max) {
     const int64_t t1 = std::min(tiles, t0 + tc_max), tc = t1 - t0;
     wino_input_transform(g, x, C, c0, c1, t0, t1,
                          [&](int xi, int64_t c, int64_t j, vec_t<T> v, int cnt) {
-                           storeu_n(vplain.data() + xi * vp_plane + (c - c0) * tc_max + j, v, cnt);
+                           storeu_n(vplain + xi * vp_plane + (c - c0) * tc_max + j, v, cnt);
                          });
     wino_grad_output_transform(g, gy, 0, K, t0, t1,
                                [&](int xi, int64_t k, int64_t j, vec_t<T> v, int cnt) {
-                                 storeu_n(gplain.data() + xi * gp_plane + k * tc_max + j, v, cnt);
+                                 storeu_n(gplain + xi * gp_plane + k * tc_max + j, v, cnt);
                                });
     for (int xi = 0; xi < 16; ++xi) {
-      T* b = bp.data() + xi * b_plane;
-      pack_b_rows(gplain.data() + xi * gp_plane, tc_max, K, tc, b);
+      pack_b_rows(gplain + xi * gp_plane, tc_max, K, tc, b);
       for (int64_t k = 0; k < K; k += NR<T>)
         for (int64_t c = 0; c < cb; c += MR)
-          micro_kernel(tc, vplain.data() + xi * vp_plane + c * tc_max, tc_max, b + k * tc,
+          micro_kernel(tc, vplain + xi * vp_plane + c * tc_max, tc_max, b + k * tc,
                        du + xi * du_plane + (c0 + c) * K + k, K,
                        static_cast<int>(std::min<int64_t>(MR, cb - c)),
-                       static_cast<int>(std::min<int64_t>(NR<T>, K - k)), false);
+                       static_cast<int>(std::min<int64_t>(NR<T>, K - k)), t0 == 0);
     }
   }
 }
