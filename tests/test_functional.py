@@ -188,3 +188,30 @@ def test_inf_in_the_input_reaches_exactly_the_weight_taps_torch_says(width):
     assert torch.equal(ours.isfinite(), theirs.isfinite())
     finite = theirs.isfinite()
     torch.testing.assert_close(ours[finite], theirs[finite])
+
+
+@pytest.mark.parametrize(
+    "shape, padding, dilation",
+    [((2, 1, 300, 70), 1, 1), ((1, 3, 97, 130), 0, 2), ((2, 5, 64, 33), 3, 1)],
+    ids=["same", "valid-dilated", "wider"],
+)
+def test_fused_one_to_one_backward_equals_separate_passes(shape, padding, dilation):
+    # Both gradients of a one-to-one stride-1 layer come from one fused pass over row
+    # chunks (conv2d.cpp, direct_backward_fused). It must give exactly what the separate
+    # grad-input and grad-weight passes give, and match torch in float64.
+    c = shape[1]
+    x = torch.randn(shape, dtype=torch.float64)
+    w = torch.randn(c, 1, 3, 3, dtype=torch.float64)
+    args = ([1, 1], [padding] * 2, [dilation] * 2, c)
+    y = torch.nn.functional.conv2d(x, w, None, 1, padding, dilation, c)
+    gy = torch.randn_like(y)
+    gx, gw, _ = torch.ops.fastconv.conv2d_backward(gy, x, w, *args, [True, True, False])
+    gx_alone = torch.ops.fastconv.conv2d_backward(gy, x, w, *args, [True, False, False])[0]
+    gw_alone = torch.ops.fastconv.conv2d_backward(gy, x, w, *args, [False, True, False])[1]
+    assert torch.equal(gx, gx_alone)
+    assert torch.equal(gw, gw_alone)
+    ref = torch.ops.aten.convolution_backward(
+        gy, x, w, None, [1, 1], [padding] * 2, [dilation] * 2, False, [0, 0], c, [True, True, False]
+    )
+    torch.testing.assert_close(gx, ref[0])
+    torch.testing.assert_close(gw, ref[1])

@@ -206,6 +206,50 @@ void direct_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
   });
 }
 
+// Both gradients of a one-to-one layer (every output channel reads its own input channel:
+// single-channel images, depthwise on the row kernels) at stride 1, in one pass. A task
+// takes a chunk of rows of one plane -- the grad-weight chunks of direct_wgrad, so the sums
+// are the same and do not depend on the thread count -- and computes grad-input on those
+// rows, then grad-weight over the same grad_output rows while they are still in cache:
+// grad_output is read from memory once instead of twice, and one parallel region runs
+// instead of three. Measured, one 3x3 filter, 2 threads: 256^2 54 -> 47 us, 1024^2
+// 593 -> 580 us (there the row kernels, not memory, bound it).
+template <typename T>
+bool direct_backward_fused(const ConvGeometry& g, const T* x, const T* gy, const T* w, T* gx,
+                           T* gw) {
+  if (g.C_per_group() != 1 || g.K_per_group() != 1 || g.stride_h != 1 || g.stride_w != 1)
+    return false;
+  const auto& kt = kernels<T>();
+  const ConvGeometry gd = dgrad_as_forward(g);
+  const Scratch<T> wf = flip_transpose_weight(g, w);
+  const int64_t RS = g.R * g.S, HW = g.H * g.W, PQ = g.P * g.Q;
+  const int64_t chunk = wgrad_chunk_rows(g), per_plane = (g.P + chunk - 1) / chunk;
+  const int64_t chunks = g.N * per_plane;  // per channel
+  std::vector<T> partial(static_cast<size_t>(g.K * chunks * RS), T(0));
+  at::parallel_for(0, g.K * chunks, grain_for(2 * chunk * g.Q * RS), [&](int64_t b, int64_t e) {
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t k = item / chunks, ci = item % chunks, n = ci / per_plane;
+      const int64_t p0 = (ci % per_plane) * chunk, p1 = std::min(g.P, p0 + chunk);
+      // grad_input rows in proportion to the chunk (the same rows when H == P).
+      const int64_t h0 = p0 * g.H / g.P, h1 = p1 == g.P ? g.H : p1 * g.H / g.P;
+      const int64_t plane = n * g.C + k;
+      if (h0 < h1)
+        kt.direct_fwd_rows(gd, gy + plane * PQ, wf.data() + k * RS, T(0), gx + plane * HW, h0, h1,
+                           false);
+      kt.direct_wgrad_rows(g, x + plane * HW, gy + plane * PQ, p0, p1, partial.data() + item * RS);
+    }
+  });
+  at::parallel_for(0, g.K, 1, [&](int64_t b, int64_t e) {
+    for (int64_t k = b; k < e; ++k)
+      for (int64_t j = 0; j < RS; ++j) {
+        T s = 0;
+        for (int64_t ci = 0; ci < chunks; ++ci) s += partial[(k * chunks + ci) * RS + j];
+        gw[k * RS + j] = s;
+      }
+  });
+  return true;
+}
+
 // ---- Winograd family (dense 3x3 stride 1) -------------------------------------------------
 
 template <typename T>
@@ -638,6 +682,14 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
     Tensor gxk = ps.on && gx.defined() ? at::empty({gk.N, gk.C, gk.H, gk.W}, gy.options()) : gx;
     AT_DISPATCH_FLOATING_TYPES(gy.scalar_type(), "fastconv_conv2d_backward_cpu", [&] {
       const scalar_t* gyp = gyk.const_data_ptr<scalar_t>();
+      if (family == CpuFamily::kRows && gx.defined() && gw.defined() &&
+          direct_backward_fused(gk, xk.const_data_ptr<scalar_t>(), gyp,
+                                w.const_data_ptr<scalar_t>(), gxk.mutable_data_ptr<scalar_t>(),
+                                gw.mutable_data_ptr<scalar_t>())) {
+        if (gb.defined())
+          bias_grad(g, gy.const_data_ptr<scalar_t>(), gb.mutable_data_ptr<scalar_t>());
+        return;
+      }
       if (gx.defined() && !fft)
         grad_input(family, gk, gyp, w.const_data_ptr<scalar_t>(), gxk.mutable_data_ptr<scalar_t>());
       if (gw.defined() && !fft)
