@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 import fastconv
 
+from . import memory
 from .suites import SUITES, select
 
 DTYPES = {
@@ -471,6 +472,9 @@ def table(rows, torch_names):
     header += [f"{n} ms" for n in timed]
     header += [f"{n}/fc" for n in ratios] + ["naive/fc", "fc GFLOP/s", "% peak"]
     header += ["max err fc", "max err torch"]
+    memory_cols = any("extra_mb" in r for r in rows)
+    if memory_cols:
+        header += ["fc extra MB", "torch extra MB"]
     body = []
     for r in rows:
         t, st = r["timings"], r["status"]
@@ -495,6 +499,9 @@ def table(rows, torch_names):
             fmt_num(r["max_abs_err"].get("fastconv"), ".1e"),
             fmt_num(r["max_abs_err"].get("torch"), ".1e"),
         ]
+        if memory_cols:
+            mem = r.get("extra_mb", {})
+            cells += [fmt_num(mem.get("fastconv"), ".1f"), fmt_num(mem.get("torch"), ".1f")]
         body.append(cells)
     return header, body
 
@@ -687,6 +694,16 @@ def parse_args(argv):
     return args
 
 
+# Suites whose rows also report each implementation's peak extra memory (one cold call in
+# a fresh process: benchmarks/memory.py), the dense layers' workspace question.
+MEMORY_SUITES = ("dense",)
+
+
+def extra_mb(suite, case, impl, mode, args, threads):
+    n = memory.extra_bytes(suite, case, impl, mode, args.dtype, threads)
+    return None if n is None else n / 2**20
+
+
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
@@ -757,7 +774,14 @@ def main(argv=None):
             for case in cases:
                 bar.set_postfix_str(f"{suite.name}: {case.name}")
                 timings, status, errors = run_case(case, args.device, dtype, args.min_run_time)
-                rows += make_rows(suite, case, timings, status, errors, peak)
+                case_rows = make_rows(suite, case, timings, status, errors, peak)
+                if suite.name in MEMORY_SUITES and args.device == "cpu":
+                    for r in case_rows:
+                        r["extra_mb"] = {
+                            name: extra_mb(suite.name, case.name, name, r["mode"], args, threads)
+                            for name in ("fastconv", "torch")
+                        }
+                rows += case_rows
                 bar.update()
             bar.write(
                 report([r for r in rows if r["suite"] == suite.name], [suite.name], torch_names)

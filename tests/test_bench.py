@@ -134,3 +134,29 @@ def test_image_library_peers_only_where_they_compute_the_same_thing():
     for case in (strided, dense, too_padded):
         x, w, _ = bench.make_inputs(case, torch.float32, "cpu")
         assert bench.peer_fns(case, x, w, 1) == {}
+
+
+def test_memory_probe_sees_a_known_workspace(monkeypatch):
+    # The probe must report what a call allocates beyond its inputs and results: a
+    # convolution that also fills a 64 MB temporary shows at least that much, the same
+    # call without it well under it.
+    from benchmarks import memory
+
+    case = next(c for c in suites.SUITES["dense"].cases if c.name == "r50-1x1-expand")
+    mb = 2**20
+
+    def wasteful(*args, **kw):
+        scratch = torch.ones(64 * mb // 4)  # touched, so resident
+        return F.conv2d(*args, **kw) + scratch[:1].sum() * 0
+
+    monkeypatch.setitem(memory.IMPLS, "wasteful", wasteful)
+    extra = memory.measure(case, "wasteful", "fwd", torch.float32, 1)
+    assert extra >= 64 * mb
+    assert memory.measure(case, "fastconv", "fwd", torch.float32, 1) < 64 * mb
+
+
+def test_memory_probe_in_a_fresh_process():
+    from benchmarks import memory
+
+    n = memory.extra_bytes("dense", "r50-1x1-expand", "fastconv", "fwd+bwd", "float32", 1)
+    assert n is not None and 0 <= n < 2**30
