@@ -73,8 +73,9 @@ def _cpuinfo():
 
 def others_cpu_seconds():
     """CPU seconds other processes have used so far: the busy time of all CPUs (/proc/stat)
-    minus this process's. Other load skews multi-threaded timings: an OpenMP barrier waits a
-    whole time slice for a descheduled thread."""
+    minus this process's and its finished children's (the memory probes, which never run
+    while something is timed). Other load skews multi-threaded timings: an OpenMP barrier
+    waits a whole time slice for a descheduled thread."""
     try:
         with open("/proc/stat") as f:
             user, nice, system, _idle, _iowait, irq, softirq, steal = map(
@@ -84,7 +85,7 @@ def others_cpu_seconds():
         return None
     busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
     own = os.times()
-    return busy - own.user - own.system
+    return busy - own.user - own.system - own.children_user - own.children_system
 
 
 def others_cpu_fraction(since, seconds):

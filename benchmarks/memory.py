@@ -8,6 +8,7 @@ that counts: it is where fastconv's per-thread scratch and torch's workspaces ar
 allocated. Linux only; ``extra_bytes`` returns None elsewhere.
 """
 
+import ctypes
 import os
 import subprocess
 import sys
@@ -30,6 +31,15 @@ def _status_kb(field):
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
+def _trim_heap():
+    """Hand freed heap memory back to the OS (glibc), so that the call's allocations land
+    in fresh pages and show in the resident set instead of reusing resident free space."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def measure(case, impl, mode, dtype, threads):
     """Bytes above the inputs and results at the peak of one cold call, in this process."""
     from .bench import make_inputs  # late: bench imports this module
@@ -46,6 +56,7 @@ def measure(case, impl, mode, dtype, threads):
     if mode == "fwd+bwd":
         x, w = x.requires_grad_(), w.requires_grad_()
         grad = torch.randn(fn(x.detach(), w.detach(), None, **kw).shape, dtype=dtype)
+    _trim_heap()
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # high-water mark := current RSS
     before = _status_kb("VmRSS")

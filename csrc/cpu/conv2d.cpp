@@ -82,20 +82,33 @@ ConvGeometry dgrad_as_forward(const ConvGeometry& g) {
 // Contents are not initialised. Slots are buffers alive at the same time.
 enum ScratchSlot { kPackedWeight = 0, kFlippedWeight = 1, kWinogradGrad = 2, kScratchSlots = 3 };
 
+// Page-aligned like the kernels' thread_scratch (vec.h), for the same reason: where a buffer
+// sits relative to the cache sets must not depend on the heap's history.
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+template <typename T>
+std::unique_ptr<T[], FreeDeleter> page_aligned(size_t count) {
+  const size_t pages = (count * sizeof(T) + 4095) / 4096;
+  T* p = static_cast<T*>(std::aligned_alloc(4096, pages * 4096));
+  if (!p) throw std::bad_alloc();
+  return std::unique_ptr<T[], FreeDeleter>(p);
+}
+
 template <typename T>
 class Scratch {
  public:
   Scratch(ScratchSlot slot, int64_t n) {
     const size_t count = static_cast<size_t>(std::max<int64_t>(n, 1));
     if (count * sizeof(T) > (size_t{64} << 20)) {
-      owned_.reset(new T[count]);
+      owned_ = page_aligned<T>(count);
       data_ = owned_.get();
       return;
     }
-    static thread_local std::unique_ptr<T[]> cached[kScratchSlots];
+    static thread_local std::unique_ptr<T[], FreeDeleter> cached[kScratchSlots];
     static thread_local size_t cached_count[kScratchSlots] = {};
     if (cached_count[slot] < count) {
-      cached[slot].reset(new T[count]);
+      cached[slot] = page_aligned<T>(count);
       cached_count[slot] = count;
     }
     data_ = cached[slot].get();
@@ -103,7 +116,7 @@ class Scratch {
   T* data() const { return data_; }
 
  private:
-  std::unique_ptr<T[]> owned_;
+  std::unique_ptr<T[], FreeDeleter> owned_;
   T* data_ = nullptr;
 };
 

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <type_traits>
 #include <vector>
 #if FC_VEC_BYTES == 64 && defined(__x86_64__)
@@ -271,16 +273,28 @@ inline void load_transposed(vec_t<T>* v, int cnt, int nc, const T* src, int64_t 
 }
 
 // Scratch of one kernel call, per thread (each worker thread has its own; slots are buffers
-// alive at the same time), 64-byte aligned: a whole-vector access to a staged position must
-// not straddle two cache lines (split loads halved the blocked grad-weight loop's speed).
+// alive at the same time), page-aligned: a whole-vector access to a staged position never
+// straddles two cache lines (split loads had halved the blocked grad-weight loop's speed),
+// and where a buffer sits relative to the cache sets does not depend on the heap's history
+// (64-byte-aligned vectors landed anywhere in a page, and one Winograd layer ran 3.5 or
+// 6.2 ms depending on what the process had allocated before).
 template <typename T>
 T* thread_scratch(int slot, int64_t n) {
-  constexpr int64_t kAlign = 64 / sizeof(T);
-  static thread_local std::vector<T> bufs[4];
-  auto& b = bufs[slot];
-  if (static_cast<int64_t>(b.size()) < n + kAlign) b.resize(static_cast<size_t>(n + kAlign));
-  const auto addr = reinterpret_cast<uintptr_t>(b.data());
-  return b.data() + ((64 - addr % 64) % 64) / sizeof(T);
+  struct Buf {
+    T* p = nullptr;
+    int64_t n = -1;
+    ~Buf() { std::free(p); }
+  };
+  static thread_local Buf bufs[4];
+  Buf& b = bufs[slot];
+  if (b.n < n) {
+    std::free(b.p);
+    const size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T) + 4095) / 4096;
+    b.p = static_cast<T*>(std::aligned_alloc(4096, bytes * 4096));
+    if (!b.p) throw std::bad_alloc();
+    b.n = n;
+  }
+  return b.p;
 }
 
 // Dot product of two contiguous runs in a fixed summation order (reproducible bits).
