@@ -694,17 +694,14 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
     Tensor gxk = ps.on && gx.defined() ? at::empty({gk.N, gk.C, gk.H, gk.W}, gy.options()) : gx;
     AT_DISPATCH_FLOATING_TYPES(gy.scalar_type(), "fastconv_conv2d_backward_cpu", [&] {
       const scalar_t* gyp = gyk.const_data_ptr<scalar_t>();
-      if (family == CpuFamily::kRows && gx.defined() && gw.defined() &&
-          direct_backward_fused(gk, xk.const_data_ptr<scalar_t>(), gyp,
-                                w.const_data_ptr<scalar_t>(), gxk.mutable_data_ptr<scalar_t>(),
-                                gw.mutable_data_ptr<scalar_t>())) {
-        if (gb.defined())
-          bias_grad(g, gy.const_data_ptr<scalar_t>(), gb.mutable_data_ptr<scalar_t>());
-        return;
-      }
-      if (gx.defined() && !fft)
+      // Both gradients of a one-to-one stride-1 layer come from one pass.
+      const bool fused = family == CpuFamily::kRows && gx.defined() && gw.defined() &&
+                         direct_backward_fused(
+                             gk, xk.const_data_ptr<scalar_t>(), gyp, w.const_data_ptr<scalar_t>(),
+                             gxk.mutable_data_ptr<scalar_t>(), gw.mutable_data_ptr<scalar_t>());
+      if (gx.defined() && !fft && !fused)
         grad_input(family, gk, gyp, w.const_data_ptr<scalar_t>(), gxk.mutable_data_ptr<scalar_t>());
-      if (gw.defined() && !fft)
+      if (gw.defined() && !fft && !fused)
         grad_weight(family, gk, xk.const_data_ptr<scalar_t>(), gyp, gw.mutable_data_ptr<scalar_t>(),
                     x_nhwc);
       if (gb.defined())

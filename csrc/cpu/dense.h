@@ -12,7 +12,6 @@
 #pragma once
 
 #include <algorithm>
-#include <memory>
 
 namespace fastconv {
 namespace FC_ISA {
@@ -308,7 +307,6 @@ void dense_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w, T* gx, int
   // share one (as in dense_fwd_tile), instead of leaving most of an NR panel empty.
   for (int64_t j0 = n0 * PQ; j0 < n1 * PQ; j0 += nbmax) {
     const int64_t j1 = std::min(n1 * PQ, j0 + nbmax), nb = j1 - j0, nbp = round_up(nb, NR<T>);
-    std::fill_n(col, m * nbp, T(0));
     for (int64_t kk0 = 0; kk0 < Kg; kk0 += kKC) {
       const int64_t kc = std::min(kKC, Kg - kk0);
       for (int64_t kk = 0; kk < kc; ++kk) {
@@ -317,7 +315,7 @@ void dense_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w, T* gx, int
         });
         put_b_row(row, nb, kk, kc, b);
       }
-      panel_gemm(kc, m, a + kk0, lda, b, nb, col, nbp);
+      panel_gemm(kc, m, a + kk0, lda, b, nb, col, nbp, kk0 == 0);  // the first slice stores
     }
     // col2im: scatter each tap's row back onto the input plane it was read from.
     for_each_image_run(PQ, j0, j1, [&](int64_t n, int64_t pq, int64_t len, int64_t off) {

@@ -12,7 +12,6 @@
 #include <cstdlib>
 #include <new>
 #include <type_traits>
-#include <vector>
 #if FC_VEC_BYTES == 64 && defined(__x86_64__)
 #include <immintrin.h>
 #define FC_MASKED_AVX512 1

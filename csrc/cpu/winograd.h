@@ -17,7 +17,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 namespace fastconv {
 namespace FC_ISA {
