@@ -215,3 +215,31 @@ def test_fused_one_to_one_backward_equals_separate_passes(shape, padding, dilati
     )
     torch.testing.assert_close(gx, ref[0])
     torch.testing.assert_close(gw, ref[1])
+
+
+@pytest.mark.parametrize(
+    "hw, kernel, stride, padding, dilation",
+    [
+        ((9, 300), (3, 3), 1, 1, 1),  # interior tiles in place, both edges staged
+        ((5, 257), (3, 5), 1, (0, 2), 1),  # row one column past whole vectors
+        ((40, 211), (4, 3), (2, 1), (1, 17), (2, 3)),  # padding wider than a vector
+        ((6, 190), (1, 7), (3, 1), 0, (1, 1)),  # no padding: edge tiles read in place
+        ((70, 180), (7, 7), 1, 3, 1),  # several staged blocks of rows
+        ((3, 400), (2, 31), 1, (1, 15), 1),  # wide kernel, the halo longer than a vector
+    ],
+    ids=["3x3", "ragged", "wide-pad", "valid", "blocks", "wide-kernel"],
+)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_wide_rows_read_in_place(hw, kernel, stride, padding, dilation, dtype):
+    # Forward tiles whose columns lie inside the image read x (and grad-input's grad_output)
+    # in place; only the edges are staged (csrc/cpu/direct.h, StagedRows::in_place). Rows
+    # here are wide enough for both kinds of tile; the 1x1 grad-input case has a negative
+    # padding in its forward form.
+    tol = {} if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-4)
+    for c in (1, 2):
+        x = torch.randn(2, c, *hw, dtype=dtype)
+        w = torch.randn(c, 1, *kernel, dtype=dtype)
+        b = torch.randn(c, dtype=dtype)
+        compare_with_torch(x, w, b, stride, padding, dilation, c, **tol)
+    x = torch.randn(1, 1, 5, 300, dtype=dtype)
+    compare_with_torch(x, torch.randn(1, 1, 1, 1, dtype=dtype), None, 1, 2, 1, 1, **tol)

@@ -35,24 +35,43 @@ constexpr int64_t kStageRows = 32;  // output rows per staged block
 
 // Padded, phase-split copy of input rows [ih0, ih1); rows outside the image are zero, so
 // every output row sees all R kernel rows. The buffer is reused across calls on a thread.
+//
+// With stride_w == 1, forward tiles and grad-weight vectors whose columns lie inside the
+// image read x in place (in_place, row_for): copying a row had cost about a third of a
+// 3x3 tile's time on it. stage() with edges_only copies only the columns the others read,
+// kEdgeCols and the kernel's halo either side.
 template <typename T>
 struct StagedRows {
   int64_t ih0 = 0, L = 0, row_stride = 0;
   std::vector<T> data;
+  std::vector<int64_t> tap_off;  // per kernel column: phase * L + index (no division later)
+  // In-place reads (edges_only): x's plane, else nullptr; a tile over output columns
+  // [q, q + n) reads padded columns [q, q + n + halo).
+  const T* plane = nullptr;
+  int64_t H = 0, W = 0, pad_w = 0, halo = 0;
+
+  // The widest forward tile (U * V columns); edge tiles are at most this wide.
+  static constexpr int64_t kEdgeCols = 4 * Vec<T>::size;
 
   // Phase length: covers output columns [0, q_cols) for every tap.
-  void stage(const ConvGeometry& g, const T* x, int64_t ih0_, int64_t ih1, int64_t q_cols) {
+  void stage(const ConvGeometry& g, const T* x, int64_t ih0_, int64_t ih1, int64_t q_cols,
+             bool edges_only = false) {
     constexpr int V = Vec<T>::size;
     ih0 = ih0_;
     L = q_cols + ((g.S - 1) * g.dil_w) / g.stride_w;
     row_stride = g.stride_w * L;
     set_taps(g);
+    plane = edges_only && g.stride_w == 1 ? x : nullptr;
+    H = g.H, W = g.W, pad_w = g.pad_w, halo = (g.S - 1) * g.dil_w;
     const int64_t rows = std::max<int64_t>(0, ih1 - ih0);
     if (static_cast<int64_t>(data.size()) < rows * row_stride + 1)
       data.resize(static_cast<size_t>(rows * row_stride + 1));
     // Input columns that land inside the buffer: padded column c = iw + pad_w < row_stride.
     const int64_t iw_begin = std::max<int64_t>(0, -g.pad_w);
     const int64_t iw_end = std::max(iw_begin, std::min(g.W, row_stride - g.pad_w));
+    // Padded columns [0, left) and [right, row_stride) are what tiles not in_place read.
+    const int64_t left = plane ? std::min(row_stride, pad_w + kEdgeCols + halo) : row_stride;
+    const int64_t right = plane ? std::max(left, pad_w + W - kEdgeCols - halo) : row_stride;
     for (int64_t ih = ih0; ih < ih1; ++ih) {
       T* dst = data.data() + (ih - ih0) * row_stride;
       if (ih < 0 || ih >= g.H) {
@@ -61,9 +80,17 @@ struct StagedRows {
       }
       const T* src = x + ih * g.W;
       if (g.stride_w == 1) {
-        std::fill_n(dst, iw_begin + g.pad_w, T(0));
-        std::copy(src + iw_begin, src + iw_end, dst + iw_begin + g.pad_w);
-        std::fill(dst + iw_end + g.pad_w, dst + row_stride, T(0));
+        // Padded columns [c0, c1): x where it has them, zero elsewhere. Our own vector
+        // copy: glibc's memmove took a fifth longer on these rows shifted by pad_w.
+        auto fill = [&](int64_t c0, int64_t c1) {
+          const int64_t lo = std::clamp(iw_begin + g.pad_w, c0, c1);
+          const int64_t hi = std::clamp(iw_end + g.pad_w, lo, c1);
+          zero_fill(dst + c0, lo - c0);
+          copy_strided(dst + lo, src + lo - g.pad_w, hi - lo, 1);
+          zero_fill(dst + hi, c1 - hi);
+        };
+        fill(0, left);
+        fill(right, row_stride);
         continue;
       }
       std::fill_n(dst, row_stride, T(0));
@@ -112,7 +139,16 @@ struct StagedRows {
   }
   // Staged input row ih; tap s of output column q reads row(ih)[tap_off[s] + q].
   const T* row(int64_t ih) const { return data.data() + (ih - ih0) * row_stride; }
-  std::vector<int64_t> tap_off;  // per kernel column: phase * L + index (no division later)
+
+  // Whether a tile over output columns [q, q + n) reads inside the image's columns, so
+  // its in-image rows come from x itself.
+  bool in_place(int64_t q, int64_t n) const {
+    return plane != nullptr && q >= pad_w && q + n + halo <= pad_w + W;
+  }
+  // Row ih as row() would give it, read in place when the tile is in_place.
+  const T* row_for(int64_t ih, bool inside) const {
+    return inside && plane != nullptr && ih >= 0 && ih < H ? plane + ih * W - pad_w : row(ih);
+  }
 
   void set_taps(const ConvGeometry& g) {
     tap_off.resize(static_cast<size_t>(g.S));
@@ -146,75 +182,90 @@ struct OutRows {
 // kernel column and feeds every output row of the tile whose window covers it, so a tile
 // makes (RB + R - 1) * U loads for RB * R * U FMAs. The generic tile is bound by its loads
 // (most straddle two cache lines); this one by its FMAs.
-// `tail` lanes of the tile's last vector are real columns (V for whole vectors). Never
+// Tiles at columns q0, q0 + U*V, ... < q1 of output rows [p, p + RB), `out` at row p,
+// column 0; `tail` lanes of each tile's last vector are real columns (V for whole vectors;
+// callers pass a ragged tile alone). The column loop is in here, not in the caller: a
+// 3x3 tile is 144 FMAs, and the call with its row set-up had cost a fifth of it. Never
 // inlined: inlined into the large row driver, GCC kept small tiles' accumulators on the
 // stack (a store-forwarding round trip per FMA; 45% of a 7x7-output depthwise layer).
 template <typename T, int RB, int U, int R>
-__attribute__((noinline)) static void direct_fwd_tile(const ConvGeometry& g,
-                                                      const StagedRows<T>& st, const T* w,
-                                                      int64_t p, int64_t q, T* out,
-                                                      const OutRows<T>& o, int tail) {
+__attribute__((noinline)) static void direct_fwd_tiles(const ConvGeometry& g,
+                                                       const StagedRows<T>& st, const T* w,
+                                                       int64_t p, int64_t q0, int64_t q1,
+                                                       T* out, const OutRows<T>& o, int tail) {
   constexpr int V = Vec<T>::size;
+  static_assert(U * V <= StagedRows<T>::kEdgeCols, "edge tiles wider than the staged edges");
   const bool ragged = tail < V;
-  vec_t<T> acc[RB][U];
-#pragma GCC unroll 16
-  for (int b = 0; b < RB; ++b)
-#pragma GCC unroll 8
-    for (int u = 0; u < U; ++u) {
-      const T* src = out + b * o.ldo + u * V;
-      acc[b][u] = !o.accumulate            ? splat(o.bias)
-                  : (u == U - 1 && ragged) ? loadu_n(src, tail)
-                                           : loadu(src);
-    }
   const int64_t* toff = st.tap_off.data();
-  if constexpr (R == 0) {
-    for (int64_t r = 0; r < g.R; ++r) {
-      const T* wr = w + r * g.S;
-      const T* xr[RB];
+  constexpr int I = R > 0 ? RB + R - 1 : 1;  // input rows under a tile (R > 0)
+  const T *staged[I], *direct[I];
+  if constexpr (R > 0)
+#pragma GCC unroll 24
+    for (int i = 0; i < I; ++i) {
+      staged[i] = st.row(g.in_row(p, 0) + i);
+      direct[i] = st.row_for(g.in_row(p, 0) + i, true);
+    }
+  for (int64_t q = q0; q < q1; q += U * V) {
+    T* const o_q = out + q;
+    vec_t<T> acc[RB][U];
 #pragma GCC unroll 16
-      for (int b = 0; b < RB; ++b) xr[b] = st.row(g.in_row(p + b, r)) + q;
+    for (int b = 0; b < RB; ++b)
+#pragma GCC unroll 8
+      for (int u = 0; u < U; ++u) {
+        const T* src = o_q + b * o.ldo + u * V;
+        acc[b][u] = !o.accumulate            ? splat(o.bias)
+                    : (u == U - 1 && ragged) ? loadu_n(src, tail)
+                                             : loadu(src);
+      }
+    const bool inside = st.in_place(q, U * V);
+    if constexpr (R == 0) {
+      for (int64_t r = 0; r < g.R; ++r) {
+        const T* wr = w + r * g.S;
+        const T* xr[RB];
+#pragma GCC unroll 16
+        for (int b = 0; b < RB; ++b) xr[b] = st.row_for(g.in_row(p + b, r), inside) + q;
+        for (int64_t s = 0; s < g.S; ++s) {
+          const vec_t<T> wv = splat(wr[s]);
+#pragma GCC unroll 16
+          for (int b = 0; b < RB; ++b) {
+            const T* xs = xr[b] + toff[s];
+#pragma GCC unroll 8
+            for (int u = 0; u < U; ++u) acc[b][u] += wv * loadu(xs + u * V);
+          }
+        }
+      }
+    } else {
+      const T* xr[I];
+#pragma GCC unroll 24
+      for (int i = 0; i < I; ++i) xr[i] = (inside ? direct[i] : staged[i]) + q;
       for (int64_t s = 0; s < g.S; ++s) {
-        const vec_t<T> wv = splat(wr[s]);
-#pragma GCC unroll 16
-        for (int b = 0; b < RB; ++b) {
-          const T* xs = xr[b] + toff[s];
+        vec_t<T> wv[R];
 #pragma GCC unroll 8
-          for (int u = 0; u < U; ++u) acc[b][u] += wv * loadu(xs + u * V);
+        for (int r = 0; r < R; ++r) wv[r] = splat(w[r * g.S + s]);
+#pragma GCC unroll 24
+        for (int i = 0; i < I; ++i) {
+          vec_t<T> v[U];
+#pragma GCC unroll 8
+          for (int u = 0; u < U; ++u) v[u] = loadu_keep(xr[i] + toff[s] + u * V);
+#pragma GCC unroll 16
+          for (int b = 0; b < RB; ++b) {
+            if (i - b < 0 || i - b >= R) continue;
+#pragma GCC unroll 8
+            for (int u = 0; u < U; ++u) acc[b][u] += wv[i - b] * v[u];
+          }
         }
       }
     }
-  } else {
-    constexpr int I = RB + R - 1;  // input rows under the tile
-    const T* xr[I];
-#pragma GCC unroll 24
-    for (int i = 0; i < I; ++i) xr[i] = st.row(g.in_row(p, 0) + i) + q;
-    for (int64_t s = 0; s < g.S; ++s) {
-      vec_t<T> wv[R];
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) wv[r] = splat(w[r * g.S + s]);
-#pragma GCC unroll 24
-      for (int i = 0; i < I; ++i) {
-        vec_t<T> v[U];
-#pragma GCC unroll 8
-        for (int u = 0; u < U; ++u) v[u] = loadu(xr[i] + toff[s] + u * V);
 #pragma GCC unroll 16
-        for (int b = 0; b < RB; ++b) {
-          if (i - b < 0 || i - b >= R) continue;
+    for (int b = 0; b < RB; ++b)
 #pragma GCC unroll 8
-          for (int u = 0; u < U; ++u) acc[b][u] += wv[i - b] * v[u];
-        }
+      for (int u = 0; u < U; ++u) {
+        if (u == U - 1 && ragged)
+          storeu_n(o_q + b * o.ldo + u * V, acc[b][u], tail);
+        else
+          storeu(o_q + b * o.ldo + u * V, acc[b][u]);
       }
-    }
   }
-#pragma GCC unroll 16
-  for (int b = 0; b < RB; ++b)
-#pragma GCC unroll 8
-    for (int u = 0; u < U; ++u) {
-      if (u == U - 1 && ragged)
-        storeu_n(out + b * o.ldo + u * V, acc[b][u], tail);
-      else
-        storeu(out + b * o.ldo + u * V, acc[b][u]);
-    }
 }
 
 // Output rows [p, p + RB), written straight into y; a row's last, partial vector is
@@ -224,10 +275,12 @@ static inline void direct_fwd_rowblock(const ConvGeometry& g, const StagedRows<T
                                        int64_t p, const OutRows<T>& o) {
   constexpr int V = Vec<T>::size;
   T* out = o.y + p * o.ldo;
-  int64_t q = 0;
-  for (; q + U * V <= g.Q; q += U * V) direct_fwd_tile<T, RB, U, R>(g, st, w, p, q, out + q, o, V);
-  for (; q + V <= g.Q; q += V) direct_fwd_tile<T, RB, 1, R>(g, st, w, p, q, out + q, o, V);
-  if (q < g.Q) direct_fwd_tile<T, RB, 1, R>(g, st, w, p, q, out + q, o, static_cast<int>(g.Q - q));
+  const int64_t wide = g.Q / (U * V) * (U * V), whole = g.Q / V * V;
+  if (wide > 0) direct_fwd_tiles<T, RB, U, R>(g, st, w, p, 0, wide, out, o, V);
+  if (whole > wide) direct_fwd_tiles<T, RB, 1, R>(g, st, w, p, wide, whole, out, o, V);
+  if (whole < g.Q)
+    direct_fwd_tiles<T, RB, 1, R>(g, st, w, p, whole, whole + V, out, o,
+                                  static_cast<int>(g.Q - whole));
 }
 
 template <typename T, int RB, int U, int R>
@@ -298,7 +351,7 @@ void direct_fwd_rows(const ConvGeometry& g, const T* x, const T* w, T bias, T* y
   const OutRows<T> o{y, g.Q, accumulate, bias};
   for (int64_t b0 = p0; b0 < p1; b0 += kStageRows) {
     const int64_t b1 = std::min(p1, b0 + kStageRows);
-    st.stage(g, x, g.in_row(b0, 0), g.in_row(b1 - 1, g.R - 1) + 1, Qr);
+    st.stage(g, x, g.in_row(b0, 0), g.in_row(b1 - 1, g.R - 1) + 1, Qr, /*edges_only=*/true);
     direct_fwd_block_any<T>(g, st, w, b0, b1, o);
   }
 }
@@ -373,11 +426,13 @@ static void direct_wgrad_taps(const ConvGeometry& g, const StagedRows<T>& st,
   for (int64_t p = b0; p < b1; ++p) {
     const int64_t ih = g.in_row(p, r);
     if (ih < 0 || ih >= g.H || (ih >= skip0 && ih < skip1)) continue;
-    const T* xr = st.row(ih);
+    const T* xs = st.row(ih);
+    const T* xp = st.row_for(ih, true);
     const T* gyr = gr.row(p);
     int64_t q = 0;
     for (; q + 2 * V < gr.Qr; q += 2 * V) {
-      const vec_t<T> g0 = loadu(gyr + q), g1 = loadu(gyr + q + V);
+      const T* xr = st.in_place(q, 2 * V) ? xp : xs;
+      const vec_t<T> g0 = loadu_keep(gyr + q), g1 = loadu_keep(gyr + q + V);
 #pragma GCC unroll 8
       for (int s = 0; s < KS; ++s) {
         a0[s] += g0 * loadu(xr + toff[s] + q);
@@ -385,11 +440,13 @@ static void direct_wgrad_taps(const ConvGeometry& g, const StagedRows<T>& st,
       }
     }
     for (; q + V < gr.Qr; q += V) {
-      const vec_t<T> g0 = loadu(gyr + q);
+      const T* xr = st.in_place(q, V) ? xp : xs;
+      const vec_t<T> g0 = loadu_keep(gyr + q);
 #pragma GCC unroll 8
       for (int s = 0; s < KS; ++s) a0[s] += g0 * loadu(xr + toff[s] + q);
     }
     const vec_t<T> gl = gr.last(gyr);
+    const T* xr = st.in_place(q, V) ? xp : xs;
 #pragma GCC unroll 8
     for (int s = 0; s < KS; ++s) {
       const vec_t<T> prod = gl * loadu(xr + toff[s] + q);
@@ -417,18 +474,20 @@ static void direct_wgrad_reuse(const ConvGeometry& g, const StagedRows<T>& st,
   vec_t<T> a[R][KS] = {};
   const int64_t* toff = st.tap_off.data() + s0;
   for (int64_t ih = i0; ih < i1; ++ih) {
-    const T* xr = st.row(ih);
+    const T* xs = st.row(ih);
+    const T* xp = st.row_for(ih, true);
     const T* gyr[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) gyr[r] = gr.row(ih + g.pad_h - r);
     int64_t q = 0;
     for (; q + V < gr.Qr; q += V) {
+      const T* xr = st.in_place(q, V) ? xp : xs;
       vec_t<T> gv[R];
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) gv[r] = loadu(gyr[r] + q);
+      for (int r = 0; r < R; ++r) gv[r] = loadu_keep(gyr[r] + q);
 #pragma GCC unroll 8
       for (int s = 0; s < KS; ++s) {
-        const vec_t<T> xv = loadu(xr + toff[s] + q);
+        const vec_t<T> xv = loadu_keep(xr + toff[s] + q);
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) a[r][s] += gv[r] * xv;
       }
@@ -436,6 +495,7 @@ static void direct_wgrad_reuse(const ConvGeometry& g, const StagedRows<T>& st,
     vec_t<T> gv[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) gv[r] = gr.last(gyr[r]);
+    const T* xr = st.in_place(q, V) ? xp : xs;
 #pragma GCC unroll 8
     for (int s = 0; s < KS; ++s) {
       const vec_t<T> xv = loadu(xr + toff[s] + q);
@@ -484,7 +544,7 @@ void direct_wgrad_rows(const ConvGeometry& g, const T* x, const T* gy, int64_t p
   StagedRows<T>& st = thread_staging<T>();
   for (int64_t b0 = p0; b0 < p1; b0 += kStageRows) {
     const int64_t b1 = std::min(p1, b0 + kStageRows);
-    st.stage(g, x, g.in_row(b0, 0), g.in_row(b1 - 1, g.R - 1) + 1, Qr);
+    st.stage(g, x, g.in_row(b0, 0), g.in_row(b1 - 1, g.R - 1) + 1, Qr, /*edges_only=*/true);
     // Input rows whose R grad_output partners all lie in this block and inside the image go
     // through the row-reuse kernel; the block's edges through the per-row one.
     int64_t i0 = 0, i1 = 0;

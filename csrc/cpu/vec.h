@@ -55,6 +55,20 @@ template <typename T>
 inline void storeu(T* p, vec_t<T> v) {
   __builtin_memcpy(p, &v, sizeof(v));
 }
+// A load meant to be reused from a register. GCC folds every use of a loaded vector
+// into a memory-operand FMA when it can, so a value loaded once for three FMAs became
+// three loads (most of them straddling two cache lines): the 3x3 row kernels ran at half
+// their FMA rate. The empty asm hides where the value came from.
+template <typename T>
+inline vec_t<T> loadu_keep(const T* p) {
+  vec_t<T> v = loadu(p);
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  asm("" : "+v"(v));
+#elif defined(__GNUC__) && defined(__aarch64__)
+  asm("" : "+w"(v));
+#endif
+  return v;
+}
 // Lanes [0, n) of a vector (0 < n <= size), the rest untouched / zero: masked moves on
 // AVX-512, a lane loop elsewhere. For the ragged end of a row without a bounce buffer.
 template <typename T>
