@@ -243,3 +243,21 @@ def test_wide_rows_read_in_place(hw, kernel, stride, padding, dilation, dtype):
         compare_with_torch(x, w, b, stride, padding, dilation, c, **tol)
     x = torch.randn(1, 1, 5, 300, dtype=dtype)
     compare_with_torch(x, torch.randn(1, 1, 1, 1, dtype=dtype), None, 1, 2, 1, 1, **tol)
+
+
+@pytest.mark.parametrize(
+    "hw, kernel, padding",
+    [((20, 150), (8, 3), (3, 1)), ((31, 90), (9, 9), 4), ((40, 23), (15, 2), (7, 0))],
+    ids=["8-rows", "9x9", "15-rows"],
+)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_tall_kernels_run_in_bands_of_rows(hw, kernel, padding, dtype):
+    # Kernels taller than 7 rows run as bands of at most 7 kernel rows, each accumulating
+    # into the output (csrc/cpu/direct.h, kernel_row_band); grad-weight sums each band's
+    # rows into its own rows of the weight gradient.
+    tol = {} if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-4)
+    with fastconv.cpu_algorithm("direct"):  # not the FFT, whatever its cost model says
+        for c in (1, 3):
+            x = torch.randn(2, c, *hw, dtype=dtype)
+            w = torch.randn(c, 1, *kernel, dtype=dtype)
+            compare_with_torch(x, w, torch.randn(c, dtype=dtype), 1, padding, 1, c, **tol)
