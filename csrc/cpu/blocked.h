@@ -157,10 +157,10 @@ inline void blocked_fwd_taps(vec_t<T>* acc, const T* xs, const T* ws) {
   constexpr int V = Vec<T>::size;
   vec_t<T> w[U];
 #pragma GCC unroll 4
-  for (int u = 0; u < U; ++u) w[u] = loadu(ws + u * V);
+  for (int u = 0; u < U; ++u) w[u] = loadu_keep(ws + u * V);
 #pragma GCC unroll 64
   for (int i = 0; i < SW * (QB - 1) + U; ++i) {
-    const vec_t<T> v = loadu(xs + i * V);
+    const vec_t<T> v = loadu_keep(xs + i * V);
 #pragma GCC unroll 4
     for (int u = 0; u < U; ++u) {
       const int j = (i - u) / SW;
@@ -208,7 +208,7 @@ __attribute__((noinline)) static void blocked_fwd_tile(const BlockedFwdArgs<T>& 
     const T* xr = x0 + r * a.row_step;
     const T* wr = a.wb + r * a.S * V;
     for (int64_t s = 0; s < a.S; ++s) {
-      const vec_t<T> w = loadu(wr + s * V);
+      const vec_t<T> w = loadu_keep(wr + s * V);
       const T* xs = xr + s * a.col_step;
 #pragma GCC unroll 16
       for (int j = 0; j < QB; ++j) acc[j] += w * loadu(xs + j * step);
@@ -290,11 +290,11 @@ inline void blocked_wgrad_step(vec_t<T> (*a)[SB], const T* g, const T* x, int64_
   constexpr int V = Vec<T>::size;
   vec_t<T> gv[QU];
 #pragma GCC unroll 4
-  for (int u = 0; u < QU; ++u) gv[u] = loadu(g + u * V);
+  for (int u = 0; u < QU; ++u) gv[u] = loadu_keep(g + u * V);
   if constexpr (SW > 0) {
 #pragma GCC unroll 32
     for (int i = 0; i < SW * (QU - 1) + SB; ++i) {
-      const vec_t<T> v = loadu(x + i * V);
+      const vec_t<T> v = loadu_keep(x + i * V);
 #pragma GCC unroll 4
       for (int u = 0; u < QU; ++u) {
         const int s = i - SW * u;
