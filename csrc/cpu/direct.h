@@ -191,8 +191,8 @@ struct OutRows {
 template <typename T, int RB, int U, int R>
 __attribute__((noinline)) static void direct_fwd_tiles(const ConvGeometry& g,
                                                        const StagedRows<T>& st, const T* w,
-                                                       int64_t p, int64_t q0, int64_t q1,
-                                                       T* out, const OutRows<T>& o, int tail) {
+                                                       int64_t p, int64_t q0, int64_t q1, T* out,
+                                                       const OutRows<T>& o, int tail) {
   constexpr int V = Vec<T>::size;
   static_assert(U * V <= StagedRows<T>::kEdgeCols, "edge tiles wider than the staged edges");
   const bool ragged = tail < V;
@@ -593,8 +593,8 @@ void direct_wgrad_rows(const ConvGeometry& g, const T* x, const T* gy, int64_t p
       for (int64_t r = 0; r < band.R; ++r) {
         for (int64_t s0 = 0; s0 < g.S; s0 += 8) {
           switch (std::min<int64_t>(8, g.S - s0)) {
-#define FC_TAPS(n)                                                             \
-  case n:                                                                      \
+#define FC_TAPS(n)                                                          \
+  case n:                                                                   \
     direct_wgrad_taps<T, n>(band, st, gr, b0, b1, r, s0, i0, i1, band_acc); \
     break;
             FC_TAPS(1) FC_TAPS(2) FC_TAPS(3) FC_TAPS(4) FC_TAPS(5) FC_TAPS(6) FC_TAPS(7) FC_TAPS(8)
