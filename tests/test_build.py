@@ -1,9 +1,12 @@
-"""The build switch: the CUDA kernels are built exactly when the machine can build them."""
+"""The build: CUDA kernels exactly when the machine can build them; every CPU kernel build works."""
 
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import fastconv
@@ -69,3 +72,23 @@ def test_no_torch_convolution_in_the_extension():
             text = path.read_text()
             for name in banned:
                 assert name not in text, f"{path.name} calls {name}"
+
+
+@pytest.mark.parametrize("isa", ["avx2", "base"])
+def test_narrower_kernel_builds_pass_the_differential_tests(isa):
+    # Every x86 build carries AVX-512, AVX2 and baseline kernels, but a machine runs only
+    # the best its CPU has. FASTCONV_CPU_ISA caps the choice, so the others are checked
+    # here too: their vector width changes every tile, edge and tail of the row kernels.
+    cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if isa == "avx2" and not (" avx2" in cpu and " fma" in cpu):
+        pytest.skip("this CPU has no AVX2")
+    env = dict(os.environ, FASTCONV_CPU_ISA=isa)
+    probe = [sys.executable, "-c", "import fastconv; print(fastconv.cpu_isa())"]
+    ran = subprocess.run(probe, env=env, capture_output=True, text=True, check=True)
+    assert ran.stdout.strip().splitlines()[-1] == isa
+    files = ["test_functional.py", "test_winograd.py", "test_blocked.py", "test_fft.py"]
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
+    ran = subprocess.run(
+        cmd + [f"tests/{f}" for f in files], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-2000:]

@@ -32,15 +32,21 @@
 
 namespace fastconv {
 
+// The best kernels this CPU runs. FASTCONV_CPU_ISA=avx2 or base caps the choice (never
+// raises it), so the narrower builds are tested on a machine that has AVX-512.
 template <typename T>
 const KernelTable<T>& kernels() {
   static const KernelTable<T>* best = [] {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    const char* env = std::getenv("FASTCONV_CPU_ISA");
+    const std::string cap = env ? env : "";
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512dq") && avx512::table<T>())
+    if (cap != "avx2" && cap != "base" && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+        avx512::table<T>())
       return avx512::table<T>();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && avx2::table<T>())
+    if (cap != "base" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        avx2::table<T>())
       return avx2::table<T>();
 #endif
     return base::table<T>();
