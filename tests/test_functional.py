@@ -261,3 +261,33 @@ def test_tall_kernels_run_in_bands_of_rows(hw, kernel, padding, dtype):
             x = torch.randn(2, c, *hw, dtype=dtype)
             w = torch.randn(c, 1, *kernel, dtype=dtype)
             compare_with_torch(x, w, torch.randn(c, dtype=dtype), 1, padding, 1, c, **tol)
+
+
+@st.composite
+def wide_one_channel_geometries(draw):
+    # Rows wide enough for in-place tiles (64 columns and more) and kernels up to 15 rows
+    # (bands): the row kernels' paths the small geometries above never reach.
+    r, s = draw(st.integers(1, 15)), draw(st.integers(1, 9))
+    dil = (draw(st.integers(1, 2)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 2)), draw(st.sampled_from([1, 1, 1, 2])))
+    pad = (draw(st.integers(0, r + 2)), draw(st.integers(0, 2 * s + 10)))
+    h = max(1, dil[0] * (r - 1) + 1 - 2 * pad[0]) + draw(st.integers(0, 12))
+    w = max(64, dil[1] * (s - 1) + 1 - 2 * pad[1]) + draw(st.integers(0, 200))
+    return dict(
+        c=draw(st.integers(1, 2)),
+        hw=(h, w),
+        kernel=(r, s),
+        stride=stride,
+        padding=pad,
+        dilation=dil,
+    )
+
+
+@given(wide_one_channel_geometries())
+def test_wide_one_channel_rows_match_torch_float64(geo):
+    c = geo["c"]
+    x = torch.randn(2, c, *geo["hw"], dtype=torch.float64)
+    w = torch.randn(c, 1, *geo["kernel"], dtype=torch.float64)
+    b = torch.randn(c, dtype=torch.float64)
+    with fastconv.cpu_algorithm("direct"):
+        compare_with_torch(x, w, b, geo["stride"], geo["padding"], geo["dilation"], c)
