@@ -37,8 +37,8 @@ constexpr int64_t kStageRows = 32;  // output rows per staged block
 // every output row sees all R kernel rows. The buffer is reused across calls on a thread.
 //
 // With stride_w == 1, forward tiles and grad-weight vectors whose columns lie inside the
-// image read x in place (in_place, row_for): copying a row had cost about a third of a
-// 3x3 tile's time on it. stage() with edges_only copies only the columns the others read,
+// image read x in place (in_place, row_for): copying every row had been about a third of
+// a 3x3 forward's time. stage() with edges_only copies only the columns the others read,
 // kEdgeCols and the kernel's halo either side.
 template <typename T>
 struct StagedRows {
