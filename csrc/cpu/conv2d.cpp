@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -32,21 +33,33 @@
 
 namespace fastconv {
 
-// The best kernels this CPU runs. FASTCONV_CPU_ISA=avx2 or base caps the choice (never
-// raises it), so the narrower builds are tested on a machine that has AVX-512.
+bool cpu_isa_allowed(const char* isa) {
+  auto rank = [](const std::string& s) { return s == "base" ? 0 : s == "avx2" ? 1 : 2; };
+  static const int cap = [&] {
+    const char* env = std::getenv("FASTCONV_CPU_ISA");
+    return env ? rank(env) : 2;
+  }();
+  return rank(isa) <= cap;
+}
+
+void* page_aligned_alloc(size_t bytes) {
+  void* p = std::aligned_alloc(4096, (std::max<size_t>(bytes, 1) + 4095) / 4096 * 4096);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+// The best kernels this CPU runs (and cpu_isa_allowed permits).
 template <typename T>
 const KernelTable<T>& kernels() {
   static const KernelTable<T>* best = [] {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    const char* env = std::getenv("FASTCONV_CPU_ISA");
-    const std::string cap = env ? env : "";
     __builtin_cpu_init();
-    if (cap != "avx2" && cap != "base" && __builtin_cpu_supports("avx512f") &&
+    if (cpu_isa_allowed("avx512") && __builtin_cpu_supports("avx512f") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
         avx512::table<T>())
       return avx512::table<T>();
-    if (cap != "base" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        avx2::table<T>())
+    if (cpu_isa_allowed("avx2") && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma") && avx2::table<T>())
       return avx2::table<T>();
 #endif
     return base::table<T>();
@@ -88,17 +101,12 @@ ConvGeometry dgrad_as_forward(const ConvGeometry& g) {
 // Contents are not initialised. Slots are buffers alive at the same time.
 enum ScratchSlot { kPackedWeight = 0, kFlippedWeight = 1, kWinogradGrad = 2, kScratchSlots = 3 };
 
-// Page-aligned like the kernels' thread_scratch (vec.h), for the same reason: where a buffer
-// sits relative to the cache sets must not depend on the heap's history.
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
 };
 template <typename T>
 std::unique_ptr<T[], FreeDeleter> page_aligned(size_t count) {
-  const size_t pages = (count * sizeof(T) + 4095) / 4096;
-  T* p = static_cast<T*>(std::aligned_alloc(4096, pages * 4096));
-  if (!p) throw std::bad_alloc();
-  return std::unique_ptr<T[], FreeDeleter>(p);
+  return std::unique_ptr<T[], FreeDeleter>(static_cast<T*>(page_aligned_alloc(count * sizeof(T))));
 }
 
 template <typename T>

@@ -13,9 +13,7 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <memory>
-#include <string>
 #include <vector>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -152,8 +150,7 @@ namespace fastconv {
 bool dense_bf16_available() {
 #if defined(FC_BF16_BUILD)
   static const bool ok = [] {
-    const char* cap = std::getenv("FASTCONV_CPU_ISA");  // see kernels() in conv2d.cpp
-    if (cap != nullptr && (std::string(cap) == "avx2" || std::string(cap) == "base")) return false;
+    if (!cpu_isa_allowed("avx512")) return false;
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&

@@ -3,11 +3,23 @@
 // and dtype; these functions only see raw pointers into contiguous NCHW tensors.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "../conv_geometry.h"
 
 namespace fastconv {
+
+// Whether kernels for `isa` ("avx512", "avx2", "base") may be picked. FASTCONV_CPU_ISA=avx2
+// or base caps the run-time choice (never raises it past what the CPU has), so the narrower
+// builds are tested on a machine with AVX-512. Read once (conv2d.cpp).
+bool cpu_isa_allowed(const char* isa);
+
+// At least `bytes` of page-aligned memory, released with std::free; throws std::bad_alloc.
+// Page alignment, not 64 bytes: where a buffer sits relative to the cache sets must not
+// depend on the heap's history (one Winograd layer ran 3.5 or 6.2 ms depending on what the
+// process had allocated before). Shared by the driver's and the kernels' scratch.
+void* page_aligned_alloc(size_t bytes);
 
 template <typename T>
 struct KernelTable {

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <new>
 #include <type_traits>
 #if FC_VEC_BYTES == 64 && defined(__x86_64__)
 #include <immintrin.h>
@@ -286,11 +285,9 @@ inline void load_transposed(vec_t<T>* v, int cnt, int nc, const T* src, int64_t 
 }
 
 // Scratch of one kernel call, per thread (each worker thread has its own; slots are buffers
-// alive at the same time), page-aligned: a whole-vector access to a staged position never
-// straddles two cache lines (split loads had halved the blocked grad-weight loop's speed),
-// and where a buffer sits relative to the cache sets does not depend on the heap's history
-// (64-byte-aligned vectors landed anywhere in a page, and one Winograd layer ran 3.5 or
-// 6.2 ms depending on what the process had allocated before).
+// alive at the same time), page-aligned (page_aligned_alloc, kernel_table.h): a whole-vector
+// access to a staged position never straddles two cache lines (split loads had halved the
+// blocked grad-weight loop's speed), and placement does not depend on the heap's history.
 template <typename T>
 T* thread_scratch(int slot, int64_t n) {
   struct Buf {
@@ -302,9 +299,9 @@ T* thread_scratch(int slot, int64_t n) {
   Buf& b = bufs[slot];
   if (b.n < n) {
     std::free(b.p);
-    const size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T) + 4095) / 4096;
-    b.p = static_cast<T*>(std::aligned_alloc(4096, bytes * 4096));
-    if (!b.p) throw std::bad_alloc();
+    b.p = nullptr, b.n = -1;  // empty, should the allocation below throw
+    b.p = static_cast<T*>(
+        page_aligned_alloc(static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T)));
     b.n = n;
   }
   return b.p;
