@@ -67,7 +67,8 @@ from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtensio
 with_cuda, why = want_cuda(torch.version.cuda, cuda_home)
 os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
 
-sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/cpu/*.cpp"))
+sources = sorted(glob.glob("csrc/ops/*.cpp"))
+sources += sorted(glob.glob("csrc/cpu/**/*.cpp", recursive=True))
 # -fopenmp: ATen's at::parallel_for is an inline template that only runs in parallel when
 # the *extension* is compiled with OpenMP (torch's own build uses OpenMP); without it every
 # kernel silently runs on one thread.
@@ -116,10 +117,11 @@ setup(
     name="fastconv",
     version="0.1.0",
     description="Fast 2-D cross-correlation (F.conv2d semantics) for PyTorch, own CPU/CUDA kernels",
-    packages=["fastconv", "benchmarks"],
+    # The benchmarks run from the checkout (`make bench`, `python -m benchmarks`); they are
+    # not installed into users' site-packages.
+    packages=["fastconv"],
     ext_modules=[ext],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
     install_requires=["torch", "numpy"],
-    entry_points={"console_scripts": ["fastconv-bench=benchmarks.bench:main"]},
     python_requires=">=3.9",
 )

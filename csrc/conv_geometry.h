@@ -1,6 +1,7 @@
-// ConvGeometry: the sizes of one 2-D cross-correlation and the index math shared by the
-// CPU and CUDA kernels. Plain data, __host__ __device__, every size int64_t so that
-// products such as N*K*P*Q never overflow on large tensors.
+// ConvGeometry: the sizes of one 2-D cross-correlation, the index math shared by the CPU
+// and CUDA kernels, and every geometry derived from it (output size, grad-input as a
+// forward pass, the phase split of dilated layers). Plain data, __host__ __device__, every
+// size int64_t so that products such as N*K*P*Q never overflow on large tensors.
 //
 //   y[n, k, p, q] = b[k] + sum_{c, r, s} w[k, c, r, s] * x[n, g*C/G + c, ih, iw]
 //   ih = p*stride_h - pad_h + r*dil_h,   iw = q*stride_w - pad_w + s*dil_w
@@ -19,7 +20,8 @@
 
 namespace fastconv {
 
-// Output length of one spatial dimension; <= 0 means the kernel does not fit.
+// Output length of one spatial dimension; 0 means the kernel does not fit. The same
+// formula as fastconv/shapes.py (the fake kernels and the benchmarks).
 FC_HD int64_t conv_out_size(int64_t in, int64_t kernel, int64_t pad, int64_t stride, int64_t dil) {
   const int64_t span = dil * (kernel - 1) + 1;
   const int64_t padded = in + 2 * pad;
@@ -55,9 +57,8 @@ struct ConvGeometry {
 
   FC_HD int64_t C_per_group() const { return C / groups; }
   FC_HD int64_t K_per_group() const { return K / groups; }
-  // Input channel seen by output channel k in the one-channel-per-group family.
-  FC_HD int64_t channel_of(int64_t k) const { return k / K_per_group(); }
   FC_HD bool one_channel_per_group() const { return C_per_group() == 1; }
+  FC_HD bool unit_stride() const { return stride_h == 1 && stride_w == 1; }
 
   FC_HD int64_t in_row(int64_t p, int64_t r) const { return p * stride_h - pad_h + r * dil_h; }
   FC_HD int64_t in_col(int64_t q, int64_t s) const { return q * stride_w - pad_w + s * dil_w; }
@@ -67,6 +68,53 @@ struct ConvGeometry {
   FC_HD int64_t weight_numel() const { return K * C_per_group() * R * S; }
   // Multiply-accumulates of one forward pass; FLOPs are twice this.
   FC_HD int64_t macs() const { return N * K * P * Q * C_per_group() * R * S; }
+
+  // P and Q from the other fields.
+  FC_HD void set_output_size() {
+    P = conv_out_size(H, R, pad_h, stride_h, dil_h);
+    Q = conv_out_size(W, S, pad_w, stride_w, dil_w);
+  }
 };
+
+// Grad-input of a stride-1 layer as a forward pass: correlate grad_output with the
+// flipped, transposed weight (w'[g][c][k][R-1-r][S-1-s] = w[g][k][c][r][s]); the padding
+// becomes dil*(R-1) - pad (negative values crop).
+FC_HD ConvGeometry dgrad_as_forward(const ConvGeometry& g) {
+  ConvGeometry t = g;
+  t.C = g.K;
+  t.H = g.P;
+  t.W = g.Q;
+  t.K = g.C;
+  t.P = g.H;
+  t.Q = g.W;
+  t.pad_h = g.dil_h * (g.R - 1) - g.pad_h;
+  t.pad_w = g.dil_w * (g.S - 1) - g.pad_w;
+  return t;
+}
+
+// A dilated "same" layer (dilation d in both directions, padding d, stride 1, a 3x3
+// kernel, so P = H and Q = W) is d*d independent undilated layers with padding 1: output
+// phase (a, b) -- rows a mod d, columns b mod d -- reads only input phase (a, b). The
+// phases that hold an output (a < min(d, P), b < min(d, Q)) go into the batch dimension,
+// [N, C, H, W] -> [da*db*N, C, ceil(H/d), ceil(W/d)] with phase (a, b) of image n at batch
+// index (a*db + b)*N + n, so one call covers them all, and the split tensors stay within
+// four times the input's and output's sizes however large d is.
+FC_HD bool has_dilated_phases(const ConvGeometry& g) {
+  const int64_t d = g.dil_h;
+  return d >= 2 && g.dil_w == d && g.pad_h == d && g.pad_w == d && g.unit_stride() && g.R == 3 &&
+         g.S == 3;
+}
+FC_HD int64_t phase_rows(const ConvGeometry& g) { return g.dil_h < g.P ? g.dil_h : g.P; }
+FC_HD int64_t phase_cols(const ConvGeometry& g) { return g.dil_w < g.Q ? g.dil_w : g.Q; }
+FC_HD ConvGeometry dilated_phases(const ConvGeometry& g) {
+  const int64_t d = g.dil_h;
+  ConvGeometry t = g;
+  t.N = g.N * phase_rows(g) * phase_cols(g);
+  t.H = t.P = (g.H + d - 1) / d;
+  t.W = t.Q = (g.W + d - 1) / d;
+  t.pad_h = t.pad_w = 1;
+  t.dil_h = t.dil_w = 1;
+  return t;
+}
 
 }  // namespace fastconv

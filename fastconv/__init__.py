@@ -10,8 +10,16 @@ kernel is *not* flipped -- with the same signature, and is differentiable to any
     fastconv.Conv2D(kernel_size)  # the textbook's layer
 """
 
-from . import reference
-from ._ops import cpu_algorithm, cpu_isa, get_cpu_algorithm, has_cuda, set_cpu_algorithm
+from . import _fake, reference  # noqa: F401  (_fake registers the shape rules)
+from .config import (
+    cpu_algorithm,
+    cpu_family,
+    cpu_has_bf16_kernel,
+    cpu_isa,
+    get_cpu_algorithm,
+    has_cuda,
+    set_cpu_algorithm,
+)
 from .functional import conv2d, corr2d
 from .modules import Conv2D, Conv2d, convert
 
@@ -24,7 +32,9 @@ __all__ = [
     "reference",
     "has_cuda",
     "cpu_isa",
+    "cpu_has_bf16_kernel",
     "cpu_algorithm",
+    "cpu_family",
     "set_cpu_algorithm",
     "get_cpu_algorithm",
 ]

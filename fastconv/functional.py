@@ -6,10 +6,10 @@ so the raw torch.ops.fastconv ops are exactly as safe."""
 import torch
 import torch.nn.functional as F
 
-from . import _ops
+from . import _loader
 
-_C = _ops._C
-_op = _ops.ops.conv2d.default
+_C = _loader._C
+_op = _loader.ops.conv2d.default
 _is_compiling = torch.compiler.is_compiling
 
 

@@ -1,5 +1,5 @@
-"""Shared test helpers: compare fastconv against torch's own convolution; load and run the
-examples."""
+"""Shared test helpers: compare fastconv against torch's own convolution, ask which kernel
+family runs a call, load and run the examples."""
 
 import importlib.util
 import subprocess
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from hypothesis import strategies as st
 
 import fastconv
 
@@ -26,6 +27,68 @@ def make_layout(t, layout):
     if layout == "expanded" and t.dim() == 4 and t.shape[0] > 0:
         return t[:1].expand(t.shape[0], *t.shape[1:]) if (t == t[:1]).all() else t
     return t
+
+
+# ---- a hypothesis space of geometries and layouts, shared by the API and family tests ----
+
+LAYOUTS = ["contiguous", "channels_last", "strided", "expanded"]
+
+
+@st.composite
+def geometries(draw, max_channels=3):
+    groups = draw(st.integers(1, 3))
+    cg = draw(st.integers(1, max_channels))
+    kg = draw(st.integers(1, max_channels))
+    r, s = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    dil = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    kind = draw(st.sampled_from(["int", "pair", "same", "valid"]))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    if kind == "same":
+        stride, padding = (1, 1), "same"
+    elif kind == "valid":
+        padding = "valid"
+    elif kind == "int":
+        padding = draw(st.integers(0, 3))
+    else:
+        padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+    pads = (
+        (0, 0)
+        if isinstance(padding, str)
+        else ((padding, padding) if isinstance(padding, int) else padding)
+    )
+    # Smallest input the dilated kernel fits in, plus a random margin.
+    h = max(1, dil[0] * (r - 1) + 1 - 2 * pads[0]) + draw(st.integers(0, 9))
+    w = max(1, dil[1] * (s - 1) + 1 - 2 * pads[1]) + draw(st.integers(0, 9))
+    return dict(
+        n=draw(st.integers(0, 3)),
+        c=groups * cg,
+        k=groups * kg,
+        h=h,
+        w=w,
+        r=r,
+        s=s,
+        stride=stride if draw(st.booleans()) else stride[0] if stride[0] == stride[1] else stride,
+        padding=padding,
+        dilation=dil,
+        groups=groups,
+        bias=draw(st.booleans()),
+        unbatched=draw(st.integers(0, 4)) == 0,
+        layout=draw(st.sampled_from(LAYOUTS)),
+    )
+
+
+def build(geo, dtype=torch.float64):
+    n = max(geo["n"], 1) if geo["unbatched"] else geo["n"]
+    x = torch.randn(n, geo["c"], geo["h"], geo["w"], dtype=dtype)
+    if geo["layout"] == "expanded":
+        x = x[:1].expand_as(x).clone()  # equal images, so the expanded view is valid
+    x = make_layout(x, geo["layout"])
+    if geo["unbatched"]:
+        x = x[0]
+    w = torch.randn(geo["k"], geo["c"] // geo["groups"], geo["r"], geo["s"], dtype=dtype)
+    w = make_layout(w, geo["layout"] if geo["layout"] != "expanded" else "contiguous")
+    b = torch.randn(geo["k"], dtype=dtype) if geo["bias"] else None
+    return x, w, b
 
 
 def compare_with_torch(x, w, b, stride, padding, dilation, groups, *, grads=True, **tol):
@@ -51,6 +114,11 @@ def compare_with_torch(x, w, b, stride, padding, dilation, groups, *, grads=True
     want = torch.autograd.grad(y_ref, ref_inputs, gy)
     for name, a, e in zip(("input", "weight", "bias"), got, want):
         torch.testing.assert_close(a, e, msg=lambda m, n=name: f"grad of {n}: {m}", **tol)
+
+
+def family(x, w, stride=1, padding=0, dilation=1, groups=1, pass_="forward"):
+    """The CPU kernel family fastconv runs for this call (fastconv.cpu_family)."""
+    return fastconv.cpu_family(x, w, stride, padding, dilation, groups, pass_)
 
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -30,7 +30,7 @@
 
 #include <algorithm>
 
-#include "tuned.cuh"
+#include "common.cuh"
 
 namespace fastconv {
 namespace {
@@ -274,24 +274,26 @@ __global__ void direct_wgrad_reduce_kernel(int64_t count, int64_t splits,
 
 int64_t acc_bytes(at::ScalarType t) { return t == at::kDouble ? 8 : 4; }
 
-DirectPlan forward_plan(const ConvGeometry& g) {
+// The plan of a forward pass over t; multiplier: output channels per input channel of the
+// layer (the grad-input pass sums that many grad_output planes into each input plane).
+DirectPlan plan_for(const ConvGeometry& t, int64_t multiplier) {
   DirectPlan d{};
-  d.Hin = g.H;
-  d.Win = g.W;
-  d.Pout = g.P;
-  d.Qout = g.Q;
-  d.off_h = g.pad_h;
-  d.off_w = g.pad_w;
-  d.stride_h = g.stride_h;
-  d.stride_w = g.stride_w;
-  d.dil_h = g.dil_h;
-  d.dil_w = g.dil_w;
-  d.R = g.R;
-  d.S = g.S;
-  d.out_per_n = g.K;
-  d.in_per_n = g.C;
-  d.M = g.K_per_group();
-  d.planes_out = g.N * g.K;
+  d.Hin = t.H;
+  d.Win = t.W;
+  d.Pout = t.P;
+  d.Qout = t.Q;
+  d.off_h = t.pad_h;
+  d.off_w = t.pad_w;
+  d.stride_h = t.stride_h;
+  d.stride_w = t.stride_w;
+  d.dil_h = t.dil_h;
+  d.dil_w = t.dil_w;
+  d.R = t.R;
+  d.S = t.S;
+  d.out_per_n = t.K;
+  d.in_per_n = t.C;
+  d.M = multiplier;
+  d.planes_out = t.N * t.K;
   return d;
 }
 
@@ -323,7 +325,7 @@ bool grid_fits(const DirectPlan& d) { return d.tiles_p * d.tiles_q <= 0x7fffffff
 bool direct_fwd_cuda(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& w,
                      const at::Tensor& bias, at::Tensor& y) {
   if (!g.one_channel_per_group()) return false;
-  DirectPlan d = forward_plan(g);
+  DirectPlan d = plan_for(g, g.K_per_group());
   if (!plan_tiles(d, acc_bytes(x.scalar_type())) || !grid_fits(d)) return false;
   launch_conv(d, false, x, w, bias, y);
   return true;
@@ -331,23 +333,9 @@ bool direct_fwd_cuda(const ConvGeometry& g, const at::Tensor& x, const at::Tenso
 
 bool direct_dgrad_cuda(const ConvGeometry& g, const at::Tensor& gy, const at::Tensor& w,
                        at::Tensor& gx) {
-  if (!g.one_channel_per_group() || g.stride_h != 1 || g.stride_w != 1) return false;
-  DirectPlan d{};
-  d.Hin = g.P;
-  d.Win = g.Q;
-  d.Pout = g.H;
-  d.Qout = g.W;
-  d.off_h = g.dil_h * (g.R - 1) - g.pad_h;
-  d.off_w = g.dil_w * (g.S - 1) - g.pad_w;
-  d.stride_h = d.stride_w = 1;
-  d.dil_h = g.dil_h;
-  d.dil_w = g.dil_w;
-  d.R = g.R;
-  d.S = g.S;
-  d.out_per_n = g.C;
-  d.in_per_n = g.K;
-  d.M = g.K_per_group();
-  d.planes_out = g.N * g.C;
+  if (!g.one_channel_per_group() || !g.unit_stride()) return false;
+  // A forward pass over grad_output with the flipped kernel (conv_geometry.h).
+  DirectPlan d = plan_for(dgrad_as_forward(g), g.K_per_group());
   if (!plan_tiles(d, acc_bytes(gy.scalar_type())) || !grid_fits(d)) return false;
   launch_conv(d, true, gy, w, at::Tensor(), gx);
   return true;
@@ -356,7 +344,7 @@ bool direct_dgrad_cuda(const ConvGeometry& g, const at::Tensor& gy, const at::Te
 bool direct_wgrad_cuda(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& gy,
                        at::Tensor& gw) {
   if (!g.one_channel_per_group()) return false;
-  DirectPlan d = forward_plan(g);
+  DirectPlan d = plan_for(g, g.K_per_group());
   if (!plan_tiles(d, acc_bytes(x.scalar_type()))) return false;
   const int64_t chunks = ((g.R + d.chunk_r - 1) / d.chunk_r) * ((g.S + d.chunk_s - 1) / d.chunk_s);
   const int64_t blocks_x = g.K * chunks;

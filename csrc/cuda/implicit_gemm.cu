@@ -41,7 +41,7 @@
 #include <string>
 #include <type_traits>
 
-#include "tuned.cuh"
+#include "common.cuh"
 
 namespace fastconv {
 namespace {
@@ -416,7 +416,10 @@ void launch(IgemmParams prm, const at::Tensor& a_src, const at::Tensor& b_src,
 // The gathers decompose GEMM indices over (channel, r·S + s) as int.
 bool fits_int(int64_t v) { return v <= 0x7fffffffLL; }
 
-IgemmParams conv_params(const ConvGeometry& g) {
+// The GEMM of one pass (see the top of the file) from the geometry: A gathers from the
+// input planes for fprop and from grad_output's otherwise; the other operand's planes are
+// the destination (fprop, dgrad) or the input B gathers from (wgrad).
+IgemmParams conv_params(const ConvGeometry& g, Pass pass) {
   IgemmParams prm{};
   prm.groups = g.groups;
   prm.R = g.R;
@@ -429,6 +432,26 @@ IgemmParams conv_params(const ConvGeometry& g) {
   prm.dil_w = g.dil_w;
   prm.w_cg = g.C_per_group();
   prm.w_kg = g.K_per_group();
+  const bool fprop = pass == Pass::kFprop;
+  // (channels, channels per group, height, width) of the input and output planes
+  const int64_t in[4] = {g.C, g.C_per_group(), g.H, g.W};
+  const int64_t out[4] = {g.K, g.K_per_group(), g.P, g.Q};
+  const int64_t* src = fprop ? in : out;
+  const int64_t* dst = fprop ? out : in;
+  prm.src_c = src[0], prm.src_cg = src[1], prm.src_h = src[2], prm.src_w = src[3];
+  prm.dst_c = dst[0], prm.dst_cg = dst[1], prm.dst_h = dst[2], prm.dst_w = dst[3];
+  const int64_t RS = g.R * g.S;
+  switch (pass) {
+    case Pass::kFprop:  // M = N·P·Q, N = K/groups, K = C/groups·R·S
+      prm.M = g.N * g.P * g.Q, prm.Ngemm = g.K_per_group(), prm.Kgemm = g.C_per_group() * RS;
+      break;
+    case Pass::kDgrad:  // M = N·H·W, N = C/groups, K = K/groups·R·S
+      prm.M = g.N * g.H * g.W, prm.Ngemm = g.C_per_group(), prm.Kgemm = g.K_per_group() * RS;
+      break;
+    case Pass::kWgrad:  // M = K/groups, N = C/groups·R·S, K = N·P·Q
+      prm.M = g.K_per_group(), prm.Ngemm = g.C_per_group() * RS, prm.Kgemm = g.N * g.P * g.Q;
+      break;
+  }
   return prm;
 }
 
@@ -437,19 +460,8 @@ IgemmParams conv_params(const ConvGeometry& g) {
 bool igemm_fwd_cuda(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& w,
                     const at::Tensor& bias, at::Tensor& y) {
   if (g.one_channel_per_group() || !tensor_cores_apply(x)) return false;
-  IgemmParams prm = conv_params(g);
-  prm.M = g.N * g.P * g.Q;
-  prm.Ngemm = g.K_per_group();
-  prm.Kgemm = g.C_per_group() * g.R * g.S;
+  const IgemmParams prm = conv_params(g, Pass::kFprop);
   if (!fits_int(prm.Kgemm)) return false;
-  prm.src_c = g.C;
-  prm.src_cg = g.C_per_group();
-  prm.src_h = g.H;
-  prm.src_w = g.W;
-  prm.dst_c = g.K;
-  prm.dst_cg = g.K_per_group();
-  prm.dst_h = g.P;
-  prm.dst_w = g.Q;
   launch<Pass::kFprop>(prm, x, w, bias, y);
   return true;
 }
@@ -457,19 +469,8 @@ bool igemm_fwd_cuda(const ConvGeometry& g, const at::Tensor& x, const at::Tensor
 bool igemm_dgrad_cuda(const ConvGeometry& g, const at::Tensor& gy, const at::Tensor& w,
                       at::Tensor& gx) {
   if (g.one_channel_per_group() || !tensor_cores_apply(gy)) return false;
-  IgemmParams prm = conv_params(g);
-  prm.M = g.N * g.H * g.W;
-  prm.Ngemm = g.C_per_group();
-  prm.Kgemm = g.K_per_group() * g.R * g.S;
+  const IgemmParams prm = conv_params(g, Pass::kDgrad);
   if (!fits_int(prm.Kgemm)) return false;
-  prm.src_c = g.K;
-  prm.src_cg = g.K_per_group();
-  prm.src_h = g.P;
-  prm.src_w = g.Q;
-  prm.dst_c = g.C;
-  prm.dst_cg = g.C_per_group();
-  prm.dst_h = g.H;
-  prm.dst_w = g.W;
   launch<Pass::kDgrad>(prm, gy, w, at::Tensor(), gx);
   return true;
 }
@@ -477,19 +478,8 @@ bool igemm_dgrad_cuda(const ConvGeometry& g, const at::Tensor& gy, const at::Ten
 bool igemm_wgrad_cuda(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& gy,
                       at::Tensor& gw) {
   if (g.one_channel_per_group() || !tensor_cores_apply(x)) return false;
-  IgemmParams prm = conv_params(g);
-  prm.M = g.K_per_group();
-  prm.Ngemm = g.C_per_group() * g.R * g.S;
-  prm.Kgemm = g.N * g.P * g.Q;
+  const IgemmParams prm = conv_params(g, Pass::kWgrad);
   if (!fits_int(prm.Ngemm) || prm.Kgemm == 0) return false;  // N = 0: the reference writes 0
-  prm.src_c = g.K;
-  prm.src_cg = g.K_per_group();
-  prm.src_h = g.P;
-  prm.src_w = g.Q;
-  prm.dst_c = g.C;
-  prm.dst_cg = g.C_per_group();
-  prm.dst_h = g.H;
-  prm.dst_w = g.W;
   launch<Pass::kWgrad>(prm, gy, x, at::Tensor(), gw);
   return true;
 }

@@ -1,0 +1,20 @@
+// The channel-blocked kernels of the instruction set being compiled (simd/kernels_isa.h).
+#pragma once
+
+#include "kernels.h"
+#include "table.h"
+
+namespace fastconv {
+namespace FC_ISA {
+
+template <typename T>
+BlockedKernels<T> blocked_kernels() {
+  BlockedKernels<T> k{};
+  k.forward = &blocked_fwd<T>;
+  k.grad_input = &blocked_dgrad<T>;
+  k.grad_weight = &blocked_wgrad<T>;
+  return k;
+}
+
+}  // namespace FC_ISA
+}  // namespace fastconv

@@ -1,0 +1,264 @@
+// Channel-blocked kernels for depthwise layers (groups == in_channels == out_channels):
+// one call handles V channels (one SIMD vector) of one image. Vectorised along a row, a
+// 7- or 14-wide feature map leaves most lanes idle and every plane pays its own staging and
+// loop overheads; vectorised across channels every FMA is full whatever the map's width.
+//
+// A call stages its V input planes as a zero-bordered [row][col][V] buffer through V x V
+// register transposes (NCHW stays the tensor layout; no bounds checks after staging),
+// computes with one vector per position and tap, and transposes results back into NCHW
+// rows in registers.
+//   Fprop: a tile is QB <= V output columns of one row: QB accumulators, and per tap one
+//     weight vector and QB input vectors (memory operands of the FMAs).
+//   Dgrad, strided: grad_output * w scattered into a zeroed staged grad_input, then
+//     unstaged. (Stride 1 is this forward on grad_output with the flipped kernel.)
+//   Wgrad: accumulators for up to 8 taps of one kernel row, two output columns
+//     interleaved for independent FMA chains, added in a fixed order.
+// Included by the per-ISA translation units after vec.h.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <utility>
+
+#include "../runtime/workspace.h"
+#include "staging.h"
+
+namespace fastconv {
+namespace FC_ISA {
+
+template <typename T>
+struct BlockedFwdArgs {
+  int64_t R, S, row_step, col_step, sw, plane;  // steps in elements of the staged buffer
+  const T* wb;                                  // [R*S][V]
+  int nc;
+};
+
+// U consecutive taps (dilation 1) of one kernel row on QB output columns of stride SW:
+// output column j, tap u reads staged position SW*j + u, so each distinct position is loaded
+// once and feeds every (j, u) pair that reads it -- about half a load per FMA at U = 4,
+// where one load per FMA left the loop bound by loads (Zen 4: one 64-byte load a cycle).
+template <typename T, int QB, int SW, int U>
+inline void blocked_fwd_taps(vec_t<T>* acc, const T* xs, const T* ws) {
+  constexpr int V = Vec<T>::size;
+  vec_t<T> w[U];
+#pragma GCC unroll 4
+  for (int u = 0; u < U; ++u) w[u] = loadu_keep(ws + u * V);
+#pragma GCC unroll 64
+  for (int i = 0; i < SW * (QB - 1) + U; ++i) {
+    const vec_t<T> v = loadu_keep(xs + i * V);
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) {
+      const int j = (i - u) / SW;
+      if (i - u >= 0 && (i - u) % SW == 0 && j < QB) acc[j] += w[u] * v;
+    }
+  }
+}
+
+// QB output columns of one row for V channels; SW: the column stride when known (1, 2),
+// 0 for any. x0: staged input under the tile's first column; y0: output (c0, p, q0).
+template <typename T, int QB, int SW>
+__attribute__((noinline)) static void blocked_fwd_tile(const BlockedFwdArgs<T>& a, vec_t<T> bias,
+                                                       const T* x0, T* y0) {
+  constexpr int V = Vec<T>::size;
+  vec_t<T> acc[V];
+#pragma GCC unroll 16
+  for (int j = 0; j < V; ++j) acc[j] = j < QB ? bias : vec_t<T>{};
+  if constexpr (SW > 0) {
+    if (a.col_step == V) {  // dilation 1: taps share loads
+      for (int64_t r = 0; r < a.R; ++r) {
+        const T* xr = x0 + r * a.row_step;
+        const T* wr = a.wb + r * a.S * V;
+        int64_t s = 0;
+        for (; s + 4 <= a.S; s += 4) blocked_fwd_taps<T, QB, SW, 4>(acc, xr + s * V, wr + s * V);
+        switch (a.S - s) {
+          case 3:
+            blocked_fwd_taps<T, QB, SW, 3>(acc, xr + s * V, wr + s * V);
+            break;
+          case 2:
+            blocked_fwd_taps<T, QB, SW, 2>(acc, xr + s * V, wr + s * V);
+            break;
+          case 1:
+            blocked_fwd_taps<T, QB, SW, 1>(acc, xr + s * V, wr + s * V);
+            break;
+          default:
+            break;
+        }
+      }
+      store_transposed(acc, QB, a.nc, y0, a.plane);
+      return;
+    }
+  }
+  const int64_t step = (SW ? SW : a.sw) * V;
+  for (int64_t r = 0; r < a.R; ++r) {
+    const T* xr = x0 + r * a.row_step;
+    const T* wr = a.wb + r * a.S * V;
+    for (int64_t s = 0; s < a.S; ++s) {
+      const vec_t<T> w = loadu_keep(wr + s * V);
+      const T* xs = xr + s * a.col_step;
+#pragma GCC unroll 16
+      for (int j = 0; j < QB; ++j) acc[j] += w * loadu(xs + j * step);
+    }
+  }
+  store_transposed(acc, QB, a.nc, y0, a.plane);
+}
+
+template <typename T, int SW, int... Q>
+constexpr auto blocked_fwd_tiles(std::integer_sequence<int, Q...>) {
+  return std::array{&blocked_fwd_tile<T, Q + 1, SW>...};
+}
+
+// Forward for channels [c0, c0 + V) of one image (x: the image, NCHW or NHWC; y: its NCHW
+// planes; w: [C][R*S]; bias: [C] or null).
+template <typename T>
+void blocked_fwd(const ConvGeometry& g, const T* x, bool x_nhwc, const T* w, const T* bias, T* y,
+                 int64_t c0) {
+  constexpr int V = Vec<T>::size;
+  const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
+  const BlockFrame f = input_frame(g);
+  const Workspace<T> buf_ws(Slot::kStage, f.Hb * f.Wb * V), wb_ws(Slot::kTaps, g.R * g.S * V);
+  T *buf = buf_ws.data(), *wb = wb_ws.data();
+  stage_input(g, x, x_nhwc, c0, nc, f, buf);
+  block_taps(w, g.R * g.S, c0, nc, wb);
+  vec_t<T> bv{};
+  for (int c = 0; c < nc; ++c) bv[c] = bias ? bias[c0 + c] : T(0);
+  const BlockedFwdArgs<T> a{g.R, g.S, g.dil_h * f.Wb * V, g.dil_w * V, g.stride_w, g.P * g.Q,
+                            wb,  nc};
+  static constexpr auto unit = blocked_fwd_tiles<T, 1>(std::make_integer_sequence<int, V>{});
+  static constexpr auto two = blocked_fwd_tiles<T, 2>(std::make_integer_sequence<int, V>{});
+  static constexpr auto any = blocked_fwd_tiles<T, 0>(std::make_integer_sequence<int, V>{});
+  const auto& tiles = g.stride_w == 1 ? unit : g.stride_w == 2 ? two : any;
+  T* yc = y + c0 * g.P * g.Q;
+  for (int64_t p = 0; p < g.P; ++p) {
+    const T* xrow = buf + p * g.stride_h * f.Wb * V;
+    for (int64_t q = 0; q < g.Q; q += V) {
+      const int qb = static_cast<int>(std::min<int64_t>(V, g.Q - q));
+      tiles[qb - 1](a, bv, xrow + q * g.stride_w * V, yc + p * g.Q + q);
+    }
+  }
+}
+
+// Grad-input of a strided layer for channels [c0, c0 + V) of one image: every grad_output
+// position adds gy * w[r, s] to its R x S window of a zeroed staged grad-input. The inner
+// loop runs over output columns of one tap, whose targets never overlap (stride apart).
+template <typename T>
+void blocked_dgrad(const ConvGeometry& g, const T* gy, const T* w, T* gx, int64_t c0) {
+  constexpr int V = Vec<T>::size;
+  const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
+  const BlockFrame f = input_frame(g);
+  const Workspace<T> buf_ws(Slot::kStage, f.Hb * f.Wb * V), wb_ws(Slot::kTaps, g.R * g.S * V);
+  const Workspace<T> gyb_ws(Slot::kStage2, g.P * g.Q * V);
+  T *buf = buf_ws.data(), *wb = wb_ws.data(), *gyb = gyb_ws.data();
+  stage_grad_output(g, gy, c0, nc, gyb);
+  block_taps(w, g.R * g.S, c0, nc, wb);
+  std::fill_n(buf, f.Hb * f.Wb * V, T(0));
+  const int64_t col = g.stride_w * V;
+  for (int64_t p = 0; p < g.P; ++p) {
+    const T* gr = gyb + p * g.Q * V;
+    for (int64_t r = 0; r < g.R; ++r) {
+      T* xr = buf + (p * g.stride_h + r * g.dil_h) * f.Wb * V;
+      for (int64_t s = 0; s < g.S; ++s) {
+        const vec_t<T> wv = loadu(wb + (r * g.S + s) * V);
+        T* xs = xr + s * g.dil_w * V;
+        for (int64_t q = 0; q < g.Q; ++q)
+          storeu(xs + q * col, loadu(xs + q * col) + loadu(gr + q * V) * wv);
+      }
+    }
+  }
+  unstage_block(buf, f, nc, g.H, g.W, gx + c0 * g.H * g.W, g.H * g.W);
+}
+
+// QU output columns (q, q+1, ...) against SB taps of one kernel row: a[u][s] += gy(q + u) *
+// x(SW*u + s). With SW known and dilation 1, positions shared by several (u, s) pairs are
+// loaded once, as in blocked_fwd_taps; otherwise one load per FMA at stride `col`/`tap`.
+template <typename T, int QU, int SB, int SW>
+inline void blocked_wgrad_step(vec_t<T> (*a)[SB], const T* g, const T* x, int64_t col,
+                               int64_t tap) {
+  constexpr int V = Vec<T>::size;
+  vec_t<T> gv[QU];
+#pragma GCC unroll 4
+  for (int u = 0; u < QU; ++u) gv[u] = loadu_keep(g + u * V);
+  if constexpr (SW > 0) {
+#pragma GCC unroll 32
+    for (int i = 0; i < SW * (QU - 1) + SB; ++i) {
+      const vec_t<T> v = loadu_keep(x + i * V);
+#pragma GCC unroll 4
+      for (int u = 0; u < QU; ++u) {
+        const int s = i - SW * u;
+        if (s >= 0 && s < SB) a[u][s] += gv[u] * v;
+      }
+    }
+  } else {
+#pragma GCC unroll 4
+    for (int u = 0; u < QU; ++u)
+#pragma GCC unroll 8
+      for (int s = 0; s < SB; ++s) a[u][s] += gv[u] * loadu(x + u * col + s * tap);
+  }
+}
+
+// out[s] += sum over the P staged rows of gy(p, q) * x(p*sh + row, q*sw + s*dw), s < SB,
+// with three output columns in flight (3*SB FMA chains) added in a fixed order. SW > 0: the
+// column stride, dilation 1; SW == 0: any.
+template <typename T, int SB, int SW>
+__attribute__((noinline)) static void blocked_wgrad_taps(const T* x0, const T* gyb, int64_t P,
+                                                         int64_t Q, int64_t x_row, int64_t x_col,
+                                                         int64_t tap_step, T* out) {
+  constexpr int V = Vec<T>::size, QU = 3;
+  vec_t<T> a[QU][SB];
+#pragma GCC unroll 4
+  for (int u = 0; u < QU; ++u)
+#pragma GCC unroll 8
+    for (int s = 0; s < SB; ++s) a[u][s] = vec_t<T>{};
+  for (int64_t p = 0; p < P; ++p) {
+    const T* gr = gyb + p * Q * V;
+    const T* xr = x0 + p * x_row;
+    int64_t q = 0;
+    for (; q + QU <= Q; q += QU)
+      blocked_wgrad_step<T, QU, SB, SW>(a, gr + q * V, xr + q * x_col, x_col, tap_step);
+    for (; q < Q; ++q)
+      blocked_wgrad_step<T, 1, SB, SW>(a, gr + q * V, xr + q * x_col, x_col, tap_step);
+  }
+#pragma GCC unroll 8
+  for (int s = 0; s < SB; ++s)
+    storeu(out + s * V, loadu(out + s * V) + ((a[0][s] + a[1][s]) + a[2][s]));
+}
+
+template <typename T, int SW, int... S>
+constexpr auto blocked_wgrad_kernels(std::integer_sequence<int, S...>) {
+  return std::array{&blocked_wgrad_taps<T, S + 1, SW>...};
+}
+
+// Grad-weight partial of one image for channels [c0, c0 + V): out[r*S + s][V].
+template <typename T>
+void blocked_wgrad(const ConvGeometry& g, const T* x, bool x_nhwc, const T* gy, T* out,
+                   int64_t c0) {
+  constexpr int V = Vec<T>::size;
+  constexpr int kMaxTaps = 8;
+  const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
+  const BlockFrame f = input_frame(g);
+  const Workspace<T> buf_ws(Slot::kStage, f.Hb * f.Wb * V), gyb_ws(Slot::kStage2, g.P * g.Q * V);
+  T *buf = buf_ws.data(), *gyb = gyb_ws.data();
+  stage_input(g, x, x_nhwc, c0, nc, f, buf);
+  stage_grad_output(g, gy, c0, nc, gyb);
+  using Taps = std::make_integer_sequence<int, kMaxTaps>;
+  static constexpr auto unit = blocked_wgrad_kernels<T, 1>(Taps{});
+  static constexpr auto two = blocked_wgrad_kernels<T, 2>(Taps{});
+  static constexpr auto any = blocked_wgrad_kernels<T, 0>(Taps{});
+  const auto& kernels = g.dil_w != 1 ? any : g.stride_w == 1 ? unit : g.stride_w == 2 ? two : any;
+  // Bands of output rows small enough that a band's grad_output and the input rows one
+  // kernel row reads stay in L1 across all the taps: streamed from L2 once per tap chunk,
+  // the loop ran at under half an FMA a cycle (13x13 kernels).
+  const int64_t band = std::max<int64_t>(1, 128 / g.Q);
+  std::fill_n(out, g.R * g.S * V, T(0));
+  for (int64_t p0 = 0; p0 < g.P; p0 += band)
+    for (int64_t r = 0; r < g.R; ++r)
+      for (int64_t s0 = 0; s0 < g.S; s0 += kMaxTaps) {
+        const int sb = static_cast<int>(std::min<int64_t>(kMaxTaps, g.S - s0));
+        const T* x0 = buf + ((p0 * g.stride_h + r * g.dil_h) * f.Wb + s0 * g.dil_w) * V;
+        kernels[sb - 1](x0, gyb + p0 * g.Q * V, std::min(band, g.P - p0), g.Q,
+                        g.stride_h * f.Wb * V, g.stride_w * V, g.dil_w * V,
+                        out + (r * g.S + s0) * V);
+      }
+}
+
+}  // namespace FC_ISA
+}  // namespace fastconv

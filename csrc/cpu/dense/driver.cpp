@@ -1,0 +1,98 @@
+// Threads of the dense family: forward tiles from tiling.h; grad-weight over weight tiles
+// (and, for small weights, fixed slices of the batch); strided grad-input over input
+// channels. Stride-1 grad-input is the forward pass on the flipped weight.
+#include "dense.h"
+
+#include <algorithm>
+
+#include "../flipped_weight.h"
+#include "../runtime/parallel.h"
+#include "../runtime/workspace.h"
+#include "../simd/kernel_table.h"
+#include "tiling.h"
+
+namespace fastconv {
+namespace dense {
+
+template <typename T>
+void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
+  const auto& kt = kernels<T>();
+  const int64_t Kg = g.K_per_group(), CRS = g.C_per_group() * g.R * g.S;
+  const ForwardTiles tiles = forward_tiles(g, 2 * kt.vec, at::get_num_threads());
+  at::parallel_for(0, tiles.count, grain_for(std::min(tiles.k_tile, Kg) * kPositionTile * CRS),
+                   [&](int64_t b, int64_t e) {
+                     for (int64_t t = b; t < e; ++t) {
+                       int64_t grp, k0, k1, j0, j1;
+                       tiles.at(t, Kg, g.N, &grp, &k0, &k1, &j0, &j1);
+                       kt.dense.forward_tile(g, a.x, a.w + grp * Kg * CRS,
+                                             a.bias ? a.bias + grp * Kg : nullptr, a.y, grp, k0, k1,
+                                             j0, j1);
+                     }
+                   });
+}
+
+template <typename T>
+void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
+  const auto& kt = kernels<T>().dense;
+  const int64_t Kg = g.K_per_group(), CRS = g.C_per_group() * g.R * g.S, PQ = g.P * g.Q;
+  const int64_t k_tile = 128, j_tile = 22 * kDenseMR;
+  const int64_t k_tiles = (Kg + k_tile - 1) / k_tile, j_tiles = (CRS + j_tile - 1) / j_tile;
+  const int64_t tiles = g.groups * k_tiles * j_tiles;
+  // Few weight tiles (small weights, e.g. a stem): also split the sum over images into a
+  // fixed number of slices with their own partial weights, added in slice order -- as long
+  // as each slice keeps a deep reduction (>= 512 positions). All of it depends on the
+  // problem alone, so the result does not depend on the thread count.
+  const int64_t slices =
+      tiles >= 16 ? 1 : std::clamp<int64_t>(g.N * PQ / 512, 1, std::min<int64_t>(g.N, 8));
+  const int64_t per_slice = (g.N + slices - 1) / slices, numel = g.weight_numel();
+  const Workspace<T> partial(Slot::kPartials, slices > 1 ? slices * numel : 0);
+  T* out = slices > 1 ? partial.data() : a.gw;
+  std::fill_n(out, slices * numel, T(0));
+  at::parallel_for(
+      0, tiles * slices, grain_for(k_tile * j_tile * PQ * per_slice), [&](int64_t b, int64_t e) {
+        for (int64_t it = b; it < e; ++it) {
+          const int64_t sl = it / tiles, t = it % tiles;
+          const int64_t jt = t % j_tiles, kt_i = (t / j_tiles) % k_tiles,
+                        grp = t / (j_tiles * k_tiles);
+          const int64_t k0 = kt_i * k_tile, j0 = jt * j_tile;
+          kt.grad_weight_tile(g, a.x, a.gy, out + sl * numel + grp * Kg * CRS, grp, k0,
+                              std::min(Kg, k0 + k_tile), j0, std::min(CRS, j0 + j_tile),
+                              sl * per_slice, std::min(g.N, (sl + 1) * per_slice));
+        }
+      });
+  if (slices > 1)
+    sum_chunks_in_order(numel, slices, numel, partial.data(), a.gw, [](int64_t i) { return i; });
+}
+
+template <typename T>
+void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
+  if (g.unit_stride())
+    return grad_input_as_forward(
+        g, a, [](const ConvGeometry& t, const ForwardArgs<T>& f) { forward(t, f); });
+  const auto& kt = kernels<T>().dense;
+  const int64_t Cg = g.C_per_group();
+  // Tasks own disjoint input channels (zeroed by the task), so col2im never races. A task
+  // transposes its slice of the weight once and runs it over a chunk of images: the chunks
+  // are as large as keeping every thread busy allows.
+  const int64_t c_tile = std::max<int64_t>(1, std::min<int64_t>(Cg, 8));
+  const int64_t c_tiles = (Cg + c_tile - 1) / c_tile, slabs = g.groups * c_tiles;
+  const int64_t chunks = std::min(g.N, (4 * at::get_num_threads() + slabs - 1) / slabs);
+  at::parallel_for(0, slabs * chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t ch = t % chunks, ct = (t / chunks) % c_tiles, grp = t / (chunks * c_tiles);
+      kt.grad_input_tile(g, a.gy, a.w, a.gx, grp, ct * c_tile, std::min(Cg, (ct + 1) * c_tile),
+                         ch * g.N / chunks, (ch + 1) * g.N / chunks);
+    }
+  });
+}
+
+#define FC_INSTANTIATE(T)                                                    \
+  template void forward<T>(const ConvGeometry&, const ForwardArgs<T>&);      \
+  template void grad_input<T>(const ConvGeometry&, const GradInputArgs<T>&); \
+  template void grad_weight<T>(const ConvGeometry&, const GradWeightArgs<T>&);
+FC_INSTANTIATE(float)
+FC_INSTANTIATE(double)
+#undef FC_INSTANTIATE
+
+}  // namespace dense
+}  // namespace fastconv

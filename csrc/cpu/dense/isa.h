@@ -1,0 +1,20 @@
+// The implicit-GEMM kernels of the instruction set being compiled (simd/kernels_isa.h).
+#pragma once
+
+#include "kernels.h"
+#include "table.h"
+
+namespace fastconv {
+namespace FC_ISA {
+
+template <typename T>
+DenseKernels<T> dense_kernels() {
+  DenseKernels<T> k{};
+  k.forward_tile = &dense_fwd_tile<T>;
+  k.grad_weight_tile = &dense_wgrad_tile<T>;
+  k.grad_input_tile = &dense_dgrad_tile<T>;
+  return k;
+}
+
+}  // namespace FC_ISA
+}  // namespace fastconv

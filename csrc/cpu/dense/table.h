@@ -1,0 +1,31 @@
+// The implicit-GEMM kernels of one instruction set, as the driver (driver.cpp) calls them:
+// one tile of the GEMM each, single-threaded.
+#pragma once
+
+#include <cstdint>
+
+#include "../../conv_geometry.h"
+
+namespace fastconv {
+
+// Rows of the micro-kernel's register tile (gemm.h); its columns are two SIMD vectors.
+constexpr int kDenseMR = 6;
+
+template <typename T>
+struct DenseKernels {
+  // Output channels [k0, k1) (k0 a multiple of MR) of group grp x positions [j0, j1) of the
+  // whole batch (j = n*P*Q + p*Q + q; a tile may span images): y = bias + W * im2col(x).
+  // The weight is read in place.
+  void (*forward_tile)(const ConvGeometry& g, const T* x, const T* w_group, const T* bias_group,
+                       T* y, int64_t grp, int64_t k0, int64_t k1, int64_t j0, int64_t j1);
+  // gw[k0:k1, j0:j1] (row stride C/G*R*S, group grp) += sum over images [n0, n1) of
+  // grad_output * im2col(x)^T, in a fixed order.
+  void (*grad_weight_tile)(const ConvGeometry& g, const T* x, const T* gy, T* gw_group, int64_t grp,
+                           int64_t k0, int64_t k1, int64_t j0, int64_t j1, int64_t n0, int64_t n1);
+  // gx[images n0:n1, channels c0:c1 of group grp] = col2im(W^T * gy): the strided
+  // grad-input.
+  void (*grad_input_tile)(const ConvGeometry& g, const T* gy, const T* w, T* gx, int64_t grp,
+                          int64_t c0, int64_t c1, int64_t n0, int64_t n1);
+};
+
+}  // namespace fastconv

@@ -1,0 +1,40 @@
+// Grad-input of a stride-1 layer as a forward pass: every family runs it on its own forward
+// kernels with the flipped, transposed weight (conv_geometry.h, dgrad_as_forward).
+#pragma once
+
+#include <ATen/Parallel.h>
+
+#include "family.h"
+#include "runtime/parallel.h"
+#include "runtime/workspace.h"
+
+namespace fastconv {
+
+// w'[g][c][k][R-1-r][S-1-s] = w[g][k][c][r][s], the weight of dgrad_as_forward(g), in the
+// calling thread's kFlippedWeight workspace.
+template <typename T>
+Workspace<T> flip_transpose_weight(const ConvGeometry& g, const T* w) {
+  const int64_t Kg = g.K_per_group(), Cg = g.C_per_group(), RS = g.R * g.S;
+  Workspace<T> buf(Slot::kFlippedWeight, g.weight_numel());
+  T* out = buf.data();
+  at::parallel_for(0, g.groups * Cg, grain_for(Kg * RS), [&](int64_t b, int64_t e) {
+    for (int64_t gc = b; gc < e; ++gc) {
+      const int64_t grp = gc / Cg, c = gc % Cg;
+      for (int64_t k = 0; k < Kg; ++k)
+        for (int64_t rs = 0; rs < RS; ++rs)
+          out[(gc * Kg + k) * RS + (RS - 1 - rs)] = w[((grp * Kg + k) * Cg + c) * RS + rs];
+    }
+  });
+  return buf;
+}
+
+// Grad-input of a stride-1 layer: forward(dgrad_as_forward(g), args) on grad_output with
+// the flipped weight.
+template <typename T, typename Forward>
+void grad_input_as_forward(const ConvGeometry& g, const GradInputArgs<T>& a, Forward&& forward) {
+  const Workspace<T> wf = flip_transpose_weight(g, a.w);
+  forward(dgrad_as_forward(g),
+          ForwardArgs<T>{a.gy, wf.data(), nullptr, a.gx, a.gy_layout, a.gx_layout});
+}
+
+}  // namespace fastconv

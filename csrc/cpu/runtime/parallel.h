@@ -1,0 +1,39 @@
+// Threading helpers shared by the drivers: task sizes and reductions in a fixed order.
+//
+// Reproducibility: every reduction (grad-weight, grad-bias) is split into chunks whose
+// boundaries depend only on the problem, never on the thread count, and the chunks are
+// combined in a fixed order, so backward results are bitwise identical run to run and
+// across torch.set_num_threads settings.
+#pragma once
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace fastconv {
+
+// Work per parallel task we aim for: enough to amortise a task's start, few enough tasks
+// to balance two to sixteen threads.
+constexpr int64_t kTaskMacs = 1 << 16;
+
+inline int64_t grain_for(int64_t macs_per_item) {
+  return std::max<int64_t>(1, kTaskMacs / std::max<int64_t>(1, macs_per_item));
+}
+
+// out[i] = sum over chunks c of partial[first(i) + c * chunk_stride], c = 0, 1, ... in
+// order, for i < n: the fixed-order sum of per-chunk partials.
+template <typename T, typename First>
+void sum_chunks_in_order(int64_t n, int64_t chunks, int64_t chunk_stride, const T* partial, T* out,
+                         First&& first) {
+  at::parallel_for(0, n, grain_for(chunks), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const T* p = partial + first(i);
+      T s = 0;
+      for (int64_t c = 0; c < chunks; ++c) s += p[c * chunk_stride];
+      out[i] = s;
+    }
+  });
+}
+
+}  // namespace fastconv

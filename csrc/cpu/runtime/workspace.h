@@ -1,0 +1,77 @@
+// The one workspace of the CPU kernels: named per-thread buffers, page-aligned, reused
+// across calls and capped. Every driver and every kernel, on either side of the ISA
+// boundary, takes its scratch memory here (never a per-call std::vector on a hot path).
+//
+// Why per thread and reused: a buffer allocated afresh each call lands in new mmap'ed pages
+// whose first-touch faults can cost more than the work done in them. Why page-aligned:
+// where a buffer sits relative to the cache sets must not depend on the heap's history,
+// and a whole-vector access to a staged position must never straddle two cache lines. Why
+// capped: a thread keeps at most kWorkspaceCachedBytes per slot; a larger request gets a
+// buffer of its own, freed when the Workspace goes out of scope.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace fastconv {
+
+// Buffers alive at the same time on one thread need different slots. Drivers hold theirs
+// across a parallel region on the calling thread, which also runs tasks, so driver slots
+// and kernel slots never coincide.
+enum class Slot : int {
+  // Held by a driver (calling thread) across its parallel regions.
+  kWeight,         // a packed or transformed weight
+  kFlippedWeight,  // the flipped, transposed weight of grad-input as a forward pass
+  kPartials,       // per-chunk partial sums of a reduction, added in a fixed order
+  kGradTransform,  // Winograd's transformed grad-weight
+  kPhaseIn,        // the dilated phase split: a split operand
+  kPhaseIn2,       // the dilated phase split: a second split operand
+  kPhaseOut,       // the dilated phase split: the result before the merge
+  // Held by a kernel inside one task (worker thread).
+  kStage,   // staged input rows or blocks
+  kStage2,  // a second staged operand (grad_output)
+  kTaps,    // per-tap offsets or weight vectors
+  kPackA,   // GEMM operand A
+  kPackB,   // GEMM operand B (packed micro-panels)
+  kTile,    // a block of GEMM results
+  kRow,     // one im2col or gather row
+  kRow2,    // a second row
+  kCount
+};
+
+// A thread keeps at most this many bytes per slot between calls.
+constexpr size_t kWorkspaceCachedBytes = size_t{64} << 20;
+
+// At least `bytes` of page-aligned memory, released with std::free; throws std::bad_alloc.
+void* page_aligned_alloc(size_t bytes);
+
+namespace detail {
+struct FreeDeleter {
+  void operator()(void* p) const;
+};
+// The thread's cached buffer of `slot`, grown to `bytes`; nullptr when bytes is above the cap.
+void* workspace_cached(Slot slot, size_t bytes);
+}  // namespace detail
+
+// n elements of T (at least one), contents undefined. Valid while this object lives and no
+// other Workspace of the same slot is made on this thread.
+template <typename T>
+class Workspace {
+ public:
+  Workspace(Slot slot, int64_t n) {
+    const size_t bytes = static_cast<size_t>(n > 1 ? n : 1) * sizeof(T);
+    data_ = static_cast<T*>(detail::workspace_cached(slot, bytes));
+    if (data_ == nullptr) {
+      owned_.reset(page_aligned_alloc(bytes));
+      data_ = static_cast<T*>(owned_.get());
+    }
+  }
+  T* data() const { return data_; }
+
+ private:
+  std::unique_ptr<void, detail::FreeDeleter> owned_;
+  T* data_ = nullptr;
+};
+
+}  // namespace fastconv

@@ -1,0 +1,146 @@
+// Every threshold of the family choice and the whole cost model, each with its reason. The
+// measurements behind the numbers are in docs/measurements.md.
+#include "select.h"
+
+#include <c10/util/Exception.h>
+
+#include <atomic>
+#include <iterator>
+#include <cmath>
+
+#include "blocked/blocked.h"
+#include "dense_bf16/dense_bf16.h"
+#include "fft/fft.h"
+#include "simd/kernel_table.h"
+#include "winograd/winograd.h"
+
+namespace fastconv {
+namespace {
+
+enum class Forced { kAuto, kPlain, kRows, kBlocked, kDense, kWinograd, kFft };
+std::atomic<int> g_forced{static_cast<int>(Forced::kAuto)};
+Forced forced() { return static_cast<Forced>(g_forced.load()); }
+
+// --- thresholds -----------------------------------------------------------------------
+// Winograd needs layers deep enough that the 16 GEMMs, not the transforms, dominate...
+constexpr int64_t kWinogradMinChannels = 16;
+// ...and enough 2x2 tiles to pay for the transformed weight (16*K*C values, built every
+// call; the GEMMs cost that times the tiles): break-even is about 64 tiles.
+constexpr int64_t kWinogradMinTiles = 64;
+// Grouped layers with at most this many channels per group run plane by plane on the row
+// kernels rather than as an implicit GEMM that packs an im2col slice for a handful of
+// output rows; only at stride 1, where their grad-input is a forward pass (strided, the
+// row kernels' scattered grad-input loses).
+constexpr int64_t kRowsMaxGroupChannels = 8;
+// The blocked family stages each (image, vector of channels) as one zero-bordered block;
+// it runs only where that block is at most this many times the input and output planes
+// (plus a small constant), so huge paddings and dilations never make it allocate more than
+// the tensors themselves.
+constexpr int64_t kBlockedMaxFrameRatio = 4;
+constexpr int64_t kBlockedFrameSlack = 4096;
+
+// --- cost model (single-thread nanoseconds, fitted on Zen 4) --------------------------
+// Row kernels: about 25 G multiply-adds/s; channel-blocked kernels: about 50 G/s.
+constexpr double kRowsNsPerMac = 0.04;
+constexpr double kBlockedNsPerMac = 0.02;
+// A real 2-D FFT of n points costs about 0.3 ns * n * log2(n) (MKL), one per input plane,
+// one per output plane and one per kernel, plus about 150 us of fixed costs per call
+// (transform plans, dispatch).
+constexpr double kFftNsPerPointLog = 0.3;
+constexpr double kFftCallNs = 1.5e5;
+// Against the blocked kernels the FFT must win by half again: on many small planes its
+// time varies widely and often exceeds the model.
+constexpr double kFftMarginOverBlocked = 1.5;
+
+double fft_cost_ns(const ConvGeometry& g) {
+  const double n = double(fft::grid_points(g));
+  const double transforms = double(g.N * g.C + g.N * g.K + g.K);
+  return kFftCallNs + transforms * kFftNsPerPointLog * n * std::log2(n);
+}
+
+bool blocked_frame_fits(const ConvGeometry& g) {
+  return blocked::staged_positions(g) <=
+         kBlockedMaxFrameRatio * (g.H * g.W + g.P * g.Q) + kBlockedFrameSlack;
+}
+
+// Several channels per group.
+CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype) {
+  const Forced a = forced();
+  // bfloat16 dense layers on CPUs with AVX-512 BF16 go straight into vdpbf16ps.
+  if (dtype == at::kBFloat16 && dense_bf16::available()) return CpuFamily::kDenseBf16;
+  if (a == Forced::kRows) return CpuFamily::kRows;
+  if (a == Forced::kDense || a == Forced::kPlain) return CpuFamily::kDense;
+  const bool winograd = winograd::applies(g);
+  if (winograd && a == Forced::kWinograd) return CpuFamily::kWinograd;
+  if (winograd && g.C >= kWinogradMinChannels && g.K >= kWinogradMinChannels &&
+      winograd::output_tiles(g) >= kWinogradMinTiles)
+    return CpuFamily::kWinograd;
+  if (g.groups > 1 && g.C_per_group() <= kRowsMaxGroupChannels && g.unit_stride())
+    return CpuFamily::kRows;
+  return CpuFamily::kDense;
+}
+
+// One input channel per group.
+CpuFamily one_channel_family(const ConvGeometry& g) {
+  const Forced a = forced();
+  const bool depthwise = g.groups == g.C && g.K == g.C;  // channel multiplier 1
+  const bool fft = fft::applies(g);
+  const bool can_block = depthwise && blocked_frame_fits(g);
+  if (a == Forced::kPlain || a == Forced::kRows) return CpuFamily::kRows;
+  if (a == Forced::kDense) return CpuFamily::kDense;
+  if (a == Forced::kFft && fft) return CpuFamily::kFft;
+  if (a == Forced::kBlocked && can_block) return CpuFamily::kBlocked;
+  // Depthwise layers run channel-blocked once they have a vector's worth of channels:
+  // every FMA is full whatever the map's width.
+  const bool blocked = can_block && g.C >= kernels<float>().vec;
+  const double direct_ns = double(g.macs()) * (blocked ? kBlockedNsPerMac : kRowsNsPerMac);
+  if (fft && fft_cost_ns(g) * (blocked ? kFftMarginOverBlocked : 1.0) < direct_ns)
+    return CpuFamily::kFft;
+  return blocked ? CpuFamily::kBlocked : CpuFamily::kRows;
+}
+
+}  // namespace
+
+const char* family_name(CpuFamily f) {
+  switch (f) {
+    case CpuFamily::kRows:
+      return "rows";
+    case CpuFamily::kBlocked:
+      return "blocked";
+    case CpuFamily::kDense:
+      return "dense";
+    case CpuFamily::kDenseBf16:
+      return "dense_bf16";
+    case CpuFamily::kWinograd:
+      return "winograd";
+    case CpuFamily::kFft:
+      return "fft";
+  }
+  return "?";
+}
+
+namespace {
+constexpr const char* kForcedNames[] = {"auto",  "plain",    "rows", "blocked",
+                                        "dense", "winograd", "fft"};
+}  // namespace
+
+void set_cpu_algorithm(const std::string& name) {
+  const std::string n = name == "direct" ? "plain" : name;
+  for (int i = 0; i < static_cast<int>(std::size(kForcedNames)); ++i)
+    if (n == kForcedNames[i]) return g_forced.store(i);
+  TORCH_CHECK_VALUE(false,
+                    "fastconv: algorithm must be one of 'auto', 'plain' (or 'direct'), 'rows', "
+                    "'blocked', 'dense', 'winograd', 'fft'; got '",
+                    name, "'");
+}
+
+std::string cpu_algorithm() { return kForcedNames[g_forced.load()]; }
+
+CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype) {
+  const CpuFamily f = g.one_channel_per_group() ? one_channel_family(g) : dense_family(g, dtype);
+  if (f == CpuFamily::kDenseBf16)  // stride-1 grad-input is a bf16 forward; the rest float32
+    return {f, g.unit_stride() ? f : CpuFamily::kDense, CpuFamily::kDense, false};
+  return {f, f, f, f == CpuFamily::kRows};
+}
+
+}  // namespace fastconv
