@@ -55,54 +55,21 @@ Tensor to_dtype(const Tensor& t, at::ScalarType type) {
   return t.scalar_type() == type ? t : t.to(type);
 }
 
-template <typename T>
-void run_forward(CpuFamily f, const ConvGeometry& g, const ForwardArgs<T>& a) {
+// One pass (its arguments say which) on family f.
+template <typename Args>
+void run(CpuFamily f, const ConvGeometry& g, const Args& a) {
   switch (f) {
     case CpuFamily::kRows:
-      return rows::forward(g, a);
+      return rows::run(g, a);
     case CpuFamily::kBlocked:
-      return blocked::forward(g, a);
+      return blocked::run(g, a);
     case CpuFamily::kWinograd:
-      return winograd::forward(g, a);
+      return winograd::run(g, a);
     case CpuFamily::kFft:
-      return fft::forward(g, a);
+      return fft::run(g, a);
     case CpuFamily::kDense:
-    case CpuFamily::kDenseBf16:
-      return dense::forward(g, a);
-  }
-}
-
-template <typename T>
-void run_grad_input(CpuFamily f, const ConvGeometry& g, const GradInputArgs<T>& a) {
-  switch (f) {
-    case CpuFamily::kRows:
-      return rows::grad_input(g, a);
-    case CpuFamily::kBlocked:
-      return blocked::grad_input(g, a);
-    case CpuFamily::kWinograd:
-      return winograd::grad_input(g, a);
-    case CpuFamily::kFft:
-      return fft::grad_input(g, a);
-    case CpuFamily::kDense:
-    case CpuFamily::kDenseBf16:
-      return dense::grad_input(g, a);
-  }
-}
-
-template <typename T>
-void run_grad_weight(CpuFamily f, const ConvGeometry& g, const GradWeightArgs<T>& a) {
-  switch (f) {
-    case CpuFamily::kRows:
-      return rows::grad_weight(g, a);
-    case CpuFamily::kBlocked:
-      return blocked::grad_weight(g, a);
-    case CpuFamily::kWinograd:
-      return winograd::grad_weight(g, a);
-    case CpuFamily::kFft:
-      return fft::grad_weight(g, a);
-    case CpuFamily::kDense:
-    case CpuFamily::kDenseBf16:
-      return dense::grad_weight(g, a);
+    case CpuFamily::kDenseBf16:  // the passes the bf16 kernel leaves to float32
+      return dense::run(g, a);
   }
 }
 
@@ -143,9 +110,9 @@ Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor
   Tensor y = empty_output({g.N, g.K, g.P, g.Q}, x.options());
   if (g.N > 0)
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fastconv_conv2d_cpu", [&] {
-      run_forward<scalar_t>(plan.forward, g,
-                            {ptr<scalar_t>(x), ptr<scalar_t>(w), ptr<scalar_t>(b), mut<scalar_t>(y),
-                             xl, Layout::kNchw});
+      run(plan.forward, g,
+          ForwardArgs<scalar_t>{ptr<scalar_t>(x), ptr<scalar_t>(w), ptr<scalar_t>(b),
+                                mut<scalar_t>(y), xl, Layout::kNchw});
     });
   return to_dtype(y, input.scalar_type());
 }
@@ -186,8 +153,8 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
                                       Layout::kNchw};
     const bool fused =
         plan.fused_backward && gx.defined() && gw.defined() && rows::backward_fused(g, di, dw);
-    if (gx.defined() && !fused) run_grad_input(plan.grad_input, g, di);
-    if (gw.defined() && !fused) run_grad_weight(plan.grad_weight, g, dw);
+    if (gx.defined() && !fused) run(plan.grad_input, g, di);
+    if (gw.defined() && !fused) run(plan.grad_weight, g, dw);
     if (gb.defined()) grad_bias(g, ptr<scalar_t>(gy), mut<scalar_t>(gb));
   });
   return {gx_bf16.defined() ? out(gx_bf16) : out(gx), out(gw), out(gb)};

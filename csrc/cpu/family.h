@@ -38,4 +38,35 @@ struct GradWeightArgs {
   Layout x_layout = Layout::kNchw, gy_layout = Layout::kNchw;
 };
 
+// Declares a family's three passes (inside namespace fastconv::<family>), and `run`, the
+// pass its arguments name, so the entry point dispatches every pass with one switch.
+#define FASTCONV_FAMILY_PASSES()                                       \
+  template <typename T>                                                \
+  void forward(const ConvGeometry& g, const ForwardArgs<T>& a);        \
+  template <typename T>                                                \
+  void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a);   \
+  template <typename T>                                                \
+  void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a); \
+  template <typename T>                                                \
+  void run(const ConvGeometry& g, const ForwardArgs<T>& a) {           \
+    forward(g, a);                                                     \
+  }                                                                    \
+  template <typename T>                                                \
+  void run(const ConvGeometry& g, const GradInputArgs<T>& a) {         \
+    grad_input(g, a);                                                  \
+  }                                                                    \
+  template <typename T>                                                \
+  void run(const ConvGeometry& g, const GradWeightArgs<T>& a) {        \
+    grad_weight(g, a);                                                 \
+  }
+
+// Instantiates them for the compute dtypes (in the family's driver).
+#define FASTCONV_INSTANTIATE_FAMILY_PASSES()                                           \
+  template void forward<float>(const ConvGeometry&, const ForwardArgs<float>&);        \
+  template void forward<double>(const ConvGeometry&, const ForwardArgs<double>&);      \
+  template void grad_input<float>(const ConvGeometry&, const GradInputArgs<float>&);   \
+  template void grad_input<double>(const ConvGeometry&, const GradInputArgs<double>&); \
+  template void grad_weight<float>(const ConvGeometry&, const GradWeightArgs<float>&); \
+  template void grad_weight<double>(const ConvGeometry&, const GradWeightArgs<double>&);
+
 }  // namespace fastconv

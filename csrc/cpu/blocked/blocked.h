@@ -7,12 +7,7 @@
 namespace fastconv {
 namespace blocked {
 
-template <typename T>
-void forward(const ConvGeometry& g, const ForwardArgs<T>& a);
-template <typename T>
-void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a);
-template <typename T>
-void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a);
+FASTCONV_FAMILY_PASSES()
 
 // Positions of the zero-bordered block a task stages: every input position the output
 // reads, padding included ((P-1)*stride + (R-1)*dil + 1 rows, the same for columns).

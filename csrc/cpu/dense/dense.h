@@ -7,12 +7,7 @@
 namespace fastconv {
 namespace dense {
 
-template <typename T>
-void forward(const ConvGeometry& g, const ForwardArgs<T>& a);
-template <typename T>
-void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a);
-template <typename T>
-void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a);
+FASTCONV_FAMILY_PASSES()
 
 }  // namespace dense
 }  // namespace fastconv

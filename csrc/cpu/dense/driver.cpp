@@ -66,9 +66,7 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
 
 template <typename T>
 void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
-  if (g.unit_stride())
-    return grad_input_as_forward(
-        g, a, [](const ConvGeometry& t, const ForwardArgs<T>& f) { forward(t, f); });
+  if (g.unit_stride()) return grad_input_as_forward(g, a, &forward<T>);
   const auto& kt = kernels<T>().dense;
   const int64_t Cg = g.C_per_group();
   // Tasks own disjoint input channels (zeroed by the task), so col2im never races. A task
@@ -86,13 +84,7 @@ void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
   });
 }
 
-#define FC_INSTANTIATE(T)                                                    \
-  template void forward<T>(const ConvGeometry&, const ForwardArgs<T>&);      \
-  template void grad_input<T>(const ConvGeometry&, const GradInputArgs<T>&); \
-  template void grad_weight<T>(const ConvGeometry&, const GradWeightArgs<T>&);
-FC_INSTANTIATE(float)
-FC_INSTANTIATE(double)
-#undef FC_INSTANTIATE
+FASTCONV_INSTANTIATE_FAMILY_PASSES()
 
 }  // namespace dense
 }  // namespace fastconv

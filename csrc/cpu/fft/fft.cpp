@@ -176,13 +176,7 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   grad_weight_t(g, view(a.x, {g.N, g.C, g.H, g.W}), view(a.gy, {g.N, g.K, g.P, g.Q}), gw);
 }
 
-#define FC_INSTANTIATE(T)                                                    \
-  template void forward<T>(const ConvGeometry&, const ForwardArgs<T>&);      \
-  template void grad_input<T>(const ConvGeometry&, const GradInputArgs<T>&); \
-  template void grad_weight<T>(const ConvGeometry&, const GradWeightArgs<T>&);
-FC_INSTANTIATE(float)
-FC_INSTANTIATE(double)
-#undef FC_INSTANTIATE
+FASTCONV_INSTANTIATE_FAMILY_PASSES()
 
 }  // namespace fft
 }  // namespace fastconv

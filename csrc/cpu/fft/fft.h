@@ -15,12 +15,7 @@ bool applies(const ConvGeometry& g);
 int64_t grid_points(const ConvGeometry& g);
 
 // Outputs are fully overwritten; operands contiguous NCHW.
-template <typename T>
-void forward(const ConvGeometry& g, const ForwardArgs<T>& a);
-template <typename T>
-void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a);
-template <typename T>
-void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a);
+FASTCONV_FAMILY_PASSES()
 
 }  // namespace fft
 }  // namespace fastconv

@@ -36,9 +36,7 @@ void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
 // of grad_input, so no two threads write the same element.
 template <typename T>
 void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
-  if (g.unit_stride())
-    return grad_input_as_forward(
-        g, a, [](const ConvGeometry& t, const ForwardArgs<T>& f) { forward(t, f); });
+  if (g.unit_stride()) return grad_input_as_forward(g, a, &forward<T>);
   const auto& kt = kernels<T>().rows;
   const int64_t Kg = g.K_per_group(), Cg = g.C_per_group(), RS = g.R * g.S;
   const int64_t HW = g.H * g.W, PQ = g.P * g.Q;
@@ -130,15 +128,11 @@ bool backward_fused(const ConvGeometry& g, const GradInputArgs<T>& di,
   return true;
 }
 
-#define FC_INSTANTIATE(T)                                                       \
-  template void forward<T>(const ConvGeometry&, const ForwardArgs<T>&);         \
-  template void grad_input<T>(const ConvGeometry&, const GradInputArgs<T>&);    \
-  template void grad_weight<T>(const ConvGeometry&, const GradWeightArgs<T>&);  \
-  template bool backward_fused<T>(const ConvGeometry&, const GradInputArgs<T>&, \
-                                  const GradWeightArgs<T>&);
-FC_INSTANTIATE(float)
-FC_INSTANTIATE(double)
-#undef FC_INSTANTIATE
+FASTCONV_INSTANTIATE_FAMILY_PASSES()
+template bool backward_fused<float>(const ConvGeometry&, const GradInputArgs<float>&,
+                                    const GradWeightArgs<float>&);
+template bool backward_fused<double>(const ConvGeometry&, const GradInputArgs<double>&,
+                                     const GradWeightArgs<double>&);
 
 }  // namespace rows
 }  // namespace fastconv

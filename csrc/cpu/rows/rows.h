@@ -8,12 +8,7 @@
 namespace fastconv {
 namespace rows {
 
-template <typename T>
-void forward(const ConvGeometry& g, const ForwardArgs<T>& a);
-template <typename T>
-void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a);
-template <typename T>
-void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a);
+FASTCONV_FAMILY_PASSES()
 // Both gradients of a one-to-one stride-1 layer in one pass; false (nothing done) where it
 // does not apply.
 template <typename T>

@@ -100,8 +100,7 @@ void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
 // flipped 3x3 weight of a dilated "same" layer is again one).
 template <typename T>
 void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
-  grad_input_as_forward(g, a,
-                        [](const ConvGeometry& t, const ForwardArgs<T>& f) { forward(t, f); });
+  grad_input_as_forward(g, a, &forward<T>);
 }
 
 template <typename T>
@@ -114,13 +113,7 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   grad_weight_tiles(pg, xs.data(), gys.data(), a.gw);
 }
 
-#define FC_INSTANTIATE(T)                                                    \
-  template void forward<T>(const ConvGeometry&, const ForwardArgs<T>&);      \
-  template void grad_input<T>(const ConvGeometry&, const GradInputArgs<T>&); \
-  template void grad_weight<T>(const ConvGeometry&, const GradWeightArgs<T>&);
-FC_INSTANTIATE(float)
-FC_INSTANTIATE(double)
-#undef FC_INSTANTIATE
+FASTCONV_INSTANTIATE_FAMILY_PASSES()
 
 }  // namespace winograd
 }  // namespace fastconv

@@ -7,12 +7,7 @@
 namespace fastconv {
 namespace winograd {
 
-template <typename T>
-void forward(const ConvGeometry& g, const ForwardArgs<T>& a);
-template <typename T>
-void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a);
-template <typename T>
-void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a);
+FASTCONV_FAMILY_PASSES()
 
 // 2x2 output tiles of the layer (of its phases, when dilated).
 inline int64_t output_tiles(const ConvGeometry& g) {
