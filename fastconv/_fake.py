@@ -4,7 +4,13 @@ Autograd is registered in C++ (csrc/ops/autograd.cpp) at the Autograd dispatch k
 import torch
 
 from . import _loader  # noqa: F401  (the ops must exist first)
-from .shapes import conv_out_size
+from .shapes import conv_memory_format, conv_out_size
+
+
+def _empty_like_conv(shape, input, weight):
+    """A 4-D result in the convolution's memory format (csrc/ops/schema.cpp)."""
+    fmt = conv_memory_format(input, weight)
+    return torch.empty(shape, dtype=input.dtype, device=input.device, memory_format=fmt)
 
 
 @torch.library.register_fake("fastconv::conv2d")
@@ -37,7 +43,7 @@ def _conv2d_fake(input, weight, bias, stride, padding, dilation, groups):
     k, _, r, s = weight.shape
     p = conv_out_size(h, r, padding[0], stride[0], dilation[0])
     q = conv_out_size(w, s, padding[1], stride[1], dilation[1])
-    return input.new_empty((n, k, p, q))
+    return _empty_like_conv((n, k, p, q), input, weight)
 
 
 @torch.library.register_fake("fastconv::conv2d_backward")
@@ -45,7 +51,7 @@ def _conv2d_backward_fake(
     grad_output, input, weight, stride, padding, dilation, groups, output_mask
 ):
     return (
-        input.new_empty(input.shape) if output_mask[0] else None,
-        weight.new_empty(weight.shape) if output_mask[1] else None,
+        _empty_like_conv(input.shape, input, weight) if output_mask[0] else None,
+        _empty_like_conv(weight.shape, input, weight) if output_mask[1] else None,
         weight.new_empty((weight.shape[0],)) if output_mask[2] else None,
     )

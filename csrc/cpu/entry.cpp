@@ -6,6 +6,8 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
+#include <algorithm>
+
 #include "../ops/ops.h"
 #include "blocked/blocked.h"
 #include "dense/dense.h"
@@ -27,32 +29,43 @@ at::ScalarType compute_type(at::ScalarType t) {
   return t == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-Layout layout_of(const Tensor& t) {
-  return t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast)
-             ? Layout::kNhwc
-             : Layout::kNchw;
-}
+constexpr auto kCL = at::MemoryFormat::ChannelsLast;
 
-// The layout a family reads its input x in, given the caller's: the blocked family reads a
-// channels_last x in place (its staged blocks are channel-innermost anyway); every other
-// operand of every family is NCHW.
-Layout input_layout(CpuFamily f, const Tensor& x) {
-  return f == CpuFamily::kBlocked && x.scalar_type() == compute_type(x.scalar_type())
-             ? layout_of(x)
-             : Layout::kNchw;
+at::MemoryFormat format_of(Layout l) {
+  return l == Layout::kNhwc ? kCL : at::MemoryFormat::Contiguous;
 }
 
 // t contiguous in `layout` and the compute dtype; free (no dispatch) when it already is.
 Tensor as_compute(const Tensor& t, Layout layout = Layout::kNchw) {
   const auto ct = compute_type(t.scalar_type());
-  const auto format =
-      layout == Layout::kNhwc ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  const auto format = format_of(layout);
   if (t.scalar_type() == ct && t.is_contiguous(format)) return t;
   return t.to(ct).contiguous(format);
 }
 
-Tensor to_dtype(const Tensor& t, at::ScalarType type) {
-  return t.scalar_type() == type ? t : t.to(type);
+// The layouts of one pass: its input (x, or grad_output for grad-input) and its result.
+// With every activation in NHWC where the results are channels_last and the family takes
+// them; else the family's NCHW kernels, reading a channels_last x in place where they can.
+struct PassLayouts {
+  Layout in, out;
+};
+PassLayouts pass_layouts(NhwcSupport s, bool channels_last, const Tensor& x) {
+  if (channels_last && s == NhwcSupport::kAll) return {Layout::kNhwc, Layout::kNhwc};
+  const bool x_nhwc = s != NhwcSupport::kNone && x.scalar_type() == compute_type(x.scalar_type()) &&
+                      !x.is_contiguous() && x.is_contiguous(kCL);
+  return {x_nhwc ? Layout::kNhwc : Layout::kNchw, Layout::kNchw};
+}
+
+// A result in the caller's dtype and memory format: a layout copy only where the family
+// wrote NCHW for a channels_last result. Where size-1 dimensions make both layouts the
+// same memory, the strides are set to channels_last's as torch's are (a view, no copy).
+Tensor finish(const Tensor& t, at::ScalarType type, bool channels_last) {
+  const Tensor r = t.scalar_type() == type ? t : t.to(type);
+  if (!channels_last) return r;
+  if (!r.is_contiguous(kCL)) return r.contiguous(kCL);
+  const int64_t C = r.size(1), H = r.size(2), W = r.size(3);
+  const std::array<int64_t, 4> strides{C * H * W, 1, W * C, C};
+  return r.strides() == IntArrayRef(strides) ? r : r.as_strided(r.sizes(), strides);
 }
 
 // One pass (its arguments say which) on family f.
@@ -75,9 +88,19 @@ void run(CpuFamily f, const ConvGeometry& g, const Args& a) {
 
 // gb[k] = sum over images and positions of gy[n, k], in a fixed order.
 template <typename T>
-void grad_bias(const ConvGeometry& g, const T* gy, T* gb) {
+void grad_bias(const ConvGeometry& g, const T* gy, Layout layout, T* gb) {
   const auto& kt = kernels<T>();
   const int64_t PQ = g.P * g.Q;
+  if (layout == Layout::kNhwc) {  // a block of channels per task, positions in order
+    constexpr int64_t kBlock = 16;
+    at::parallel_for(0, (g.K + kBlock - 1) / kBlock, 1, [&](int64_t b, int64_t e) {
+      const int64_t k0 = b * kBlock, k1 = std::min(g.K, e * kBlock);
+      std::fill(gb + k0, gb + k1, T(0));
+      for (int64_t j = 0; j < g.N * PQ; ++j)
+        for (int64_t k = k0; k < k1; ++k) gb[k] += gy[j * g.K + k];
+    });
+    return;
+  }
   at::parallel_for(0, g.K, grain_for(g.N * PQ), [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k) {
       T s = 0;
@@ -103,18 +126,20 @@ Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor
                       int64_t groups) {
   const ConvGeometry g = check_conv2d_args(input, weight, bias, stride, padding, dilation, groups);
   const CpuPlan plan = select_cpu_plan(g, input.scalar_type());
-  if (plan.forward == CpuFamily::kDenseBf16) return dense_bf16::forward(g, input, weight, bias);
-  const Layout xl = input_layout(plan.forward, input);
-  const Tensor x = as_compute(input, xl), w = as_compute(weight);
+  const bool cl = conv_memory_format(input, weight) == kCL;
+  if (plan.forward == CpuFamily::kDenseBf16)
+    return finish(dense_bf16::forward(g, input, weight, bias), input.scalar_type(), cl);
+  const PassLayouts lay = pass_layouts(plan.forward_nhwc, cl, input);
+  const Tensor x = as_compute(input, lay.in), w = as_compute(weight);
   const Tensor b = bias.has_value() && bias->defined() ? as_compute(*bias) : Tensor();
-  Tensor y = empty_output({g.N, g.K, g.P, g.Q}, x.options());
+  Tensor y = empty_output({g.N, g.K, g.P, g.Q}, x.options(), format_of(lay.out));
   if (g.N > 0)
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fastconv_conv2d_cpu", [&] {
       run(plan.forward, g,
           ForwardArgs<scalar_t>{ptr<scalar_t>(x), ptr<scalar_t>(w), ptr<scalar_t>(b),
-                                mut<scalar_t>(y), xl, Layout::kNchw});
+                                mut<scalar_t>(y), lay.in, lay.out});
     });
-  return to_dtype(y, input.scalar_type());
+  return finish(y, input.scalar_type(), cl);
 }
 
 Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
@@ -123,39 +148,56 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
   const ConvGeometry g =
       check_conv2d_backward_args(grad_output, input, weight, stride, padding, dilation, groups);
   const CpuPlan plan = select_cpu_plan(g, grad_output.scalar_type());
+  const bool cl = conv_memory_format(input, weight) == kCL;
+  const auto dtype = input.scalar_type();
+  const auto out = [&](const Tensor& t) {
+    return t.defined() ? OptTensor(finish(t, dtype, cl && t.dim() == 4)) : std::nullopt;
+  };
   Tensor gx_bf16;
   if (output_mask[0] && plan.grad_input == CpuFamily::kDenseBf16) {
     gx_bf16 = dense_bf16::grad_input(g, grad_output, weight);
     output_mask[0] = false;
   }
-  const auto dtype = input.scalar_type();
-  const auto out = [&](const Tensor& t) {
-    return t.defined() ? OptTensor(to_dtype(t, dtype)) : std::nullopt;
-  };
   if (!output_mask[0] && !output_mask[1] && !output_mask[2])
     return {out(gx_bf16), std::nullopt, std::nullopt};
-  const Tensor gy = as_compute(grad_output);
+  const PassLayouts dlay = pass_layouts(plan.grad_input_nhwc, cl, grad_output);
+  const PassLayouts wlay = pass_layouts(plan.grad_weight_nhwc, cl, input);
+  // grad_output in each layout a pass reads it in (NCHW for a grad-weight that reads
+  // only x in NHWC, and for the bias).
+  const Layout gy_w = wlay.out == Layout::kNhwc ? Layout::kNhwc : Layout::kNchw;
+  const Layout gy_b = output_mask[0] ? dlay.in : output_mask[1] ? gy_w : Layout::kNchw;
+  Tensor gy_nchw, gy_nhwc;
+  const auto gy_in = [&](Layout l) -> const Tensor& {
+    Tensor& t = l == Layout::kNhwc ? gy_nhwc : gy_nchw;
+    if (!t.defined()) t = as_compute(grad_output, l);
+    return t;
+  };
+  const auto opts = grad_output.options().dtype(compute_type(dtype));
   Tensor gx, gw, gb;
-  if (output_mask[0]) gx = empty_output({g.N, g.C, g.H, g.W}, gy.options());
-  if (output_mask[1]) gw = at::empty(weight.sizes(), gy.options());
-  if (output_mask[2]) gb = at::empty({g.K}, gy.options());
+  if (output_mask[0]) gx = empty_output({g.N, g.C, g.H, g.W}, opts, format_of(dlay.out));
+  if (output_mask[1]) gw = at::empty(weight.sizes(), opts.memory_format(format_of(wlay.out)));
+  if (output_mask[2]) gb = at::empty({g.K}, opts);
   if (g.N == 0) {
     if (gw.defined()) gw.zero_();
     if (gb.defined()) gb.zero_();
     return {gx_bf16.defined() ? out(gx_bf16) : out(gx), out(gw), out(gb)};
   }
-  const Layout xl = output_mask[1] ? input_layout(plan.grad_weight, input) : Layout::kNchw;
-  const Tensor x = output_mask[1] ? as_compute(input, xl) : Tensor();
+  const Tensor x = output_mask[1] ? as_compute(input, wlay.in) : Tensor();
   const Tensor w = output_mask[0] ? as_compute(weight) : Tensor();
-  AT_DISPATCH_FLOATING_TYPES(gy.scalar_type(), "fastconv_conv2d_backward_cpu", [&] {
-    const GradInputArgs<scalar_t> di{ptr<scalar_t>(gy), ptr<scalar_t>(w), mut<scalar_t>(gx)};
-    const GradWeightArgs<scalar_t> dw{ptr<scalar_t>(x), ptr<scalar_t>(gy), mut<scalar_t>(gw), xl,
-                                      Layout::kNchw};
-    const bool fused =
-        plan.fused_backward && gx.defined() && gw.defined() && rows::backward_fused(g, di, dw);
+  const Tensor gyd = output_mask[0] ? gy_in(dlay.in) : Tensor();
+  const Tensor gyw = output_mask[1] ? gy_in(gy_w) : Tensor();
+  const Tensor gyb = output_mask[2] ? gy_in(gy_b) : Tensor();
+  AT_DISPATCH_FLOATING_TYPES(opts.dtype().toScalarType(), "fastconv_conv2d_backward_cpu", [&] {
+    const GradInputArgs<scalar_t> di{ptr<scalar_t>(gyd), ptr<scalar_t>(w), mut<scalar_t>(gx),
+                                     dlay.in, dlay.out};
+    const GradWeightArgs<scalar_t> dw{ptr<scalar_t>(x), ptr<scalar_t>(gyw), mut<scalar_t>(gw),
+                                      wlay.in, gy_w};
+    const bool fused = plan.fused_backward && gx.defined() && gw.defined() &&
+                       dlay.in == Layout::kNchw && wlay.in == Layout::kNchw &&
+                       rows::backward_fused(g, di, dw);
     if (gx.defined() && !fused) run(plan.grad_input, g, di);
     if (gw.defined() && !fused) run(plan.grad_weight, g, dw);
-    if (gb.defined()) grad_bias(g, ptr<scalar_t>(gy), mut<scalar_t>(gb));
+    if (gb.defined()) grad_bias(g, ptr<scalar_t>(gyb), gy_b, mut<scalar_t>(gb));
   });
   return {gx_bf16.defined() ? out(gx_bf16) : out(gx), out(gw), out(gb)};
 }

@@ -13,6 +13,12 @@ namespace fastconv {
 
 enum class Layout : uint8_t { kNchw, kNhwc };
 
+// Which channels_last activations a family's pass takes besides all-NCHW ones: none; the
+// input x only (forward, grad-weight; results NCHW); or all of them (x, y, grad_output,
+// grad_input in NHWC, and grad-weight written in the weight's channels_last order
+// [K][R][S][C/groups]).
+enum class NhwcSupport : uint8_t { kNone, kInput, kAll };
+
 template <typename T>
 struct ForwardArgs {
   const T* x;

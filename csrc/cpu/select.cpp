@@ -136,11 +136,31 @@ void set_cpu_algorithm(const std::string& name) {
 
 std::string cpu_algorithm() { return kForcedNames[g_forced.load()]; }
 
+namespace {
+
+// The channels_last activations each family's passes read and write in place.
+NhwcSupport nhwc_support(CpuFamily f, bool grad_input) {
+  switch (f) {
+    case CpuFamily::kBlocked:  // reads a channels_last x into its channel-innermost blocks
+      return grad_input ? NhwcSupport::kNone : NhwcSupport::kInput;
+    default:
+      return NhwcSupport::kNone;
+  }
+}
+
+}  // namespace
+
 CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype) {
   const CpuFamily f = g.one_channel_per_group() ? one_channel_family(g) : dense_family(g, dtype);
-  if (f == CpuFamily::kDenseBf16)  // stride-1 grad-input is a bf16 forward; the rest float32
-    return {f, g.unit_stride() ? f : CpuFamily::kDense, CpuFamily::kDense, false};
-  return {f, f, f, f == CpuFamily::kRows};
+  CpuPlan p{f, f, f, {}, {}, {}, f == CpuFamily::kRows};
+  if (f == CpuFamily::kDenseBf16) {  // stride-1 grad-input is a bf16 forward; the rest float32
+    p.grad_input = g.unit_stride() ? f : CpuFamily::kDense;
+    p.grad_weight = CpuFamily::kDense;
+  }
+  p.forward_nhwc = nhwc_support(p.forward, false);
+  p.grad_input_nhwc = nhwc_support(p.grad_input, true);
+  p.grad_weight_nhwc = nhwc_support(p.grad_weight, false);
+  return p;
 }
 
 }  // namespace fastconv

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "../conv_geometry.h"
+#include "family.h"
 
 namespace fastconv {
 
@@ -30,10 +31,12 @@ const char* family_name(CpuFamily f);
 void set_cpu_algorithm(const std::string& name);
 std::string cpu_algorithm();
 
-// The family of each pass. fused_backward: both gradients may come from one pass of the
-// forward family (rows::backward_fused says where it applies).
+// The family of each pass and the channels_last activations it takes. fused_backward: both
+// gradients may come from one pass of the forward family (rows::backward_fused says where
+// it applies).
 struct CpuPlan {
   CpuFamily forward, grad_input, grad_weight;
+  NhwcSupport forward_nhwc, grad_input_nhwc, grad_weight_nhwc;
   bool fused_backward;
 };
 CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype);

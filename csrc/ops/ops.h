@@ -29,6 +29,12 @@ ConvGeometry check_conv2d_backward_args(const Tensor& grad_output, const Tensor&
                                         const Tensor& weight, IntArrayRef stride,
                                         IntArrayRef padding, IntArrayRef dilation, int64_t groups);
 
+// The memory format of the results (output, grad_input, grad_weight), as F.conv2d gives
+// them: channels_last when the input or the weight suggests it (Tensor::suggest_memory_format,
+// so size-1 dimensions count as either), except float64 on CUDA (cuDNN's rule). Mirrored by
+// fastconv/shapes.py for the fake kernels.
+at::MemoryFormat conv_memory_format(const Tensor& input, const Tensor& weight);
+
 // The ops called through the C++ dispatcher (autograd, autocast and tracing keys apply):
 // how autograd, autocast and the Python fast path call them (csrc/ops.cpp).
 Tensor call_conv2d(const Tensor& input, const Tensor& weight, const OptTensor& bias,

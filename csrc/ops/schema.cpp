@@ -114,6 +114,14 @@ ConvGeometry check_conv2d_backward_args(const Tensor& grad_output, const Tensor&
   return g;
 }
 
+at::MemoryFormat conv_memory_format(const Tensor& input, const Tensor& weight) {
+  constexpr auto kCL = at::MemoryFormat::ChannelsLast;
+  if (input.is_cuda() && input.scalar_type() == at::kDouble) return at::MemoryFormat::Contiguous;
+  return input.suggest_memory_format() == kCL || weight.suggest_memory_format() == kCL
+             ? kCL
+             : at::MemoryFormat::Contiguous;
+}
+
 Tensor call_conv2d(const Tensor& input, const Tensor& weight, const OptTensor& bias,
                    IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
   static auto op = c10::Dispatcher::singleton()

@@ -15,10 +15,14 @@ OPCHECK_CASES = [
 ]
 
 
+FORMATS = [torch.contiguous_format, torch.channels_last]
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("case", OPCHECK_CASES)
-def test_opcheck_conv2d(case):
+def test_opcheck_conv2d(case, fmt):
     xs, ws, bias, stride, padding, dilation, groups = case
-    x = torch.randn(xs, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(xs, dtype=torch.float64).contiguous(memory_format=fmt).requires_grad_()
     w = torch.randn(ws, dtype=torch.float64, requires_grad=True)
     b = torch.randn(ws[0], dtype=torch.float64, requires_grad=True) if bias else None
     torch.library.opcheck(
@@ -26,11 +30,12 @@ def test_opcheck_conv2d(case):
     )
 
 
+@pytest.mark.parametrize("fmt", FORMATS, ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("case", OPCHECK_CASES)
 @pytest.mark.parametrize("mask", [[True, True, True], [True, False, False], [False, True, True]])
-def test_opcheck_conv2d_backward(case, mask):
+def test_opcheck_conv2d_backward(case, mask, fmt):
     xs, ws, _, stride, padding, dilation, groups = case
-    x = torch.randn(xs, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(xs, dtype=torch.float64).contiguous(memory_format=fmt).requires_grad_()
     w = torch.randn(ws, dtype=torch.float64, requires_grad=True)
     y = torch.nn.functional.conv2d(x, w, None, stride, padding, dilation, groups)
     gy = torch.randn_like(y).requires_grad_()
