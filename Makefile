@@ -9,7 +9,7 @@ SOURCES := $(shell find csrc -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -na
 .PHONY: bench test build lint format fuzz sanitize large clean
 
 bench: build
-	$(PY) -m benchmarks.bench
+	$(PY) -m benchmarks
 
 test: build
 	$(PY) -m pytest -q
@@ -45,7 +45,7 @@ sanitize: $(VENV)/.stamp-deps
 	FASTCONV_SANITIZE=1 FASTCONV_CUDA=0 MAX_JOBS=$(MAX_JOBS) $(PY) -m pip install -q --no-build-isolation -e .
 	LD_PRELOAD="$(SAN_LIBS)" ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 FASTCONV_CUDA=0 \
-	  $(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/test_bench.py \
+	  $(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/system/test_bench.py \
 	  -k "not compile and not export and not memory_growth"
 
 lint: $(VENV)/.stamp-deps

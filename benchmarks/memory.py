@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 import fastconv
 
-from .suites import SUITES
+from .cases import SUITES
+from .inputs import DTYPES, make_inputs
 
 IMPLS = {"fastconv": fastconv.conv2d, "torch": F.conv2d}
 
@@ -42,16 +43,9 @@ def _trim_heap():
 
 def measure(case, impl, mode, dtype, threads):
     """Bytes above the inputs and results at the peak of one cold call, in this process."""
-    from .bench import make_inputs  # late: bench imports this module
-
     torch.set_num_threads(threads)
     x, w, b = make_inputs(case, dtype, "cpu")
-    kw = {
-        "stride": case.stride,
-        "padding": case.padding,
-        "dilation": case.dilation,
-        "groups": case.groups,
-    }
+    kw = case.conv_kwargs
     fn = IMPLS[impl]
     if mode == "fwd+bwd":
         x, w = x.requires_grad_(), w.requires_grad_()
@@ -86,7 +80,7 @@ def extra_bytes(suite, case, impl, mode, dtype_name, threads):
 def main(argv):
     suite, name, impl, mode, dtype_name, threads = argv
     case = next(c for c in SUITES[suite].cases if c.name == name)
-    print(measure(case, impl, mode, getattr(torch, dtype_name), int(threads)))
+    print(measure(case, impl, mode, DTYPES[dtype_name], int(threads)))
 
 
 if __name__ == "__main__":

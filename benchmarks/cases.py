@@ -1,12 +1,18 @@
 """Benchmark cases: convolution shapes taken from the textbook and from real architectures.
 
-Every case is one conv2d call, ``conv2d(x[N, C, H, W], w[K, C/groups, R, S], bias[K])``.
-Batch sizes are kept small (1-8) so that the whole default run fits in about five minutes
-on a 2-core machine; the per-image shapes are the architectures' own (224x224 input).
+Every case is one conv2d call, ``conv2d(x[N, C, H, W], w[K, C/groups, R, S], bias[K])``,
+timed in each of MODES. Batch sizes are kept small (1-8) so that these suites fit in about
+five minutes on a 2-core machine; the per-image shapes are the architectures' own (224x224
+input).
 """
 
 from dataclasses import dataclass
 from typing import Dict, Tuple
+
+from fastconv.shapes import conv_out_size
+
+# Forward; forward and backward w.r.t. input, weight and bias.
+MODES = ("fwd", "fwd+bwd")
 
 
 @dataclass(frozen=True)
@@ -29,9 +35,19 @@ class Case:
     @property
     def out_hw(self) -> Tuple[int, int]:
         def size(n, k):
-            return (n + 2 * self.padding - self.dilation * (k - 1) - 1) // self.stride + 1
+            return conv_out_size(n, k, self.padding, self.stride, self.dilation)
 
         return size(self.H, self.R), size(self.W, self.S)
+
+    @property
+    def conv_kwargs(self) -> Dict[str, int]:
+        """The keyword arguments of conv2d (fastconv's and torch's) besides the tensors."""
+        return {
+            "stride": self.stride,
+            "padding": self.padding,
+            "dilation": self.dilation,
+            "groups": self.groups,
+        }
 
     @property
     def flops(self) -> int:
