@@ -51,8 +51,9 @@ struct PassLayouts {
 };
 PassLayouts pass_layouts(NhwcSupport s, bool channels_last, const Tensor& x) {
   if (channels_last && s == NhwcSupport::kAll) return {Layout::kNhwc, Layout::kNhwc};
-  const bool x_nhwc = s != NhwcSupport::kNone && x.scalar_type() == compute_type(x.scalar_type()) &&
-                      !x.is_contiguous() && x.is_contiguous(kCL);
+  const bool x_nhwc = s == NhwcSupport::kInput &&
+                      x.scalar_type() == compute_type(x.scalar_type()) && !x.is_contiguous() &&
+                      x.is_contiguous(kCL);
   return {x_nhwc ? Layout::kNhwc : Layout::kNchw, Layout::kNchw};
 }
 

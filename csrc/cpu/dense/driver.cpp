@@ -13,9 +13,103 @@
 
 namespace fastconv {
 namespace dense {
+namespace {
+
+// Tasks of a channels_last pass: `base` natural tasks, each split into up to `parts` pieces
+// until there are four per thread (pieces never change the result: no reduction crosses
+// them).
+int64_t pieces(int64_t base, int64_t parts) {
+  const int64_t want = 4 * at::get_num_threads();
+  return base >= want ? 1 : std::min(parts, (want + base - 1) / base);
+}
+
+// w's values w[grp*Kg + k][c][tap] as [grp][panel][tap][depth][NR] panels, zero past the
+// panelled dimension's end: output channels in panels (by_k: forward) or input channels
+// (grad-input, whose depth is the output channels).
+template <typename T>
+Workspace<T> pack_nhwc_weight(const ConvGeometry& g, const T* w, int64_t nr, bool by_k) {
+  const int64_t Kg = g.K_per_group(), Cg = g.C_per_group(), RS = g.R * g.S;
+  const int64_t lanes = by_k ? Kg : Cg, depth = by_k ? Cg : Kg;
+  const int64_t panels = (lanes + nr - 1) / nr;
+  Workspace<T> packed(Slot::kWeight, g.groups * panels * RS * depth * nr);
+  T* out = packed.data();
+  at::parallel_for(0, g.groups * panels, 1, [&](int64_t b, int64_t e) {
+    for (int64_t gp = b; gp < e; ++gp) {
+      const int64_t grp = gp / panels, panel = gp % panels;
+      for (int64_t t = 0; t < RS; ++t)
+        for (int64_t d = 0; d < depth; ++d) {
+          T* dst = out + ((gp * RS + t) * depth + d) * nr;
+          for (int64_t l = 0; l < nr; ++l) {
+            const int64_t lane = panel * nr + l;
+            const int64_t k = by_k ? lane : d, c = by_k ? d : lane;
+            dst[l] = lane < lanes ? w[((grp * Kg + k) * Cg + c) * RS + t] : T(0);
+          }
+        }
+    }
+  });
+  return packed;
+}
+
+template <typename T>
+void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
+  const auto& kt = kernels<T>();
+  const int64_t nr = 2 * kt.vec, Kg = g.K_per_group(), KP = (Kg + nr - 1) / nr;
+  const int64_t panel = g.R * g.S * g.C_per_group() * nr;
+  const Workspace<T> packed = pack_nhwc_weight(g, a.w, nr, true);
+  const int64_t positions = g.N * g.P * g.Q;
+  const int64_t blocks = (positions + kNhwcPositions - 1) / kNhwcPositions;
+  const int64_t split = pieces(g.groups * blocks, KP);
+  at::parallel_for(0, g.groups * blocks * split, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t piece = t % split, blk = (t / split) % blocks, grp = t / (split * blocks);
+      const int64_t j0 = blk * kNhwcPositions, j1 = std::min(positions, j0 + kNhwcPositions);
+      kt.dense.nhwc_forward_tile(g, a.x, packed.data() + grp * KP * panel,
+                                 a.bias ? a.bias + grp * Kg : nullptr, a.y, grp, piece * KP / split,
+                                 (piece + 1) * KP / split, j0, j1);
+    }
+  });
+}
+
+template <typename T>
+void grad_input_nhwc(const ConvGeometry& g, const GradInputArgs<T>& a) {
+  const auto& kt = kernels<T>();
+  const int64_t nr = 2 * kt.vec, Cg = g.C_per_group(), CP = (Cg + nr - 1) / nr;
+  const int64_t panel = g.R * g.S * g.K_per_group() * nr;
+  const Workspace<T> packed = pack_nhwc_weight(g, a.w, nr, false);
+  // Tasks: (image, group, block of rows), rows split until there are enough tasks.
+  const int64_t split = pieces(g.N * g.groups * CP, g.H);
+  at::parallel_for(0, g.N * g.groups * CP * split, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t piece = t % split, cp = (t / split) % CP, grp = (t / (split * CP)) % g.groups;
+      const int64_t n = t / (split * CP * g.groups);
+      kt.dense.nhwc_grad_input_tile(g, a.gy, packed.data() + grp * CP * panel, a.gx, grp, cp,
+                                    cp + 1, n, piece * g.H / split, (piece + 1) * g.H / split);
+    }
+  });
+}
+
+template <typename T>
+void grad_weight_nhwc(const ConvGeometry& g, const GradWeightArgs<T>& a) {
+  const auto& kt = kernels<T>();
+  const int64_t nr = 2 * kt.vec, Kg = g.K_per_group(), RS = g.R * g.S;
+  const int64_t CP = (g.C_per_group() + nr - 1) / nr, KB = (Kg + kDenseMR - 1) / kDenseMR;
+  const int64_t split = pieces(g.groups * RS * CP, KB);
+  at::parallel_for(0, g.groups * RS * CP * split, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t piece = t % split, cp = (t / split) % CP, tap = (t / (split * CP)) % RS;
+      const int64_t grp = t / (split * CP * RS);
+      const int64_t k0 = piece * KB / split * kDenseMR;
+      const int64_t k1 = std::min(Kg, (piece + 1) * KB / split * kDenseMR);
+      if (k0 < k1) kt.dense.nhwc_grad_weight_tile(g, a.x, a.gy, a.gw, grp, tap, cp, k0, k1);
+    }
+  });
+}
+
+}  // namespace
 
 template <typename T>
 void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
+  if (a.y_layout == Layout::kNhwc) return forward_nhwc(g, a);
   const auto& kt = kernels<T>();
   const int64_t Kg = g.K_per_group(), CRS = g.C_per_group() * g.R * g.S;
   const ForwardTiles tiles = forward_tiles(g, 2 * kt.vec, at::get_num_threads());
@@ -33,6 +127,7 @@ void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
 
 template <typename T>
 void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
+  if (a.gy_layout == Layout::kNhwc) return grad_weight_nhwc(g, a);
   const auto& kt = kernels<T>().dense;
   const int64_t Kg = g.K_per_group(), CRS = g.C_per_group() * g.R * g.S, PQ = g.P * g.Q;
   const int64_t k_tile = 128, j_tile = 22 * kDenseMR;
@@ -66,6 +161,7 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
 
 template <typename T>
 void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
+  if (a.gx_layout == Layout::kNhwc) return grad_input_nhwc(g, a);
   if (g.unit_stride()) return grad_input_as_forward(g, a, &forward<T>);
   const auto& kt = kernels<T>().dense;
   const int64_t Cg = g.C_per_group();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "kernels.h"
+#include "nhwc.h"
 #include "table.h"
 
 namespace fastconv {
@@ -13,6 +14,9 @@ DenseKernels<T> dense_kernels() {
   k.forward_tile = &dense_fwd_tile<T>;
   k.grad_weight_tile = &dense_wgrad_tile<T>;
   k.grad_input_tile = &dense_dgrad_tile<T>;
+  k.nhwc_forward_tile = &dense_nhwc_fwd_tile<T>;
+  k.nhwc_grad_input_tile = &dense_nhwc_dgrad_tile<T>;
+  k.nhwc_grad_weight_tile = &dense_nhwc_wgrad_tile<T>;
   return k;
 }
 

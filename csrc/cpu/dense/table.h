@@ -10,6 +10,11 @@ namespace fastconv {
 
 // Rows of the micro-kernel's register tile (gemm.h); its columns are two SIMD vectors.
 constexpr int kDenseMR = 6;
+// Channels_last tiles (nhwc.h): positions per block of the forward and grad-input tiles
+// (the weight panel, R*S*C/G*NR values in L2, serves this many positions), and positions
+// per step of the grad-weight reduction.
+constexpr int64_t kNhwcPositions = 16 * kDenseMR;
+constexpr int64_t kNhwcDepth = 128;
 
 template <typename T>
 struct DenseKernels {
@@ -26,6 +31,21 @@ struct DenseKernels {
   // grad-input.
   void (*grad_input_tile)(const ConvGeometry& g, const T* gy, const T* w, T* gx, int64_t grp,
                           int64_t c0, int64_t c1, int64_t n0, int64_t n1);
+
+  // Channels_last (nhwc.h), the weight packed into panels of NR = 2 * vec channels.
+  // Positions [j0, j1) x output-channel panels [kp0, kp1) of group grp (w: the group's
+  // [K/G / NR][R*S][C/G][NR] panels, bias the group's or null).
+  void (*nhwc_forward_tile)(const ConvGeometry& g, const T* x, const T* w_packed, const T* bias,
+                            T* y, int64_t grp, int64_t kp0, int64_t kp1, int64_t j0, int64_t j1);
+  // Grad-input rows [h0, h1) of image n x input-channel panels [cp0, cp1) of group grp, any
+  // stride (w: the group's [C/G / NR][R*S][K/G][NR] panels).
+  void (*nhwc_grad_input_tile)(const ConvGeometry& g, const T* gy, const T* w_packed, T* gx,
+                               int64_t grp, int64_t cp0, int64_t cp1, int64_t n, int64_t h0,
+                               int64_t h1);
+  // gw[k][r][s][c] (channels_last) of tap r*S + s, group grp, output channels [k0, k1) of
+  // the group, input-channel panel cp: the whole reduction in a fixed order.
+  void (*nhwc_grad_weight_tile)(const ConvGeometry& g, const T* x, const T* gy, T* gw, int64_t grp,
+                                int64_t tap, int64_t cp, int64_t k0, int64_t k1);
 };
 
 }  // namespace fastconv

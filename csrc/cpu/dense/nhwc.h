@@ -1,0 +1,235 @@
+// Dense kernels on channels_last (NHWC) activations: every operand is read and written in
+// place, no im2col and no layout copy. In NHWC each tap (r, s) of a position reads a
+// contiguous run of C/groups input channels, so the implicit GEMM's operand rows are
+// pointers into x itself (or into one zero row for padding):
+//
+//   Fprop: M = N*P*Q positions, N = K/G, K = R*S*C/G   y[pos][k] = bias + sum x[pos, tap][c] w
+//   Dgrad: M = N*H*W positions, N = C/G, K = R*S*K/G   (any stride: positions of one column
+//          phase share their taps, so each tap that reaches them is one gathered row)
+//   Wgrad: per tap, M = K/G, N = C/G, K = N*P*Q        gw[k][r][s][c] (channels_last order)
+//
+// The micro-kernel is the dense one's (gemm.h): an MR x NR block of results in registers,
+// MR broadcasts and 2 vector loads per step; here the broadcasts come from MR gathered rows
+// per tap (positions) and the vectors from a weight packed once per call into NR-channel
+// panels, [panel][tap][depth][NR]. A 1x1 stride-1 layer is a plain GEMM on x as
+// (N*H*W) x C. Included by the per-ISA translation units after vec.h.
+#pragma once
+
+#include <algorithm>
+
+#include "../runtime/workspace.h"
+#include "gemm.h"
+
+namespace fastconv {
+namespace FC_ISA {
+
+// C[0:mr, 0:nr] = init + sum over taps t of A_t * B_t, where A_t's row i is the gathered row
+// a[t*MR + i] (depth values) and B_t the packed panel b[t] (depth x NR); init is bias[0:nr]
+// or zero. Rows past mr are never stored (their pointers repeat row 0's).
+template <typename T>
+__attribute__((noinline)) static void gather_micro_kernel(int64_t taps, int64_t depth,
+                                                          const T* const* a, const T* const* b,
+                                                          const T* bias, T* c, int64_t ldc, int mr,
+                                                          int nr) {
+  constexpr int V = Vec<T>::size;
+  vec_t<T> acc[MR][2];
+  const vec_t<T> b0 = bias ? (nr >= V ? loadu(bias) : loadu_n(bias, nr)) : vec_t<T>{};
+  const vec_t<T> b1 =
+      bias && nr > V ? (nr >= 2 * V ? loadu(bias + V) : loadu_n(bias + V, nr - V)) : vec_t<T>{};
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) acc[i][0] = b0, acc[i][1] = b1;
+  for (int64_t t = 0; t < taps; ++t) {
+    const T* ar[MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) ar[i] = a[t * MR + i];
+    const T* bt = b[t];
+    for (int64_t kk = 0; kk < depth; ++kk) {
+      const vec_t<T> v0 = loadu(bt + kk * 2 * V);
+      const vec_t<T> v1 = loadu(bt + kk * 2 * V + V);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const vec_t<T> ai = splat(ar[i][kk]);
+        acc[i][0] += ai * v0;
+        acc[i][1] += ai * v1;
+      }
+    }
+  }
+  for (int i = 0; i < mr; ++i)
+    for (int h = 0; h < 2; ++h) {
+      const int n = std::min(V, nr - h * V);
+      if (n <= 0) break;
+      T* ci = c + i * ldc + h * V;
+      if (n == V)
+        storeu(ci, acc[i][h]);
+      else
+        storeu_n(ci, acc[i][h], n);
+    }
+}
+
+// C[0:mr, 0:nr] (+)= sum over kk < depth of a[kk*lda + i] * b[kk][0:nr]: A's columns are
+// rows of grad_output (MR output channels of one position), B's rows gathered input rows
+// (NR channels, lane-masked past nr). overwrite stores instead of adding.
+template <typename T>
+__attribute__((noinline)) static void wgrad_micro_kernel(int64_t depth, const T* a, int64_t lda,
+                                                         const T* const* b, T* c, int64_t ldc,
+                                                         int mr, int nr, bool overwrite) {
+  constexpr int V = Vec<T>::size;
+  int off[MR];  // rows past mr re-read row 0 and are never stored
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) off[i] = i < mr ? i : 0;
+  vec_t<T> acc[MR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = vec_t<T>{};
+  const bool whole = nr == 2 * V;
+  const int n0 = std::min(V, nr), n1 = std::max(0, nr - V);
+  for (int64_t kk = 0; kk < depth; ++kk) {
+    const T* bk = b[kk];
+    const vec_t<T> v0 = whole ? loadu(bk) : loadu_n(bk, n0);
+    const vec_t<T> v1 = whole ? loadu(bk + V) : n1 > 0 ? loadu_n(bk + V, n1) : vec_t<T>{};
+    const T* ak = a + kk * lda;
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const vec_t<T> ai = splat(ak[off[i]]);
+      acc[i][0] += ai * v0;
+      acc[i][1] += ai * v1;
+    }
+  }
+  for (int i = 0; i < mr; ++i)
+    for (int h = 0; h < 2; ++h) {
+      const int n = std::min(V, nr - h * V);
+      if (n <= 0) break;
+      T* ci = c + i * ldc + h * V;
+      const vec_t<T> v = overwrite ? acc[i][h] : (n == V ? loadu(ci) : loadu_n(ci, n)) + acc[i][h];
+      if (n == V)
+        storeu(ci, v);
+      else
+        storeu_n(ci, v, n);
+    }
+}
+
+// Positions [j0, j1) of the batch (j = (n*P + p)*Q + q), output-channel panels [kp0, kp1) of
+// group grp. w_packed: the group's [K/G / NR][R*S][C/G][NR] panels; bias: the group's.
+template <typename T>
+void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w_packed, const T* bias, T* y,
+                         int64_t grp, int64_t kp0, int64_t kp1, int64_t j0, int64_t j1) {
+  constexpr int nrmax = NR<T>;
+  const int64_t RS = g.R * g.S, Cg = g.C_per_group(), Kg = g.K_per_group(), PQ = g.P * g.Q;
+  const int64_t tiles = (j1 - j0 + MR - 1) / MR;
+  const Workspace<const T*> a_ws(Slot::kTaps, tiles * RS * MR), b_ws(Slot::kRow2, RS);
+  const Workspace<T> zero_ws(Slot::kRow, Cg);
+  const T** a = a_ws.data();
+  const T** b = b_ws.data();
+  zero_fill(zero_ws.data(), Cg);
+  // a[(tile * RS + tap) * MR + i]: the row tap reads for position j0 + tile*MR + i.
+  for (int64_t tile = 0; tile < tiles; ++tile)
+    for (int i = 0; i < MR; ++i) {
+      const int64_t j = std::min(j1 - 1, j0 + tile * MR + i);
+      const int64_t n = j / PQ, p = (j % PQ) / g.Q, q = j % g.Q;
+      for (int64_t r = 0; r < g.R; ++r) {
+        const int64_t ih = g.in_row(p, r);
+        for (int64_t s = 0; s < g.S; ++s) {
+          const int64_t iw = g.in_col(q, s);
+          const bool in = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
+          a[(tile * RS + r * g.S + s) * MR + i] =
+              in ? x + ((n * g.H + ih) * g.W + iw) * g.C + grp * Cg : zero_ws.data();
+        }
+      }
+    }
+  for (int64_t kp = kp0; kp < kp1; ++kp) {
+    const int nr = static_cast<int>(std::min<int64_t>(nrmax, Kg - kp * nrmax));
+    for (int64_t t = 0; t < RS; ++t) b[t] = w_packed + (kp * RS + t) * Cg * nrmax;
+    for (int64_t tile = 0; tile < tiles; ++tile) {
+      const int64_t j = j0 + tile * MR;
+      gather_micro_kernel(RS, Cg, a + tile * RS * MR, b, bias ? bias + kp * nrmax : nullptr,
+                          y + j * g.K + grp * Kg + kp * nrmax, g.K,
+                          static_cast<int>(std::min<int64_t>(MR, j1 - j)), nr);
+    }
+  }
+}
+
+// Grad-input rows [h0, h1) of image n, input-channel panels [cp0, cp1) of group grp.
+// w_packed: the group's [C/G / NR][R*S][K/G][NR] panels (w[k][c][r][s] at panel c / NR).
+template <typename T>
+void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed, T* gx,
+                           int64_t grp, int64_t cp0, int64_t cp1, int64_t n, int64_t h0,
+                           int64_t h1) {
+  constexpr int nrmax = NR<T>;
+  const int64_t RS = g.R * g.S, Cg = g.C_per_group(), Kg = g.K_per_group();
+  const Workspace<const T*> a_ws(Slot::kTaps, RS * MR), b_ws(Slot::kRow2, RS);
+  const Workspace<int64_t> taps_ws(Slot::kStage2, 2 * RS);
+  const Workspace<T> zero_ws(Slot::kRow, Kg);
+  const T** a = a_ws.data();
+  const T** b = b_ws.data();
+  int64_t* taps = taps_ws.data();  // [tap index][0] = r * S + s, [1] = the grad_output row p
+  zero_fill(zero_ws.data(), Kg);
+  for (int64_t cp = cp0; cp < cp1; ++cp) {
+    const int nr = static_cast<int>(std::min<int64_t>(nrmax, Cg - cp * nrmax));
+    for (int64_t h = h0; h < h1; ++h)
+      for (int64_t phase = 0; phase < std::min(g.stride_w, g.W); ++phase) {
+        // Input columns w = phase + m*stride_w share their taps: (w + pad_w - s*dil_w) must be a
+        // multiple of stride_w, and (h + pad_h - r*dil_h) of stride_h.
+        int64_t nt = 0;
+        for (int64_t r = 0; r < g.R; ++r) {
+          const int64_t hr = h + g.pad_h - r * g.dil_h;
+          if (hr < 0 || hr % g.stride_h || hr / g.stride_h >= g.P) continue;
+          for (int64_t s = 0; s < g.S; ++s) {
+            const int64_t ws = phase + g.pad_w - s * g.dil_w;
+            if (((ws % g.stride_w) + g.stride_w) % g.stride_w) continue;
+            taps[2 * nt] = r * g.S + s, taps[2 * nt + 1] = hr / g.stride_h;
+            b[nt++] = w_packed + (cp * RS + r * g.S + s) * Kg * nrmax;
+          }
+        }
+        const int64_t cols = (g.W - phase + g.stride_w - 1) / g.stride_w;
+        for (int64_t m0 = 0; m0 < cols; m0 += MR) {
+          const int mr = static_cast<int>(std::min<int64_t>(MR, cols - m0));
+          for (int64_t t = 0; t < nt; ++t) {
+            const int64_t s = taps[2 * t] % g.S, p = taps[2 * t + 1];
+            for (int i = 0; i < MR; ++i) {
+              const int64_t w = phase + (m0 + std::min(i, mr - 1)) * g.stride_w;
+              const int64_t qs = w + g.pad_w - s * g.dil_w;  // a multiple of stride_w
+              const int64_t q = qs >= 0 ? qs / g.stride_w : -1;
+              a[t * MR + i] = q >= 0 && q < g.Q ? gy + ((n * g.P + p) * g.Q + q) * g.K + grp * Kg
+                                                : zero_ws.data();
+            }
+          }
+          const int64_t w0 = phase + m0 * g.stride_w;
+          gather_micro_kernel(nt, Kg, a, b, static_cast<const T*>(nullptr),
+                              gx + ((n * g.H + h) * g.W + w0) * g.C + grp * Cg + cp * nrmax,
+                              g.stride_w * g.C, mr, nr);
+        }
+      }
+  }
+}
+
+// Grad-weight of tap (r, s) for group grp, output channels [k0, k1) of the group and
+// input-channel panel cp: gw (channels_last, [K][R][S][C/G]) over every position in a fixed
+// order.
+template <typename T>
+void dense_nhwc_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int64_t grp,
+                           int64_t tap, int64_t cp, int64_t k0, int64_t k1) {
+  constexpr int nrmax = NR<T>;
+  const int64_t RS = g.R * g.S, Cg = g.C_per_group(), Kg = g.K_per_group(), PQ = g.P * g.Q;
+  const int64_t r = tap / g.S, s = tap % g.S, c0 = cp * nrmax;
+  const int nr = static_cast<int>(std::min<int64_t>(nrmax, Cg - c0));
+  const Workspace<const T*> b_ws(Slot::kTaps, kNhwcDepth);
+  const Workspace<T> zero_ws(Slot::kRow, nrmax);
+  const T** b = b_ws.data();
+  zero_fill(zero_ws.data(), nrmax);
+  for (int64_t j0 = 0; j0 < g.N * PQ; j0 += kNhwcDepth) {
+    const int64_t depth = std::min(kNhwcDepth, g.N * PQ - j0);
+    for (int64_t jj = 0; jj < depth; ++jj) {
+      const int64_t j = j0 + jj, n = j / PQ, p = (j % PQ) / g.Q, q = j % g.Q;
+      const int64_t ih = g.in_row(p, r), iw = g.in_col(q, s);
+      b[jj] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W
+                  ? x + ((n * g.H + ih) * g.W + iw) * g.C + grp * Cg + c0
+                  : zero_ws.data();
+    }
+    for (int64_t k = k0; k < k1; k += MR)
+      wgrad_micro_kernel(depth, gy + j0 * g.K + grp * Kg + k, g.K, b,
+                         gw + ((grp * Kg + k) * RS + tap) * Cg + c0, RS * Cg,
+                         static_cast<int>(std::min<int64_t>(MR, k1 - k)), nr, j0 == 0);
+  }
+}
+
+}  // namespace FC_ISA
+}  // namespace fastconv
