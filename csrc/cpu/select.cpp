@@ -143,7 +143,8 @@ NhwcSupport nhwc_support(CpuFamily f, bool grad_input) {
   switch (f) {
     case CpuFamily::kBlocked:  // reads a channels_last x into its channel-innermost blocks
       return grad_input ? NhwcSupport::kNone : NhwcSupport::kInput;
-    case CpuFamily::kDense:  // gathers contiguous channel runs of every tap (dense/nhwc.h)
+    case CpuFamily::kDense:     // gathers contiguous channel runs of every tap (dense/nhwc.h)
+    case CpuFamily::kWinograd:  // transforms vectors of channels (winograd/nhwc.h)
       return NhwcSupport::kAll;
     default:
       return NhwcSupport::kNone;

@@ -26,10 +26,11 @@ def winograd_geometries(draw):
     return n, c, k, h, w, (ph, pw), d, draw(st.booleans())
 
 
-@given(winograd_geometries())
-def test_winograd_matches_torch_float64(geo):
+@given(winograd_geometries(), st.sampled_from([torch.contiguous_format, torch.channels_last]))
+def test_winograd_matches_torch_float64(geo, fmt):
+    """Both layouts: channels_last runs the NHWC transforms (winograd/nhwc.h) in place."""
     n, c, k, h, w, padding, d, bias = geo
-    x = torch.randn(n, c, h, w, dtype=torch.float64)
+    x = torch.randn(n, c, h, w, dtype=torch.float64).contiguous(memory_format=fmt)
     wt = torch.randn(k, c, 3, 3, dtype=torch.float64)
     b = torch.randn(k, dtype=torch.float64) if bias else None
     with fastconv.cpu_algorithm("winograd"):

@@ -22,6 +22,7 @@ namespace fastconv {
 enum class Slot : int {
   // Held by a driver (calling thread) across its parallel regions.
   kWeight,         // a packed or transformed weight
+  kWeightPanels,   // a transformed weight repacked into panels
   kFlippedWeight,  // the flipped, transposed weight of grad-input as a forward pass
   kPartials,       // per-chunk partial sums of a reduction, added in a fixed order
   kGradTransform,  // Winograd's transformed grad-weight

@@ -16,36 +16,53 @@ namespace fastconv {
 namespace winograd {
 namespace {
 
-// [N, C, A, B] (full, NCHW) <-> [da*db*N, C, ceil(A/d), ceil(B/d)] (split): phase (a, b) of
-// image n at batch index (a*db + b)*N + n (conv_geometry.h, dilated_phases). kSplit writes
-// the split tensor (zero past A and B), else the full one.
+// [N, C, A, B] (full) <-> [da*db*N, C, ceil(A/d), ceil(B/d)] (split): phase (a, b) of image n
+// at batch index (a*db + b)*N + n (conv_geometry.h, dilated_phases), both in `layout`.
+// kSplit writes the split tensor (zero past A and B), else the full one.
 template <typename T, bool kSplit>
-void phase_copy(const ConvGeometry& g, int64_t C, int64_t A, int64_t B, const T* src, T* dst) {
+void phase_copy(const ConvGeometry& g, int64_t C, int64_t A, int64_t B, Layout layout, const T* src,
+                T* dst) {
   const int64_t d = g.dil_h, da = phase_rows(g), db = phase_cols(g), N = g.N;
   const int64_t A2 = (A + d - 1) / d, B2 = (B + d - 1) / d;
+  const bool nhwc = layout == Layout::kNhwc;
+  // Element (n, c, h, w) of the full tensor and (m, c, i, j) of the split one.
+  const auto full_at = [&](int64_t n, int64_t c, int64_t h, int64_t w) {
+    return nhwc ? ((n * A + h) * B + w) * C + c : ((n * C + c) * A + h) * B + w;
+  };
+  const auto split_at = [&](int64_t m, int64_t c, int64_t i, int64_t j) {
+    return nhwc ? ((m * A2 + i) * B2 + j) * C + c : ((m * C + c) * A2 + i) * B2 + j;
+  };
+  // Element (n, c, h, w) <-> (m, c, i, j); the inner loop runs along contiguous memory.
+  const auto copy = [&](int64_t n, int64_t c, int64_t a, int64_t b, int64_t i, int64_t j) {
+    const int64_t m = (a * db + b) * N + n, h = i * d + a, w = j * d + b;
+    const bool inside = h < A && w < B;
+    if (kSplit)
+      dst[split_at(m, c, i, j)] = inside ? src[full_at(n, c, h, w)] : T(0);
+    else if (inside)
+      dst[full_at(n, c, h, w)] = src[split_at(m, c, i, j)];
+  };
+  if (nhwc) {
+    at::parallel_for(0, N * A2, grain_for(B2 * da * db * C), [&](int64_t b0, int64_t e) {
+      for (int64_t ni = b0; ni < e; ++ni)
+        for (int64_t a = 0; a < da; ++a)
+          for (int64_t b = 0; b < db; ++b)
+            for (int64_t j = 0; j < B2; ++j)
+              for (int64_t c = 0; c < C; ++c) copy(ni / A2, c, a, b, ni % A2, j);
+    });
+    return;
+  }
   at::parallel_for(0, N * C, grain_for(A2 * B2 * da * db), [&](int64_t b0, int64_t e) {
-    for (int64_t nc = b0; nc < e; ++nc) {
-      const int64_t n = nc / C, c = nc % C;
+    for (int64_t nc = b0; nc < e; ++nc)
       for (int64_t a = 0; a < da; ++a)
-        for (int64_t b = 0; b < db; ++b) {
-          const int64_t split_plane = (((a * db + b) * N + n) * C + c) * A2 * B2;
+        for (int64_t b = 0; b < db; ++b)
           for (int64_t i = 0; i < A2; ++i)
-            for (int64_t j = 0; j < B2; ++j) {
-              const int64_t h = i * d + a, w = j * d + b;
-              const bool inside = h < A && w < B;
-              const int64_t full = (nc * A + h) * B + w, split = split_plane + i * B2 + j;
-              if (kSplit)
-                dst[split] = inside ? src[full] : T(0);
-              else if (inside)
-                dst[full] = src[split];
-            }
-        }
-    }
+            for (int64_t j = 0; j < B2; ++j) copy(nc / C, nc % C, a, b, i, j);
   });
 }
 
 template <typename T>
-void forward_tiles(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+void forward_tiles(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
+                   Layout layout) {
   const auto& kt = kernels<T>();
   const int64_t Kp = (g.K + kDenseMR - 1) / kDenseMR * kDenseMR, k_panels = Kp / kDenseMR;
   const Workspace<T> packed(Slot::kWeight, 16 * (Kp * g.C + kWinoPad));
@@ -53,14 +70,31 @@ void forward_tiles(const ConvGeometry& g, const T* x, const T* w, const T* bias,
     for (int64_t i = b; i < e; ++i)
       kt.winograd.pack_weight(g, w, packed.data(), i * kDenseMR, std::min(g.K, (i + 1) * kDenseMR));
   });
+  const int64_t nr = 2 * kt.vec, tiles = g.N * ((g.P + 1) / 2) * ((g.Q + 1) / 2);
+  const int64_t threads = at::get_num_threads();
+  if (layout == Layout::kNhwc) {
+    const int64_t p_plane = (g.K + nr - 1) / nr * nr * g.C;
+    const Workspace<T> panels(Slot::kWeightPanels, 16 * p_plane);
+    at::parallel_for(0, 16, grain_for(p_plane), [&](int64_t b, int64_t e) {
+      kt.winograd.nhwc_pack_panels(g, packed.data(), panels.data(), b, e);
+    });
+    // Chunks of whole micro-tiles (MR tiles), at most 42 of them (a 252-tile chunk's
+    // transformed input and products stay in L2), at least one chunk per thread.
+    const int64_t units = (tiles + kDenseMR - 1) / kDenseMR;
+    const int64_t chunks = std::min(units, std::max(threads, (units + 41) / 42));
+    at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        kt.winograd.nhwc_forward_tiles(g, x, panels.data(), bias, y, i * units / chunks * kDenseMR,
+                                       std::min(tiles, (i + 1) * units / chunks * kDenseMR));
+    });
+    return;
+  }
   // Chunks of whole NR-column panels of tiles (across tile rows and images), split evenly,
   // at most 8 panels and at least one chunk per thread. Every chunk streams the whole
   // transformed weight (16*K*C values) while its per-xi working set stays in L2, so chunks
   // are as large as balance allows.
-  const int64_t nr = 2 * kt.vec, tiles = g.N * ((g.P + 1) / 2) * ((g.Q + 1) / 2);
   const int64_t panels = (tiles + nr - 1) / nr;
-  const int64_t chunks =
-      std::min(panels, std::max<int64_t>(at::get_num_threads(), (panels + 7) / 8));
+  const int64_t chunks = std::min(panels, std::max<int64_t>(threads, (panels + 7) / 8));
   at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
       kt.winograd.forward_tiles(g, x, packed.data(), bias, y, i * panels / chunks * nr,
@@ -69,31 +103,49 @@ void forward_tiles(const ConvGeometry& g, const T* x, const T* w, const T* bias,
 }
 
 template <typename T>
-void grad_weight_tiles(const ConvGeometry& g, const T* x, const T* gy, T* gw) {
-  const auto& kt = kernels<T>().winograd;
+void grad_weight_tiles(const ConvGeometry& g, const T* x, const T* gy, T* gw, Layout layout) {
+  const auto& kt = kernels<T>();
   // Every block stores its channels' rows of du on its first chunk: no zero fill.
   const Workspace<T> du(Slot::kGradTransform, 16 * (g.C * g.K + kWinoPad));
+  const int64_t threads = at::get_num_threads();
+  if (layout == Layout::kNhwc) {  // blocks of whole NR-channel panels of the input
+    const int64_t nr = 2 * kt.vec, c_panels = (g.C + nr - 1) / nr;
+    const int64_t blocks = std::min(c_panels, threads);
+    at::parallel_for(0, blocks, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        kt.winograd.nhwc_grad_weight_block(g, x, gy, i * c_panels / blocks * nr,
+                                           std::min(g.C, (i + 1) * c_panels / blocks * nr),
+                                           du.data());
+    });
+    at::parallel_for(0, g.K, grain_for(g.C * 64), [&](int64_t b, int64_t e) {
+      kt.winograd.nhwc_grad_weight_finish(g, du.data(), gw, b, e);
+    });
+    return;
+  }
   const int64_t c_panels = (g.C + kDenseMR - 1) / kDenseMR;
-  const int64_t blocks = std::min<int64_t>(c_panels, at::get_num_threads());
+  const int64_t blocks = std::min(c_panels, threads);
   at::parallel_for(0, blocks, 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
-      kt.grad_weight_block(g, x, gy, i * c_panels / blocks * kDenseMR,
-                           std::min(g.C, (i + 1) * c_panels / blocks * kDenseMR), du.data());
+      kt.winograd.grad_weight_block(g, x, gy, i * c_panels / blocks * kDenseMR,
+                                    std::min(g.C, (i + 1) * c_panels / blocks * kDenseMR),
+                                    du.data());
   });
-  at::parallel_for(0, g.C, grain_for(g.K * 64),
-                   [&](int64_t b, int64_t e) { kt.grad_weight_finish(g, du.data(), gw, b, e); });
+  at::parallel_for(0, g.C, grain_for(g.K * 64), [&](int64_t b, int64_t e) {
+    kt.winograd.grad_weight_finish(g, du.data(), gw, b, e);
+  });
 }
 
 }  // namespace
 
 template <typename T>
 void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
-  if (!has_dilated_phases(g)) return forward_tiles(g, a.x, a.w, a.bias, a.y);
+  const Layout l = a.y_layout;  // x's too: the family takes every activation in one layout
+  if (!has_dilated_phases(g)) return forward_tiles(g, a.x, a.w, a.bias, a.y, l);
   const ConvGeometry pg = dilated_phases(g);
   const Workspace<T> xs(Slot::kPhaseIn, pg.input_numel()), ys(Slot::kPhaseOut, pg.output_numel());
-  phase_copy<T, true>(g, g.C, g.H, g.W, a.x, xs.data());
-  forward_tiles(pg, xs.data(), a.w, a.bias, ys.data());
-  phase_copy<T, false>(g, g.K, g.P, g.Q, ys.data(), a.y);
+  phase_copy<T, true>(g, g.C, g.H, g.W, l, a.x, xs.data());
+  forward_tiles(pg, xs.data(), a.w, a.bias, ys.data(), l);
+  phase_copy<T, false>(g, g.K, g.P, g.Q, l, ys.data(), a.y);
 }
 
 // Stride 1: a Winograd forward with the flipped weight (of the phases, when dilated: the
@@ -105,12 +157,13 @@ void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
 
 template <typename T>
 void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
-  if (!has_dilated_phases(g)) return grad_weight_tiles(g, a.x, a.gy, a.gw);
+  const Layout l = a.gy_layout;
+  if (!has_dilated_phases(g)) return grad_weight_tiles(g, a.x, a.gy, a.gw, l);
   const ConvGeometry pg = dilated_phases(g);
   const Workspace<T> xs(Slot::kPhaseIn, pg.input_numel()), gys(Slot::kPhaseIn2, pg.output_numel());
-  phase_copy<T, true>(g, g.C, g.H, g.W, a.x, xs.data());
-  phase_copy<T, true>(g, g.K, g.P, g.Q, a.gy, gys.data());
-  grad_weight_tiles(pg, xs.data(), gys.data(), a.gw);
+  phase_copy<T, true>(g, g.C, g.H, g.W, l, a.x, xs.data());
+  phase_copy<T, true>(g, g.K, g.P, g.Q, l, a.gy, gys.data());
+  grad_weight_tiles(pg, xs.data(), gys.data(), a.gw, l);
 }
 
 FASTCONV_INSTANTIATE_FAMILY_PASSES()

@@ -44,24 +44,11 @@ void winograd_pack_weight(const ConvGeometry& g, const T* w, T* packed, int64_t 
           for (int l = 0; l < cnt; ++l) t[tap][l] = src[l * 9 + tap];
         }
       }
-      vec_t<T> gg[4][3];  // G g: rows of G against the kernel's columns
-#pragma GCC unroll 3
-      for (int s = 0; s < 3; ++s) {
-        const vec_t<T> half = splat<T>(0.5);
-        gg[0][s] = t[s];
-        gg[1][s] = (t[s] + t[3 + s] + t[6 + s]) * half;
-        gg[2][s] = (t[s] - t[3 + s] + t[6 + s]) * half;
-        gg[3][s] = t[6 + s];
-      }
-#pragma GCC unroll 4
-      for (int a = 0; a < 4; ++a) {
-        const vec_t<T> half = splat<T>(0.5);
-        const vec_t<T> u[4] = {gg[a][0], (gg[a][0] + gg[a][1] + gg[a][2]) * half,
-                               (gg[a][0] - gg[a][1] + gg[a][2]) * half, gg[a][2]};
-#pragma GCC unroll 4
-        for (int b = 0; b < 4; ++b)
-          storeu_n(packed + (a * 4 + b) * u_plane + (m0 + i) * C + c, u[b], cnt);
-      }
+      vec_t<T> u[16];
+      wino_weight_tf<T>(t, u);
+#pragma GCC unroll 16
+      for (int xi = 0; xi < 16; ++xi)
+        storeu_n(packed + xi * u_plane + (m0 + i) * C + c, u[xi], cnt);
     }
 }
 
@@ -112,22 +99,16 @@ void winograd_fwd_tile(const ConvGeometry& g, const T* x, const T* packed_u, con
         vec_t<T> m[16];
 #pragma GCC unroll 16
         for (int xi = 0; xi < 16; ++xi) m[xi] = loadu(mb + xi * m_plane + k * tp + j0 + off);
-        vec_t<T> u[2][4];
-#pragma GCC unroll 4
-        for (int b = 0; b < 4; ++b) {
-          u[0][b] = m[b] + m[4 + b] + m[8 + b];
-          u[1][b] = m[4 + b] - m[8 + b] - m[12 + b];
-        }
+        vec_t<T> out[2][2];
+        wino_output_tf<T>(m, bv, out);
         const int64_t q0 = 2 * (txa + off);
         const int64_t ncols = std::min<int64_t>(2 * cnt, g.Q - q0);
 #pragma GCC unroll 2
         for (int a = 0; a < 2; ++a) {
           const int64_t p = 2 * ty + a;
           if (p >= g.P) break;
-          const vec_t<T> e = bv + u[a][0] + u[a][1] + u[a][2];
-          const vec_t<T> o = bv + u[a][1] - u[a][2] - u[a][3];
           vec_t<T> lo, hi;
-          interleave<T>(e, o, &lo, &hi);
+          interleave<T>(out[a][0], out[a][1], &lo, &hi);
           T* dst = yk + p * g.Q + q0;
           storeu_n(dst, lo, static_cast<int>(std::min<int64_t>(V, ncols)));
           if (ncols > V) storeu_n(dst + V, hi, static_cast<int>(ncols - V));

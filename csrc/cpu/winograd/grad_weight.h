@@ -55,27 +55,14 @@ template <typename T>
 void winograd_wgrad_finish(const ConvGeometry& g, const T* du, T* gw, int64_t c0, int64_t c1) {
   constexpr int V = Vec<T>::size;
   const int64_t C = g.C, K = g.K, du_plane = C * K + kWinoPad;
-  const vec_t<T> half = splat<T>(0.5);
   for (int64_t c = c0; c < c1; ++c)
     for (int64_t k = 0; k < K; k += V) {
       const int cnt = static_cast<int>(std::min<int64_t>(V, K - k));
       vec_t<T> m[16];
 #pragma GCC unroll 16
       for (int xi = 0; xi < 16; ++xi) m[xi] = loadu_n(du + xi * du_plane + c * K + k, cnt);
-      vec_t<T> r[3][4];  // G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1] on rows
-#pragma GCC unroll 4
-      for (int b = 0; b < 4; ++b) {
-        r[0][b] = m[b] + (m[4 + b] + m[8 + b]) * half;
-        r[1][b] = (m[4 + b] - m[8 + b]) * half;
-        r[2][b] = (m[4 + b] + m[8 + b]) * half + m[12 + b];
-      }
-      vec_t<T> w[V > 9 ? V : 9];  // w[i*3 + j], then transposed to one vector per k
-#pragma GCC unroll 3
-      for (int i = 0; i < 3; ++i) {
-        w[i * 3] = r[i][0] + (r[i][1] + r[i][2]) * half;
-        w[i * 3 + 1] = (r[i][1] - r[i][2]) * half;
-        w[i * 3 + 2] = (r[i][1] + r[i][2]) * half + r[i][3];
-      }
+      vec_t<T> w[V > 9 ? V : 9];  // w[r*3 + s], then transposed to one vector per k
+      wino_weight_grad_tf<T>(m, w);
       if constexpr (V >= 9) {
         for (int i = 9; i < V; ++i) w[i] = vec_t<T>{};
         transpose<T>(w);

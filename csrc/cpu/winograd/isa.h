@@ -3,6 +3,7 @@
 
 #include "forward.h"
 #include "grad_weight.h"
+#include "nhwc.h"
 #include "table.h"
 
 namespace fastconv {
@@ -15,6 +16,10 @@ WinogradKernels<T> winograd_kernels() {
   k.forward_tiles = &winograd_fwd_tile<T>;
   k.grad_weight_block = &winograd_wgrad_block<T>;
   k.grad_weight_finish = &winograd_wgrad_finish<T>;
+  k.nhwc_pack_panels = &winograd_nhwc_pack_panels<T>;
+  k.nhwc_forward_tiles = &winograd_nhwc_fwd_tiles<T>;
+  k.nhwc_grad_weight_block = &winograd_nhwc_wgrad_block<T>;
+  k.nhwc_grad_weight_finish = &winograd_nhwc_wgrad_finish<T>;
   return k;
 }
 

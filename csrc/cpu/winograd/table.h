@@ -28,6 +28,19 @@ struct WinogradKernels {
   void (*grad_weight_block)(const ConvGeometry& g, const T* x, const T* gy, int64_t c0, int64_t c1,
                             T* du);
   void (*grad_weight_finish)(const ConvGeometry& g, const T* du, T* gw, int64_t c0, int64_t c1);
+
+  // Channels_last (nhwc.h). pack_weight's rows of transformed positions [xi0, xi1) as
+  // [16][K / NR][C][NR] panels (NR = 2 * vec).
+  void (*nhwc_pack_panels)(const ConvGeometry& g, const T* u, T* panels, int64_t xi0, int64_t xi1);
+  // Output tiles [t0, t1) of the whole batch.
+  void (*nhwc_forward_tiles)(const ConvGeometry& g, const T* x, const T* panels, const T* bias,
+                             T* y, int64_t t0, int64_t t1);
+  // du[16][K * C + kWinoPad] ([xi][k][c]) for input channels [c0, c1) over every tile; then
+  // gw (channels_last [K][3][3][C]) for output channels [k0, k1).
+  void (*nhwc_grad_weight_block)(const ConvGeometry& g, const T* x, const T* gy, int64_t c0,
+                                 int64_t c1, T* du);
+  void (*nhwc_grad_weight_finish)(const ConvGeometry& g, const T* du, T* gw, int64_t k0,
+                                  int64_t k1);
 };
 
 }  // namespace fastconv

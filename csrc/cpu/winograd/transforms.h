@@ -102,6 +102,99 @@ static void for_each_patch_group(const ConvGeometry& g, const T* src, int64_t ch
   });
 }
 
+// The transforms on vectors (any V lanes: tiles in NCHW, channels in NHWC).
+// v[a*4 + b] = (B^T d B)[a][b] for a 4x4 input patch d.
+template <typename T>
+inline void wino_input_tf(const vec_t<T> (*d)[4], vec_t<T>* v) {
+  vec_t<T> t[4][4];
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    t[0][j] = d[0][j] - d[2][j];
+    t[1][j] = d[1][j] + d[2][j];
+    t[2][j] = d[2][j] - d[1][j];
+    t[3][j] = d[1][j] - d[3][j];
+  }
+#pragma GCC unroll 4
+  for (int a = 0; a < 4; ++a) {
+    v[a * 4 + 0] = t[a][0] - t[a][2];
+    v[a * 4 + 1] = t[a][1] + t[a][2];
+    v[a * 4 + 2] = t[a][2] - t[a][1];
+    v[a * 4 + 3] = t[a][1] - t[a][3];
+  }
+}
+// v[a*4 + b] = (A gy A^T)[a][b] for a 2x2 grad_output patch d, A = [1 0; 1 1; 1 -1; 0 -1].
+template <typename T>
+inline void wino_grad_output_tf(const vec_t<T> (*d)[2], vec_t<T>* v) {
+  vec_t<T> h[4][2];
+#pragma GCC unroll 2
+  for (int j = 0; j < 2; ++j) {
+    h[0][j] = d[0][j];
+    h[1][j] = d[0][j] + d[1][j];
+    h[2][j] = d[0][j] - d[1][j];
+    h[3][j] = -d[1][j];
+  }
+#pragma GCC unroll 4
+  for (int a = 0; a < 4; ++a) {
+    v[a * 4 + 0] = h[a][0];
+    v[a * 4 + 1] = h[a][0] + h[a][1];
+    v[a * 4 + 2] = h[a][0] - h[a][1];
+    v[a * 4 + 3] = -h[a][1];
+  }
+}
+// out[a][b] = bias + (A^T m A)[a][b], the 2x2 outputs of a transformed product m.
+template <typename T>
+inline void wino_output_tf(const vec_t<T>* m, vec_t<T> bias, vec_t<T> (*out)[2]) {
+  vec_t<T> u[2][4];
+#pragma GCC unroll 4
+  for (int b = 0; b < 4; ++b) {
+    u[0][b] = m[b] + m[4 + b] + m[8 + b];
+    u[1][b] = m[4 + b] - m[8 + b] - m[12 + b];
+  }
+#pragma GCC unroll 2
+  for (int a = 0; a < 2; ++a) {
+    out[a][0] = bias + u[a][0] + u[a][1] + u[a][2];
+    out[a][1] = bias + u[a][1] - u[a][2] - u[a][3];
+  }
+}
+// u[a*4 + b] = (G g G^T)[a][b] for the 3x3 taps t[r*3 + s] of a kernel.
+template <typename T>
+inline void wino_weight_tf(const vec_t<T>* t, vec_t<T>* u) {
+  const vec_t<T> half = splat<T>(0.5);
+  vec_t<T> gg[4][3];  // G g: rows of G against the kernel's columns
+#pragma GCC unroll 3
+  for (int s = 0; s < 3; ++s) {
+    gg[0][s] = t[s];
+    gg[1][s] = (t[s] + t[3 + s] + t[6 + s]) * half;
+    gg[2][s] = (t[s] - t[3 + s] + t[6 + s]) * half;
+    gg[3][s] = t[6 + s];
+  }
+#pragma GCC unroll 4
+  for (int a = 0; a < 4; ++a) {
+    u[a * 4 + 0] = gg[a][0];
+    u[a * 4 + 1] = (gg[a][0] + gg[a][1] + gg[a][2]) * half;
+    u[a * 4 + 2] = (gg[a][0] - gg[a][1] + gg[a][2]) * half;
+    u[a * 4 + 3] = gg[a][2];
+  }
+}
+// w[r*3 + s] = (G^T m G)[r][s], the 3x3 weight gradient of a transformed one m.
+template <typename T>
+inline void wino_weight_grad_tf(const vec_t<T>* m, vec_t<T>* w) {
+  const vec_t<T> half = splat<T>(0.5);
+  vec_t<T> r[3][4];  // G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1] on rows
+#pragma GCC unroll 4
+  for (int b = 0; b < 4; ++b) {
+    r[0][b] = m[b] + (m[4 + b] + m[8 + b]) * half;
+    r[1][b] = (m[4 + b] - m[8 + b]) * half;
+    r[2][b] = (m[4 + b] + m[8 + b]) * half + m[12 + b];
+  }
+#pragma GCC unroll 3
+  for (int i = 0; i < 3; ++i) {
+    w[i * 3] = r[i][0] + (r[i][1] + r[i][2]) * half;
+    w[i * 3 + 1] = (r[i][1] - r[i][2]) * half;
+    w[i * 3 + 2] = (r[i][1] + r[i][2]) * half + r[i][3];
+  }
+}
+
 // Input transform of tiles [t0, t1) for channels [c0, c1) of x (C channels per image):
 // store(xi, c, offset of the first tile in [t0, t1), values of up to V tiles, count).
 template <typename T, typename Store>
@@ -109,21 +202,10 @@ static void wino_input_transform(const ConvGeometry& g, const T* x, int64_t C, i
                                  int64_t c1, int64_t t0, int64_t t1, Store&& store) {
   for_each_patch_group<T, 4>(g, x, C, g.H, g.W, g.pad_h, g.pad_w, c0, c1, t0, t1,
                              [&](int64_t c, int64_t j, vec_t<T>(*d)[4], int cnt) {
-                               vec_t<T> t[4][4];
-#pragma GCC unroll 4
-                               for (int jj = 0; jj < 4; ++jj) {
-                                 t[0][jj] = d[0][jj] - d[2][jj];
-                                 t[1][jj] = d[1][jj] + d[2][jj];
-                                 t[2][jj] = d[2][jj] - d[1][jj];
-                                 t[3][jj] = d[1][jj] - d[3][jj];
-                               }
-#pragma GCC unroll 4
-                               for (int a = 0; a < 4; ++a) {
-                                 const vec_t<T> v4[4] = {t[a][0] - t[a][2], t[a][1] + t[a][2],
-                                                         t[a][2] - t[a][1], t[a][1] - t[a][3]};
-#pragma GCC unroll 4
-                                 for (int b = 0; b < 4; ++b) store(a * 4 + b, c, j, v4[b], cnt);
-                               }
+                               vec_t<T> v[16];
+                               wino_input_tf<T>(d, v);
+#pragma GCC unroll 16
+                               for (int xi = 0; xi < 16; ++xi) store(xi, c, j, v[xi], cnt);
                              });
 }
 
@@ -133,22 +215,10 @@ static void wino_grad_output_transform(const ConvGeometry& g, const T* gy, int64
                                        int64_t t0, int64_t t1, Store&& store) {
   for_each_patch_group<T, 2>(g, gy, g.K, g.P, g.Q, 0, 0, k0, k1, t0, t1,
                              [&](int64_t k, int64_t j, vec_t<T>(*d)[2], int cnt) {
-                               // A = [1 0; 1 1; 1 -1; 0 -1] on rows, then on columns.
-                               vec_t<T> h[4][2];
-#pragma GCC unroll 2
-                               for (int jj = 0; jj < 2; ++jj) {
-                                 h[0][jj] = d[0][jj];
-                                 h[1][jj] = d[0][jj] + d[1][jj];
-                                 h[2][jj] = d[0][jj] - d[1][jj];
-                                 h[3][jj] = -d[1][jj];
-                               }
-#pragma GCC unroll 4
-                               for (int a = 0; a < 4; ++a) {
-                                 const vec_t<T> v4[4] = {h[a][0], h[a][0] + h[a][1],
-                                                         h[a][0] - h[a][1], -h[a][1]};
-#pragma GCC unroll 4
-                                 for (int b = 0; b < 4; ++b) store(a * 4 + b, k, j, v4[b], cnt);
-                               }
+                               vec_t<T> v[16];
+                               wino_grad_output_tf<T>(d, v);
+#pragma GCC unroll 16
+                               for (int xi = 0; xi < 16; ++xi) store(xi, k, j, v[xi], cnt);
                              });
 }
 
