@@ -23,28 +23,34 @@ int64_t pieces(int64_t base, int64_t parts) {
   return base >= want ? 1 : std::min(parts, (want + base - 1) / base);
 }
 
-// w's values w[grp*Kg + k][c][tap] as [grp][panel][tap][depth][NR] panels, zero past the
-// panelled dimension's end: output channels in panels (by_k: forward) or input channels
-// (grad-input, whose depth is the output channels).
+// The weight as the channels_last kernels read it, in panels of nr channels: by_k (forward)
+// [grp][K/G / nr][C/G][R*S][nr] with lanes over output channels (register transposes of
+// its rows), else (grad-input) [grp][R*S][C/G / nr][K/G][nr] with lanes over input
+// channels; zero past the end.
 template <typename T>
 Workspace<T> pack_nhwc_weight(const ConvGeometry& g, const T* w, int64_t nr, bool by_k) {
+  const auto& kt = kernels<T>().dense;
   const int64_t Kg = g.K_per_group(), Cg = g.C_per_group(), RS = g.R * g.S;
-  const int64_t lanes = by_k ? Kg : Cg, depth = by_k ? Cg : Kg;
-  const int64_t panels = (lanes + nr - 1) / nr;
-  Workspace<T> packed(Slot::kWeight, g.groups * panels * RS * depth * nr);
-  T* out = packed.data();
-  at::parallel_for(0, g.groups * panels, 1, [&](int64_t b, int64_t e) {
-    for (int64_t gp = b; gp < e; ++gp) {
-      const int64_t grp = gp / panels, panel = gp % panels;
-      for (int64_t t = 0; t < RS; ++t)
-        for (int64_t d = 0; d < depth; ++d) {
-          T* dst = out + ((gp * RS + t) * depth + d) * nr;
-          for (int64_t l = 0; l < nr; ++l) {
-            const int64_t lane = panel * nr + l;
-            const int64_t k = by_k ? lane : d, c = by_k ? d : lane;
-            dst[l] = lane < lanes ? w[((grp * Kg + k) * Cg + c) * RS + t] : T(0);
-          }
-        }
+  const int64_t group = ((by_k ? Kg : Cg) + nr - 1) / nr * nr * (by_k ? Cg : Kg) * RS;
+  Workspace<T> packed(Slot::kWeight, g.groups * group);
+  T* dst = packed.data();
+  if (by_k) {  // tasks of whole panels
+    const int64_t KP = (Kg + nr - 1) / nr;
+    at::parallel_for(0, g.groups * KP, grain_for(nr * Cg * RS), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t grp = i / KP, kp = i % KP;
+        kt.pack_panels(w + (grp * Kg + kp * nr) * Cg * RS, Cg * RS, std::min(nr, Kg - kp * nr),
+                       Cg * RS, dst + grp * group + kp * nr * Cg * RS);
+      }
+    });
+    return packed;
+  }
+  if (Cg % nr) std::fill_n(dst, g.groups * group, T(0));  // lanes past C/G
+  at::parallel_for(0, g.K, grain_for(Cg * RS), [&](int64_t b, int64_t e) {
+    for (int64_t k = b; k < e;) {
+      const int64_t grp = k / Kg, k1 = std::min(e, (grp + 1) * Kg);
+      kt.nhwc_pack_grad_input_weight(g, w, dst + grp * group, grp, k % Kg, k1 - grp * Kg);
+      k = k1;
     }
   });
   return packed;
@@ -54,7 +60,7 @@ template <typename T>
 void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const auto& kt = kernels<T>();
   const int64_t nr = 2 * kt.vec, Kg = g.K_per_group(), KP = (Kg + nr - 1) / nr;
-  const int64_t panel = g.R * g.S * g.C_per_group() * nr;
+  const int64_t group = g.R * g.S * KP * g.C_per_group() * nr;  // one group's panels
   const Workspace<T> packed = pack_nhwc_weight(g, a.w, nr, true);
   const int64_t positions = g.N * g.P * g.Q;
   const int64_t blocks = (positions + kNhwcPositions - 1) / kNhwcPositions;
@@ -63,7 +69,7 @@ void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
     for (int64_t t = b; t < e; ++t) {
       const int64_t piece = t % split, blk = (t / split) % blocks, grp = t / (split * blocks);
       const int64_t j0 = blk * kNhwcPositions, j1 = std::min(positions, j0 + kNhwcPositions);
-      kt.dense.nhwc_forward_tile(g, a.x, packed.data() + grp * KP * panel,
+      kt.dense.nhwc_forward_tile(g, a.x, packed.data() + grp * group,
                                  a.bias ? a.bias + grp * Kg : nullptr, a.y, grp, piece * KP / split,
                                  (piece + 1) * KP / split, j0, j1);
     }
@@ -74,7 +80,7 @@ template <typename T>
 void grad_input_nhwc(const ConvGeometry& g, const GradInputArgs<T>& a) {
   const auto& kt = kernels<T>();
   const int64_t nr = 2 * kt.vec, Cg = g.C_per_group(), CP = (Cg + nr - 1) / nr;
-  const int64_t panel = g.R * g.S * g.K_per_group() * nr;
+  const int64_t group = g.R * g.S * CP * g.K_per_group() * nr;  // one group's panels
   const Workspace<T> packed = pack_nhwc_weight(g, a.w, nr, false);
   // Tasks: (image, group, block of rows), rows split until there are enough tasks.
   const int64_t split = pieces(g.N * g.groups * CP, g.H);
@@ -82,8 +88,8 @@ void grad_input_nhwc(const ConvGeometry& g, const GradInputArgs<T>& a) {
     for (int64_t t = b; t < e; ++t) {
       const int64_t piece = t % split, cp = (t / split) % CP, grp = (t / (split * CP)) % g.groups;
       const int64_t n = t / (split * CP * g.groups);
-      kt.dense.nhwc_grad_input_tile(g, a.gy, packed.data() + grp * CP * panel, a.gx, grp, cp,
-                                    cp + 1, n, piece * g.H / split, (piece + 1) * g.H / split);
+      kt.dense.nhwc_grad_input_tile(g, a.gy, packed.data() + grp * group, a.gx, grp, cp, cp + 1, n,
+                                    piece * g.H / split, (piece + 1) * g.H / split);
     }
   });
 }

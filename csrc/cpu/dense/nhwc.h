@@ -24,28 +24,41 @@ namespace fastconv {
 namespace FC_ISA {
 
 // C[0:mr, 0:nr] = init + sum over taps t of A_t * B_t, where A_t's row i is the gathered row
-// a[t*MR + i] (depth values) and B_t the packed panel b[t] (depth x NR); init is bias[0:nr]
-// or zero. Rows past mr are never stored (their pointers repeat row 0's).
+// a[t*MR + i] + off (depth values) and B_t's row kk the NR values at b[t] + (off + kk)*ldb;
+// init is C itself (accumulate: a later slice of the depth), else bias[0:nr] or zero. Rows
+// past mr are never stored (their pointers repeat row 0's).
 template <typename T>
-__attribute__((noinline)) static void gather_micro_kernel(int64_t taps, int64_t depth,
+__attribute__((noinline)) static void gather_micro_kernel(int64_t taps, int64_t depth, int64_t off,
                                                           const T* const* a, const T* const* b,
-                                                          const T* bias, T* c, int64_t ldc, int mr,
-                                                          int nr) {
+                                                          int64_t ldb, const T* bias, T* c,
+                                                          int64_t ldc, int mr, int nr,
+                                                          bool accumulate) {
   constexpr int V = Vec<T>::size;
   vec_t<T> acc[MR][2];
-  const vec_t<T> b0 = bias ? (nr >= V ? loadu(bias) : loadu_n(bias, nr)) : vec_t<T>{};
-  const vec_t<T> b1 =
-      bias && nr > V ? (nr >= 2 * V ? loadu(bias + V) : loadu_n(bias + V, nr - V)) : vec_t<T>{};
+  if (accumulate) {
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) acc[i][0] = b0, acc[i][1] = b1;
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {
+        const int n = std::min(V, nr - h * V);
+        const T* ci = c + (i < mr ? i : 0) * ldc + h * V;
+        acc[i][h] = n >= V ? loadu(ci) : n > 0 ? loadu_n(ci, n) : vec_t<T>{};
+      }
+  } else {
+    const vec_t<T> b0 = bias ? (nr >= V ? loadu(bias) : loadu_n(bias, nr)) : vec_t<T>{};
+    const vec_t<T> b1 =
+        bias && nr > V ? (nr >= 2 * V ? loadu(bias + V) : loadu_n(bias + V, nr - V)) : vec_t<T>{};
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) acc[i][0] = b0, acc[i][1] = b1;
+  }
   for (int64_t t = 0; t < taps; ++t) {
     const T* ar[MR];
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) ar[i] = a[t * MR + i];
-    const T* bt = b[t];
+    for (int i = 0; i < MR; ++i) ar[i] = a[t * MR + i] + off;
+    const T* bt = b[t] + off * ldb;
     for (int64_t kk = 0; kk < depth; ++kk) {
-      const vec_t<T> v0 = loadu(bt + kk * 2 * V);
-      const vec_t<T> v1 = loadu(bt + kk * 2 * V + V);
+      const vec_t<T> v0 = loadu(bt + kk * ldb);
+      const vec_t<T> v1 = loadu(bt + kk * ldb + V);
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
         const vec_t<T> ai = splat(ar[i][kk]);
@@ -64,6 +77,23 @@ __attribute__((noinline)) static void gather_micro_kernel(int64_t taps, int64_t 
       else
         storeu_n(ci, acc[i][h], n);
     }
+}
+
+// Slices of a gathered reduction over taps x depth values: at most kKC2 values deep, so a
+// slice's B panel stays in L1 while the positions' rows stream: whole taps where a tap is
+// shallower, else pieces of one tap. fn(first tap, taps, first value, values).
+constexpr int64_t kGatherSlice = 2 * kKC;
+template <typename Fn>
+inline void for_each_gather_slice(int64_t taps, int64_t depth, Fn&& fn) {
+  if (depth >= kGatherSlice) {
+    const int64_t pieces = (depth + kGatherSlice - 1) / kGatherSlice;
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t i = 0; i < pieces; ++i)
+        fn(t, 1, i * depth / pieces, (i + 1) * depth / pieces - i * depth / pieces);
+    return;
+  }
+  const int64_t per = std::max<int64_t>(1, kGatherSlice / std::max<int64_t>(depth, 1));
+  for (int64_t t = 0; t < taps; t += per) fn(t, std::min(per, taps - t), 0, depth);
 }
 
 // C[0:mr, 0:nr] (+)= sum over kk < depth of a[kk*lda + i] * b[kk][0:nr]: A's columns are
@@ -108,7 +138,8 @@ __attribute__((noinline)) static void wgrad_micro_kernel(int64_t depth, const T*
 }
 
 // Positions [j0, j1) of the batch (j = (n*P + p)*Q + q), output-channel panels [kp0, kp1) of
-// group grp. w_packed: the group's [K/G / NR][R*S][C/G][NR] panels; bias: the group's.
+// group grp. w_packed: the group's [K/G / NR][C/G][R*S][NR] panels (pack_b_rows of its
+// K/G rows of C/G*R*S weights); bias: the group's.
 template <typename T>
 void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w_packed, const T* bias, T* y,
                          int64_t grp, int64_t kp0, int64_t kp1, int64_t j0, int64_t j1) {
@@ -135,26 +166,53 @@ void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w_packed, c
         }
       }
     }
-  for (int64_t kp = kp0; kp < kp1; ++kp) {
-    const int nr = static_cast<int>(std::min<int64_t>(nrmax, Kg - kp * nrmax));
-    for (int64_t t = 0; t < RS; ++t) b[t] = w_packed + (kp * RS + t) * Cg * nrmax;
-    for (int64_t tile = 0; tile < tiles; ++tile) {
-      const int64_t j = j0 + tile * MR;
-      gather_micro_kernel(RS, Cg, a + tile * RS * MR, b, bias ? bias + kp * nrmax : nullptr,
-                          y + j * g.K + grp * Kg + kp * nrmax, g.K,
-                          static_cast<int>(std::min<int64_t>(MR, j1 - j)), nr);
+  for_each_gather_slice(RS, Cg, [&](int64_t t0, int64_t nt, int64_t off, int64_t depth) {
+    for (int64_t kp = kp0; kp < kp1; ++kp) {
+      const int nr = static_cast<int>(std::min<int64_t>(nrmax, Kg - kp * nrmax));
+      for (int64_t t = 0; t < nt; ++t) b[t] = w_packed + (kp * Cg * RS + t0 + t) * nrmax;
+      for (int64_t tile = 0; tile < tiles; ++tile) {
+        const int64_t j = j0 + tile * MR;
+        gather_micro_kernel(nt, depth, off, a + (tile * RS + t0) * MR, b, RS * nrmax,
+                            bias ? bias + kp * nrmax : nullptr, y + j * g.K + grp * Kg + kp * nrmax,
+                            g.K, static_cast<int>(std::min<int64_t>(MR, j1 - j)), nr,
+                            t0 > 0 || off > 0);
+      }
     }
+  });
+}
+
+// Grad-input's weight panels of group grp, output channels [k0, k1) of the group:
+// dst[tap][c / NR][k][c % NR] = w[k][c][tap] (the group's panels; lanes past C/G must be
+// zero already), V channels x up to V taps at a time through register transposes.
+template <typename T>
+void dense_nhwc_pack_dgrad_weight(const ConvGeometry& g, const T* w, T* dst, int64_t grp,
+                                  int64_t k0, int64_t k1) {
+  constexpr int V = Vec<T>::size, nrmax = NR<T>;
+  const int64_t RS = g.R * g.S, Cg = g.C_per_group(), Kg = g.K_per_group();
+  const int64_t CP = (Cg + nrmax - 1) / nrmax;
+  for (int64_t k = k0; k < k1; ++k) {
+    const T* wk = w + (grp * Kg + k) * Cg * RS;
+    for (int64_t c0 = 0; c0 < Cg; c0 += V)
+      for (int64_t t0 = 0; t0 < RS; t0 += V) {
+        const int nc = static_cast<int>(std::min<int64_t>(V, Cg - c0));
+        const int cnt = static_cast<int>(std::min<int64_t>(V, RS - t0));
+        vec_t<T> v[V];  // v[j]: channels c0.. of tap t0 + j
+        load_transposed(v, cnt, nc, wk + c0 * RS + t0, RS);
+        for (int j = 0; j < cnt; ++j)
+          storeu(dst + (((t0 + j) * CP + c0 / nrmax) * Kg + k) * nrmax + c0 % nrmax, v[j]);
+      }
   }
 }
 
 // Grad-input rows [h0, h1) of image n, input-channel panels [cp0, cp1) of group grp.
-// w_packed: the group's [C/G / NR][R*S][K/G][NR] panels (w[k][c][r][s] at panel c / NR).
+// w_packed: the group's [R*S][C/G / NR][K/G][NR] panels (w[k][c][r][s] at panel c / NR).
 template <typename T>
 void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed, T* gx,
                            int64_t grp, int64_t cp0, int64_t cp1, int64_t n, int64_t h0,
                            int64_t h1) {
   constexpr int nrmax = NR<T>;
   const int64_t RS = g.R * g.S, Cg = g.C_per_group(), Kg = g.K_per_group();
+  const int64_t CP = (Cg + nrmax - 1) / nrmax;
   const Workspace<const T*> a_ws(Slot::kTaps, RS * MR), b_ws(Slot::kRow2, RS);
   const Workspace<int64_t> taps_ws(Slot::kStage2, 2 * RS);
   const Workspace<T> zero_ws(Slot::kRow, Kg);
@@ -176,7 +234,7 @@ void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed
             const int64_t ws = phase + g.pad_w - s * g.dil_w;
             if (((ws % g.stride_w) + g.stride_w) % g.stride_w) continue;
             taps[2 * nt] = r * g.S + s, taps[2 * nt + 1] = hr / g.stride_h;
-            b[nt++] = w_packed + (cp * RS + r * g.S + s) * Kg * nrmax;
+            b[nt++] = w_packed + ((r * g.S + s) * CP + cp) * Kg * nrmax;
           }
         }
         const int64_t cols = (g.W - phase + g.stride_w - 1) / g.stride_w;
@@ -193,9 +251,15 @@ void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed
             }
           }
           const int64_t w0 = phase + m0 * g.stride_w;
-          gather_micro_kernel(nt, Kg, a, b, static_cast<const T*>(nullptr),
-                              gx + ((n * g.H + h) * g.W + w0) * g.C + grp * Cg + cp * nrmax,
-                              g.stride_w * g.C, mr, nr);
+          T* c = gx + ((n * g.H + h) * g.W + w0) * g.C + grp * Cg + cp * nrmax;
+          if (nt == 0)  // no tap reaches these columns
+            gather_micro_kernel(int64_t{0}, Kg, 0, a, b, nrmax, static_cast<const T*>(nullptr), c,
+                                g.stride_w * g.C, mr, nr, false);
+          for_each_gather_slice(nt, Kg, [&](int64_t t0, int64_t ntap, int64_t off, int64_t d) {
+            gather_micro_kernel(ntap, d, off, a + t0 * MR, b + t0, nrmax,
+                                static_cast<const T*>(nullptr), c, g.stride_w * g.C, mr, nr,
+                                t0 > 0 || off > 0);
+          });
         }
       }
   }

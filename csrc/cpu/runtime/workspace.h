@@ -23,6 +23,7 @@ enum class Slot : int {
   // Held by a driver (calling thread) across its parallel regions.
   kWeight,         // a packed or transformed weight
   kWeightPanels,   // a transformed weight repacked into panels
+  kWeightTaps,     // a weight reordered tap-major ([R*S][K][C/groups]) on its way to panels
   kFlippedWeight,  // the flipped, transposed weight of grad-input as a forward pass
   kPartials,       // per-chunk partial sums of a reduction, added in a fixed order
   kGradTransform,  // Winograd's transformed grad-weight
