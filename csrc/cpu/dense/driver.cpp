@@ -39,8 +39,8 @@ Workspace<T> pack_nhwc_weight(const ConvGeometry& g, const T* w, int64_t nr, boo
     at::parallel_for(0, g.groups * KP, grain_for(nr * Cg * RS), [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const int64_t grp = i / KP, kp = i % KP;
-        kt.pack_panels(w + (grp * Kg + kp * nr) * Cg * RS, Cg * RS, std::min(nr, Kg - kp * nr),
-                       Cg * RS, dst + grp * group + kp * nr * Cg * RS);
+        kt.nhwc_pack_panels(w + (grp * Kg + kp * nr) * Cg * RS, Cg * RS, std::min(nr, Kg - kp * nr),
+                            Cg * RS, dst + grp * group + kp * nr * Cg * RS);
       }
     });
     return packed;
@@ -59,16 +59,19 @@ Workspace<T> pack_nhwc_weight(const ConvGeometry& g, const T* w, int64_t nr, boo
 template <typename T>
 void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const auto& kt = kernels<T>();
-  const int64_t nr = 2 * kt.vec, Kg = g.K_per_group(), KP = (Kg + nr - 1) / nr;
+  const int64_t nr = kt.dense.nhwc_lanes, Kg = g.K_per_group(), KP = (Kg + nr - 1) / nr;
   const int64_t group = g.R * g.S * KP * g.C_per_group() * nr;  // one group's panels
   const Workspace<T> packed = pack_nhwc_weight(g, a.w, nr, true);
-  const int64_t positions = g.N * g.P * g.Q;
+  // Blocks of at most kNhwcPositions positions, all of one size (whole micro-tiles), so
+  // that equal shares of tasks are equal shares of the work.
+  const int64_t positions = g.N * g.P * g.Q, units = (positions + kDenseMR - 1) / kDenseMR;
   const int64_t blocks = (positions + kNhwcPositions - 1) / kNhwcPositions;
   const int64_t split = pieces(g.groups * blocks, KP);
   at::parallel_for(0, g.groups * blocks * split, 1, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       const int64_t piece = t % split, blk = (t / split) % blocks, grp = t / (split * blocks);
-      const int64_t j0 = blk * kNhwcPositions, j1 = std::min(positions, j0 + kNhwcPositions);
+      const int64_t j0 = blk * units / blocks * kDenseMR;
+      const int64_t j1 = std::min(positions, (blk + 1) * units / blocks * kDenseMR);
       kt.dense.nhwc_forward_tile(g, a.x, packed.data() + grp * group,
                                  a.bias ? a.bias + grp * Kg : nullptr, a.y, grp, piece * KP / split,
                                  (piece + 1) * KP / split, j0, j1);
@@ -79,7 +82,7 @@ void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
 template <typename T>
 void grad_input_nhwc(const ConvGeometry& g, const GradInputArgs<T>& a) {
   const auto& kt = kernels<T>();
-  const int64_t nr = 2 * kt.vec, Cg = g.C_per_group(), CP = (Cg + nr - 1) / nr;
+  const int64_t nr = kt.dense.nhwc_lanes, Cg = g.C_per_group(), CP = (Cg + nr - 1) / nr;
   const int64_t group = g.R * g.S * CP * g.K_per_group() * nr;  // one group's panels
   const Workspace<T> packed = pack_nhwc_weight(g, a.w, nr, false);
   // Tasks: (image, group, block of rows), rows split until there are enough tasks.
@@ -97,7 +100,7 @@ void grad_input_nhwc(const ConvGeometry& g, const GradInputArgs<T>& a) {
 template <typename T>
 void grad_weight_nhwc(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const auto& kt = kernels<T>();
-  const int64_t nr = 2 * kt.vec, Kg = g.K_per_group(), RS = g.R * g.S;
+  const int64_t nr = kt.dense.nhwc_lanes, Kg = g.K_per_group(), RS = g.R * g.S;
   const int64_t CP = (g.C_per_group() + nr - 1) / nr, KB = (Kg + kDenseMR - 1) / kDenseMR;
   const int64_t split = pieces(g.groups * RS * CP, KB);
   at::parallel_for(0, g.groups * RS * CP * split, 1, [&](int64_t b, int64_t e) {

@@ -87,14 +87,14 @@ static void panel_gemm(int64_t kc, int64_t m_len, const T* a, int64_t lda, const
   }
 }
 
-// Rows [0, n) of src (row stride ld, kc columns) as NR-row panels [n / NR][kc][NR] (rows
-// past n zero), V x V blocks at a time through register transposes.
-template <typename T>
+// Rows [0, n) of src (row stride ld, kc columns) as P-row panels [n / P][kc][P] (rows past
+// n zero; P = NR by default), V x V blocks at a time through register transposes.
+template <typename T, int P = NR<T>>
 static void pack_b_rows(const T* src, int64_t ld, int64_t n, int64_t kc, T* dst) {
   constexpr int V = Vec<T>::size;
-  for (int64_t r0 = 0; r0 < n; r0 += NR<T>) {
-    T* panel = dst + (r0 / NR<T>)*kc * NR<T>;
-    for (int h = 0; h < NR<T> / V; ++h)
+  for (int64_t r0 = 0; r0 < n; r0 += P) {
+    T* panel = dst + (r0 / P) * kc * P;
+    for (int h = 0; h < P / V; ++h)
       for (int64_t t = 0; t < kc; t += V) {
         const int cnt = static_cast<int>(std::min<int64_t>(V, kc - t));
         const int rows = static_cast<int>(std::clamp<int64_t>(n - r0 - h * V, 0, V));
@@ -102,7 +102,7 @@ static void pack_b_rows(const T* src, int64_t ld, int64_t n, int64_t kc, T* dst)
         load_transposed(v, cnt, rows, src + (r0 + h * V) * ld + t, ld);
 #pragma GCC unroll 16
         for (int j = 0; j < V; ++j)
-          if (j < cnt) storeu(panel + (t + j) * NR<T> + h * V, v[j]);
+          if (j < cnt) storeu(panel + (t + j) * P + h * V, v[j]);
       }
   }
 }

@@ -23,6 +23,14 @@
 namespace fastconv {
 namespace FC_ISA {
 
+// Columns of the channels_last micro-kernels' register tile: four vectors where there are 32
+// vector registers (6 x 4 accumulators, 4 B vectors and a broadcast: 10 loads per 24 FMAs,
+// where two vectors take 8 per 12 and bind a core that retires two vector FMAs a cycle),
+// two vectors with 16.
+constexpr int kNhwcVectors = FC_VEC_BYTES >= 64 ? 4 : 2;
+template <typename T>
+constexpr int NRW = kNhwcVectors * Vec<T>::size;
+
 // C[0:mr, 0:nr] = init + sum over taps t of A_t * B_t, where A_t's row i is the gathered row
 // a[t*MR + i] + off (depth values) and B_t's row kk the NR values at b[t] + (off + kk)*ldb;
 // init is C itself (accumulate: a later slice of the depth), else bias[0:nr] or zero. Rows
@@ -33,23 +41,30 @@ __attribute__((noinline)) static void gather_micro_kernel(int64_t taps, int64_t 
                                                           int64_t ldb, const T* bias, T* c,
                                                           int64_t ldc, int mr, int nr,
                                                           bool accumulate) {
-  constexpr int V = Vec<T>::size;
-  vec_t<T> acc[MR][2];
+  constexpr int V = Vec<T>::size, NV = kNhwcVectors;
+  vec_t<T> acc[MR][NV];
   if (accumulate) {
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 2
-      for (int h = 0; h < 2; ++h) {
+#pragma GCC unroll 4
+      for (int h = 0; h < NV; ++h) {
         const int n = std::min(V, nr - h * V);
         const T* ci = c + (i < mr ? i : 0) * ldc + h * V;
         acc[i][h] = n >= V ? loadu(ci) : n > 0 ? loadu_n(ci, n) : vec_t<T>{};
       }
   } else {
-    const vec_t<T> b0 = bias ? (nr >= V ? loadu(bias) : loadu_n(bias, nr)) : vec_t<T>{};
-    const vec_t<T> b1 =
-        bias && nr > V ? (nr >= 2 * V ? loadu(bias + V) : loadu_n(bias + V, nr - V)) : vec_t<T>{};
+    vec_t<T> bv[NV];
+#pragma GCC unroll 4
+    for (int h = 0; h < NV; ++h) {
+      const int n = std::min(V, nr - h * V);
+      bv[h] = !bias || n <= 0 ? vec_t<T>{}
+              : n >= V        ? loadu(bias + h * V)
+                              : loadu_n(bias + h * V, n);
+    }
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) acc[i][0] = b0, acc[i][1] = b1;
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int h = 0; h < NV; ++h) acc[i][h] = bv[h];
   }
   for (int64_t t = 0; t < taps; ++t) {
     const T* ar[MR];
@@ -57,18 +72,19 @@ __attribute__((noinline)) static void gather_micro_kernel(int64_t taps, int64_t 
     for (int i = 0; i < MR; ++i) ar[i] = a[t * MR + i] + off;
     const T* bt = b[t] + off * ldb;
     for (int64_t kk = 0; kk < depth; ++kk) {
-      const vec_t<T> v0 = loadu(bt + kk * ldb);
-      const vec_t<T> v1 = loadu(bt + kk * ldb + V);
+      vec_t<T> v[NV];
+#pragma GCC unroll 4
+      for (int h = 0; h < NV; ++h) v[h] = loadu(bt + kk * ldb + h * V);
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
         const vec_t<T> ai = splat(ar[i][kk]);
-        acc[i][0] += ai * v0;
-        acc[i][1] += ai * v1;
+#pragma GCC unroll 4
+        for (int h = 0; h < NV; ++h) acc[i][h] += ai * v[h];
       }
     }
   }
   for (int i = 0; i < mr; ++i)
-    for (int h = 0; h < 2; ++h) {
+    for (int h = 0; h < NV; ++h) {
       const int n = std::min(V, nr - h * V);
       if (n <= 0) break;
       T* ci = c + i * ldc + h * V;
@@ -98,43 +114,61 @@ inline void for_each_gather_slice(int64_t taps, int64_t depth, Fn&& fn) {
 
 // C[0:mr, 0:nr] (+)= sum over kk < depth of a[kk*lda + i] * b[kk][0:nr]: A's columns are
 // rows of grad_output (MR output channels of one position), B's rows gathered input rows
-// (NR channels, lane-masked past nr). overwrite stores instead of adding.
-template <typename T>
-__attribute__((noinline)) static void wgrad_micro_kernel(int64_t depth, const T* a, int64_t lda,
-                                                         const T* const* b, T* c, int64_t ldc,
-                                                         int mr, int nr, bool overwrite) {
-  constexpr int V = Vec<T>::size;
-  int off[MR];  // rows past mr re-read row 0 and are never stored
+// (NRW channels; kWhole: all of them, else lane-masked past nr). overwrite stores instead of
+// adding.
+template <typename T, bool kWhole>
+__attribute__((noinline)) static void wgrad_micro_kernel_n(int64_t depth, const T* a, int64_t lda,
+                                                           const T* const* b, T* c, int64_t ldc,
+                                                           int mr, int nr, bool overwrite) {
+  constexpr int V = Vec<T>::size, NV = kNhwcVectors;
+  const T* ar[MR];  // rows past mr re-read row 0 and are never stored
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) off[i] = i < mr ? i : 0;
-  vec_t<T> acc[MR][2];
+  for (int i = 0; i < MR; ++i) ar[i] = a + (i < mr ? i : 0);
+  vec_t<T> acc[MR][NV];
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = vec_t<T>{};
-  const bool whole = nr == 2 * V;
-  const int n0 = std::min(V, nr), n1 = std::max(0, nr - V);
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int h = 0; h < NV; ++h) acc[i][h] = vec_t<T>{};
   for (int64_t kk = 0; kk < depth; ++kk) {
     const T* bk = b[kk];
-    const vec_t<T> v0 = whole ? loadu(bk) : loadu_n(bk, n0);
-    const vec_t<T> v1 = whole ? loadu(bk + V) : n1 > 0 ? loadu_n(bk + V, n1) : vec_t<T>{};
-    const T* ak = a + kk * lda;
+    vec_t<T> v[NV];
+#pragma GCC unroll 4
+    for (int h = 0; h < NV; ++h) {
+      if constexpr (kWhole)
+        v[h] = loadu(bk + h * V);
+      else
+        v[h] = loadu_n(bk + h * V, std::clamp(nr - h * V, 0, V));
+    }
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const vec_t<T> ai = splat(ak[off[i]]);
-      acc[i][0] += ai * v0;
-      acc[i][1] += ai * v1;
+      const vec_t<T> ai = splat(ar[i][kk * lda]);
+#pragma GCC unroll 4
+      for (int h = 0; h < NV; ++h) acc[i][h] += ai * v[h];
     }
   }
-  for (int i = 0; i < mr; ++i)
-    for (int h = 0; h < 2; ++h) {
-      const int n = std::min(V, nr - h * V);
-      if (n <= 0) break;
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    if (i >= mr) break;
+#pragma GCC unroll 4
+    for (int h = 0; h < NV; ++h) {
+      const int n = std::clamp(nr - h * V, 0, V);
       T* ci = c + i * ldc + h * V;
-      const vec_t<T> v = overwrite ? acc[i][h] : (n == V ? loadu(ci) : loadu_n(ci, n)) + acc[i][h];
-      if (n == V)
-        storeu(ci, v);
-      else
-        storeu_n(ci, v, n);
+      if (n == V) {
+        storeu(ci, overwrite ? acc[i][h] : loadu(ci) + acc[i][h]);
+      } else if (n > 0) {
+        storeu_n(ci, overwrite ? acc[i][h] : loadu_n(ci, n) + acc[i][h], n);
+      }
     }
+  }
+}
+
+template <typename T>
+inline void wgrad_micro_kernel(int64_t depth, const T* a, int64_t lda, const T* const* b, T* c,
+                               int64_t ldc, int mr, int nr, bool overwrite) {
+  if (nr == NRW<T>)
+    wgrad_micro_kernel_n<T, true>(depth, a, lda, b, c, ldc, mr, nr, overwrite);
+  else
+    wgrad_micro_kernel_n<T, false>(depth, a, lda, b, c, ldc, mr, nr, overwrite);
 }
 
 // Positions [j0, j1) of the batch (j = (n*P + p)*Q + q), output-channel panels [kp0, kp1) of
@@ -143,7 +177,7 @@ __attribute__((noinline)) static void wgrad_micro_kernel(int64_t depth, const T*
 template <typename T>
 void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w_packed, const T* bias, T* y,
                          int64_t grp, int64_t kp0, int64_t kp1, int64_t j0, int64_t j1) {
-  constexpr int nrmax = NR<T>;
+  constexpr int nrmax = NRW<T>;
   const int64_t RS = g.R * g.S, Cg = g.C_per_group(), Kg = g.K_per_group(), PQ = g.P * g.Q;
   const int64_t tiles = (j1 - j0 + MR - 1) / MR;
   const Workspace<const T*> a_ws(Slot::kTaps, tiles * RS * MR), b_ws(Slot::kRow2, RS);
@@ -187,7 +221,7 @@ void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w_packed, c
 template <typename T>
 void dense_nhwc_pack_dgrad_weight(const ConvGeometry& g, const T* w, T* dst, int64_t grp,
                                   int64_t k0, int64_t k1) {
-  constexpr int V = Vec<T>::size, nrmax = NR<T>;
+  constexpr int V = Vec<T>::size, nrmax = NRW<T>;
   const int64_t RS = g.R * g.S, Cg = g.C_per_group(), Kg = g.K_per_group();
   const int64_t CP = (Cg + nrmax - 1) / nrmax;
   for (int64_t k = k0; k < k1; ++k) {
@@ -210,7 +244,7 @@ template <typename T>
 void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed, T* gx,
                            int64_t grp, int64_t cp0, int64_t cp1, int64_t n, int64_t h0,
                            int64_t h1) {
-  constexpr int nrmax = NR<T>;
+  constexpr int nrmax = NRW<T>;
   const int64_t RS = g.R * g.S, Cg = g.C_per_group(), Kg = g.K_per_group();
   const int64_t CP = (Cg + nrmax - 1) / nrmax;
   const Workspace<const T*> a_ws(Slot::kTaps, RS * MR), b_ws(Slot::kRow2, RS);
@@ -271,7 +305,7 @@ void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed
 template <typename T>
 void dense_nhwc_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int64_t grp,
                            int64_t tap, int64_t cp, int64_t k0, int64_t k1) {
-  constexpr int nrmax = NR<T>;
+  constexpr int nrmax = NRW<T>;
   const int64_t RS = g.R * g.S, Cg = g.C_per_group(), Kg = g.K_per_group(), PQ = g.P * g.Q;
   const int64_t r = tap / g.S, s = tap % g.S, c0 = cp * nrmax;
   const int nr = static_cast<int>(std::min<int64_t>(nrmax, Cg - c0));

@@ -32,11 +32,12 @@ struct DenseKernels {
   void (*grad_input_tile)(const ConvGeometry& g, const T* gy, const T* w, T* gx, int64_t grp,
                           int64_t c0, int64_t c1, int64_t n0, int64_t n1);
 
+  // Channels_last (nhwc.h), the weight packed into panels of NR = nhwc_lanes channels (four
+  // or two vectors).
+  int nhwc_lanes;
   // Rows [0, n) of src (row stride ld, kc columns) as NR-row panels [n / NR][kc][NR], rows
-  // past n zero (NR = 2 * vec).
-  void (*pack_panels)(const T* src, int64_t ld, int64_t n, int64_t kc, T* dst);
-
-  // Channels_last (nhwc.h), the weight packed into panels of NR channels.
+  // past n zero.
+  void (*nhwc_pack_panels)(const T* src, int64_t ld, int64_t n, int64_t kc, T* dst);
   // Positions [j0, j1) x output-channel panels [kp0, kp1) of group grp (w: the group's
   // [K/G / NR][C/G][R*S][NR] panels, pack_panels of its rows; bias the group's or null).
   void (*nhwc_forward_tile)(const ConvGeometry& g, const T* x, const T* w_packed, const T* bias,

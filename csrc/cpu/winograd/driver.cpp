@@ -73,7 +73,8 @@ void forward_tiles(const ConvGeometry& g, const T* x, const T* w, const T* bias,
   const int64_t nr = 2 * kt.vec, tiles = g.N * ((g.P + 1) / 2) * ((g.Q + 1) / 2);
   const int64_t threads = at::get_num_threads();
   if (layout == Layout::kNhwc) {
-    const int64_t p_plane = (g.K + nr - 1) / nr * nr * g.C;
+    const int64_t lanes = kt.dense.nhwc_lanes;
+    const int64_t p_plane = (g.K + lanes - 1) / lanes * lanes * g.C;
     const Workspace<T> panels(Slot::kWeightPanels, 16 * p_plane);
     at::parallel_for(0, 16, grain_for(p_plane), [&](int64_t b, int64_t e) {
       kt.winograd.nhwc_pack_panels(g, packed.data(), panels.data(), b, e);
@@ -108,8 +109,8 @@ void grad_weight_tiles(const ConvGeometry& g, const T* x, const T* gy, T* gw, La
   // Every block stores its channels' rows of du on its first chunk: no zero fill.
   const Workspace<T> du(Slot::kGradTransform, 16 * (g.C * g.K + kWinoPad));
   const int64_t threads = at::get_num_threads();
-  if (layout == Layout::kNhwc) {  // blocks of whole NR-channel panels of the input
-    const int64_t nr = 2 * kt.vec, c_panels = (g.C + nr - 1) / nr;
+  if (layout == Layout::kNhwc) {  // blocks of whole panels of the input channels
+    const int64_t nr = kt.dense.nhwc_lanes, c_panels = (g.C + nr - 1) / nr;
     const int64_t blocks = std::min(c_panels, threads);
     at::parallel_for(0, blocks, 1, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i)

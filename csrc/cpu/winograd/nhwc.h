@@ -28,9 +28,9 @@ template <typename T>
 void winograd_nhwc_pack_panels(const ConvGeometry& g, const T* u, T* panels, int64_t xi0,
                                int64_t xi1) {
   const int64_t u_plane = round_up(g.K, MR) * g.C + kWinoPad;
-  const int64_t p_plane = round_up(g.K, NR<T>) * g.C;
+  const int64_t p_plane = round_up(g.K, NRW<T>) * g.C;
   for (int64_t xi = xi0; xi < xi1; ++xi)
-    pack_b_rows(u + xi * u_plane, g.C, g.K, g.C, panels + xi * p_plane);
+    pack_b_rows<T, NRW<T>>(u + xi * u_plane, g.C, g.K, g.C, panels + xi * p_plane);
 }
 
 // Tile t of the batch: image, first input row and column of its 4x4 patch (padding
@@ -98,7 +98,7 @@ void wino_nhwc_input(const ConvGeometry& g, const T* x, const T* zero, int64_t t
 template <typename T>
 void winograd_nhwc_fwd_tiles(const ConvGeometry& g, const T* x, const T* panels, const T* bias,
                              T* y, int64_t t0, int64_t t1) {
-  constexpr int V = Vec<T>::size, nrmax = NR<T>;
+  constexpr int V = Vec<T>::size, nrmax = NRW<T>;
   const int64_t C = g.C, K = g.K, tiles = t1 - t0, KP = (K + nrmax - 1) / nrmax;
   const int64_t v_plane = tiles * C + kWinoPad, m_plane = tiles * K + kWinoPad;
   const int64_t p_plane = KP * nrmax * C;
@@ -107,17 +107,21 @@ void winograd_nhwc_fwd_tiles(const ConvGeometry& g, const T* x, const T* panels,
   T *vb = v_ws.data(), *mb = m_ws.data();
   zero_fill(zero_ws.data(), C);
   wino_nhwc_input(g, x, zero_ws.data(), t0, tiles, 0, C, vb, v_plane, C);
-  // The 16 GEMMs, depth sliced to kKC so a B micro-panel stays in L1.
+  // The 16 GEMMs on the channels_last micro-kernel (dense/nhwc.h), V's rows gathered in
+  // place, depth sliced to kKC so a B micro-panel stays in L1.
   for (int xi = 0; xi < 16; ++xi)
     for (int64_t c0 = 0; c0 < C; c0 += kKC) {
       const int64_t kc = std::min(kKC, C - c0);
       for (int64_t kp = 0; kp < KP; ++kp) {
-        const T* b = panels + xi * p_plane + (kp * C + c0) * nrmax;
+        const T* b = panels + xi * p_plane + kp * C * nrmax;
         const int nr = static_cast<int>(std::min<int64_t>(nrmax, K - kp * nrmax));
-        for (int64_t t = 0; t < tiles; t += MR)
-          micro_kernel(kc, vb + xi * v_plane + t * C + c0, C, b,
-                       mb + xi * m_plane + t * K + kp * nrmax, K,
-                       static_cast<int>(std::min<int64_t>(MR, tiles - t)), nr, c0 == 0);
+        for (int64_t t = 0; t < tiles; t += MR) {
+          const T* rows[MR];
+          for (int i = 0; i < MR; ++i) rows[i] = vb + xi * v_plane + std::min(t + i, tiles - 1) * C;
+          gather_micro_kernel(int64_t{1}, kc, c0, rows, &b, nrmax, static_cast<const T*>(nullptr),
+                              mb + xi * m_plane + t * K + kp * nrmax, K,
+                              static_cast<int>(std::min<int64_t>(MR, tiles - t)), nr, c0 > 0);
+        }
       }
     }
   // Output transform: each tile's 2x2 outputs, V channels at a time.
@@ -144,7 +148,7 @@ void winograd_nhwc_fwd_tiles(const ConvGeometry& g, const T* x, const T* panels,
 template <typename T>
 void winograd_nhwc_wgrad_block(const ConvGeometry& g, const T* x, const T* gy, int64_t c0,
                                int64_t c1, T* du) {
-  constexpr int V = Vec<T>::size, nrmax = NR<T>;
+  constexpr int V = Vec<T>::size, nrmax = NRW<T>;
   const int64_t C = g.C, K = g.K, cb = c1 - c0, tc_max = kKC;
   const int64_t tiles = g.N * wino_tile_rows(g) * wino_tile_cols(g);
   const int64_t v_plane = tc_max * cb + kWinoPad, y_plane = tc_max * K + kWinoPad;
