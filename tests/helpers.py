@@ -121,6 +121,43 @@ def family(x, w, stride=1, padding=0, dilation=1, groups=1, pass_="forward"):
     return fastconv.cpu_family(x, w, stride, padding, dilation, groups, pass_)
 
 
+LAYOUT_COPIES = ("aten::copy_", "aten::contiguous", "aten::clone", "aten::to")
+
+
+def assert_channels_last_passes_copy_nothing(x, w, b, stride, padding, dilation, groups):
+    """Forward and every gradient of a layer on channels_last x and grad_output: nothing is
+    copied to another layout (the profiler would show one of LAYOUT_COPIES under the ops),
+    the results are channels_last, and they match torch in float64."""
+    cl = torch.channels_last
+    x, w = x.double().contiguous(memory_format=cl), w.double()
+    b = None if b is None else b.double()
+    pair = lambda v: [v, v] if isinstance(v, int) else list(v)  # noqa: E731
+    args = (pair(stride), pair(padding), pair(dilation), groups)
+    y_ref = F.conv2d(x, w, b, *args)
+    gy = torch.randn_like(y_ref).contiguous(memory_format=cl)
+    with torch.profiler.profile() as prof:
+        y = torch.ops.fastconv.conv2d(x, w, b, *args)
+        grads = torch.ops.fastconv.conv2d_backward(gy, x, w, *args, [True, True, b is not None])
+    copies = [e.name for e in prof.events() if e.name in LAYOUT_COPIES]
+    assert copies == [], copies
+    assert y.is_contiguous(memory_format=cl) and grads[0].is_contiguous(memory_format=cl)
+    ref = torch.ops.aten.convolution_backward(
+        gy,
+        x,
+        w,
+        None if b is None else [w.shape[0]],
+        *args[:3],
+        False,
+        [0, 0],
+        groups,
+        [True, True, b is not None],
+    )
+    torch.testing.assert_close(y, y_ref)
+    for got, want in zip(grads, ref):
+        if want is not None:
+            torch.testing.assert_close(got, want)
+
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

@@ -43,18 +43,10 @@ Tensor as_compute(const Tensor& t, Layout layout = Layout::kNchw) {
   return t.to(ct).contiguous(format);
 }
 
-// The layouts of one pass: its input (x, or grad_output for grad-input) and its result.
-// With every activation in NHWC where the results are channels_last and the family takes
-// them; else the family's NCHW kernels, reading a channels_last x in place where they can.
-struct PassLayouts {
-  Layout in, out;
-};
-PassLayouts pass_layouts(NhwcSupport s, bool channels_last, const Tensor& x) {
-  if (channels_last && s == NhwcSupport::kAll) return {Layout::kNhwc, Layout::kNhwc};
-  const bool x_nhwc = s == NhwcSupport::kInput &&
-                      x.scalar_type() == compute_type(x.scalar_type()) && !x.is_contiguous() &&
-                      x.is_contiguous(kCL);
-  return {x_nhwc ? Layout::kNhwc : Layout::kNchw, Layout::kNchw};
+// The layout of one pass's activations: NHWC where the results are channels_last and the
+// family takes them, else NCHW (inputs converted, results converted back by finish).
+Layout pass_layout(NhwcSupport s, bool channels_last) {
+  return channels_last && s == NhwcSupport::kAll ? Layout::kNhwc : Layout::kNchw;
 }
 
 // A result in the caller's dtype and memory format: a layout copy only where the family
@@ -130,15 +122,15 @@ Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor
   const bool cl = conv_memory_format(input, weight) == kCL;
   if (plan.forward == CpuFamily::kDenseBf16)
     return finish(dense_bf16::forward(g, input, weight, bias), input.scalar_type(), cl);
-  const PassLayouts lay = pass_layouts(plan.forward_nhwc, cl, input);
-  const Tensor x = as_compute(input, lay.in), w = as_compute(weight);
+  const Layout l = pass_layout(plan.forward_nhwc, cl);
+  const Tensor x = as_compute(input, l), w = as_compute(weight);
   const Tensor b = bias.has_value() && bias->defined() ? as_compute(*bias) : Tensor();
-  Tensor y = empty_output({g.N, g.K, g.P, g.Q}, x.options(), format_of(lay.out));
+  Tensor y = empty_output({g.N, g.K, g.P, g.Q}, x.options(), format_of(l));
   if (g.N > 0)
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fastconv_conv2d_cpu", [&] {
       run(plan.forward, g,
           ForwardArgs<scalar_t>{ptr<scalar_t>(x), ptr<scalar_t>(w), ptr<scalar_t>(b),
-                                mut<scalar_t>(y), lay.in, lay.out});
+                                mut<scalar_t>(y), l, l});
     });
   return finish(y, input.scalar_type(), cl);
 }
@@ -161,12 +153,10 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
   }
   if (!output_mask[0] && !output_mask[1] && !output_mask[2])
     return {out(gx_bf16), std::nullopt, std::nullopt};
-  const PassLayouts dlay = pass_layouts(plan.grad_input_nhwc, cl, grad_output);
-  const PassLayouts wlay = pass_layouts(plan.grad_weight_nhwc, cl, input);
-  // grad_output in each layout a pass reads it in (NCHW for a grad-weight that reads
-  // only x in NHWC, and for the bias).
-  const Layout gy_w = wlay.out == Layout::kNhwc ? Layout::kNhwc : Layout::kNchw;
-  const Layout gy_b = output_mask[0] ? dlay.in : output_mask[1] ? gy_w : Layout::kNchw;
+  const Layout dl = pass_layout(plan.grad_input_nhwc, cl);
+  const Layout wl = pass_layout(plan.grad_weight_nhwc, cl);
+  // grad_output in each layout a pass reads it in; the bias takes one already made.
+  const Layout bl = output_mask[0] ? dl : output_mask[1] ? wl : Layout::kNchw;
   Tensor gy_nchw, gy_nhwc;
   const auto gy_in = [&](Layout l) -> const Tensor& {
     Tensor& t = l == Layout::kNhwc ? gy_nhwc : gy_nchw;
@@ -175,30 +165,29 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
   };
   const auto opts = grad_output.options().dtype(compute_type(dtype));
   Tensor gx, gw, gb;
-  if (output_mask[0]) gx = empty_output({g.N, g.C, g.H, g.W}, opts, format_of(dlay.out));
-  if (output_mask[1]) gw = at::empty(weight.sizes(), opts.memory_format(format_of(wlay.out)));
+  if (output_mask[0]) gx = empty_output({g.N, g.C, g.H, g.W}, opts, format_of(dl));
+  if (output_mask[1]) gw = at::empty(weight.sizes(), opts.memory_format(format_of(wl)));
   if (output_mask[2]) gb = at::empty({g.K}, opts);
   if (g.N == 0) {
     if (gw.defined()) gw.zero_();
     if (gb.defined()) gb.zero_();
     return {gx_bf16.defined() ? out(gx_bf16) : out(gx), out(gw), out(gb)};
   }
-  const Tensor x = output_mask[1] ? as_compute(input, wlay.in) : Tensor();
+  const Tensor x = output_mask[1] ? as_compute(input, wl) : Tensor();
   const Tensor w = output_mask[0] ? as_compute(weight) : Tensor();
-  const Tensor gyd = output_mask[0] ? gy_in(dlay.in) : Tensor();
-  const Tensor gyw = output_mask[1] ? gy_in(gy_w) : Tensor();
-  const Tensor gyb = output_mask[2] ? gy_in(gy_b) : Tensor();
+  const Tensor gyd = output_mask[0] ? gy_in(dl) : Tensor();
+  const Tensor gyw = output_mask[1] ? gy_in(wl) : Tensor();
+  const Tensor gyb = output_mask[2] ? gy_in(bl) : Tensor();
   AT_DISPATCH_FLOATING_TYPES(opts.dtype().toScalarType(), "fastconv_conv2d_backward_cpu", [&] {
-    const GradInputArgs<scalar_t> di{ptr<scalar_t>(gyd), ptr<scalar_t>(w), mut<scalar_t>(gx),
-                                     dlay.in, dlay.out};
-    const GradWeightArgs<scalar_t> dw{ptr<scalar_t>(x), ptr<scalar_t>(gyw), mut<scalar_t>(gw),
-                                      wlay.in, gy_w};
-    const bool fused = plan.fused_backward && gx.defined() && gw.defined() &&
-                       dlay.in == Layout::kNchw && wlay.in == Layout::kNchw &&
-                       rows::backward_fused(g, di, dw);
+    const GradInputArgs<scalar_t> di{ptr<scalar_t>(gyd), ptr<scalar_t>(w), mut<scalar_t>(gx), dl,
+                                     dl};
+    const GradWeightArgs<scalar_t> dw{ptr<scalar_t>(x), ptr<scalar_t>(gyw), mut<scalar_t>(gw), wl,
+                                      wl};
+    const bool fused = plan.fused_backward && gx.defined() && gw.defined() && dl == Layout::kNchw &&
+                       wl == Layout::kNchw && rows::backward_fused(g, di, dw);
     if (gx.defined() && !fused) run(plan.grad_input, g, di);
     if (gw.defined() && !fused) run(plan.grad_weight, g, dw);
-    if (gb.defined()) grad_bias(g, ptr<scalar_t>(gyb), gy_b, mut<scalar_t>(gb));
+    if (gb.defined()) grad_bias(g, ptr<scalar_t>(gyb), bl, mut<scalar_t>(gb));
   });
   return {gx_bf16.defined() ? out(gx_bf16) : out(gx), out(gw), out(gb)};
 }

@@ -13,11 +13,10 @@ namespace fastconv {
 
 enum class Layout : uint8_t { kNchw, kNhwc };
 
-// Which channels_last activations a family's pass takes besides all-NCHW ones: none; the
-// input x only (forward, grad-weight; results NCHW); or all of them (x, y, grad_output,
-// grad_input in NHWC, and grad-weight written in the weight's channels_last order
-// [K][R][S][C/groups]).
-enum class NhwcSupport : uint8_t { kNone, kInput, kAll };
+// Whether a family's pass takes channels_last activations besides NCHW ones: none, or all
+// of them (x, y, grad_output, grad_input in NHWC, and grad-weight written in the weight's
+// channels_last order [K][R][S][C/groups]).
+enum class NhwcSupport : uint8_t { kNone, kAll };
 
 template <typename T>
 struct ForwardArgs {

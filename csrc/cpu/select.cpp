@@ -138,14 +138,19 @@ std::string cpu_algorithm() { return kForcedNames[g_forced.load()]; }
 
 namespace {
 
-// The channels_last activations each family's passes read and write in place.
-NhwcSupport nhwc_support(CpuFamily f, bool grad_input) {
+// Whether a pass of family f reads and writes channels_last activations in place. The
+// dense kernels' NR-lane panels run over output channels (forward) or input channels
+// (the gradients); with fewer than kNhwcMinLanes of them per group most lanes would idle, and
+// NCHW kernels with layout copies are faster.
+constexpr int64_t kNhwcMinLanes = 16;
+NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, bool forward) {
   switch (f) {
-    case CpuFamily::kBlocked:  // reads a channels_last x into its channel-innermost blocks
-      return grad_input ? NhwcSupport::kNone : NhwcSupport::kInput;
-    case CpuFamily::kDense:     // gathers contiguous channel runs of every tap (dense/nhwc.h)
+    case CpuFamily::kBlocked:   // channel-innermost blocks either way (blocked/staging.h)
     case CpuFamily::kWinograd:  // transforms vectors of channels (winograd/nhwc.h)
       return NhwcSupport::kAll;
+    case CpuFamily::kDense:  // gathers contiguous channel runs of every tap (dense/nhwc.h)
+      return (forward ? g.K_per_group() : g.C_per_group()) >= kNhwcMinLanes ? NhwcSupport::kAll
+                                                                            : NhwcSupport::kNone;
     default:
       return NhwcSupport::kNone;
   }
@@ -160,9 +165,9 @@ CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype) {
     p.grad_input = g.unit_stride() ? f : CpuFamily::kDense;
     p.grad_weight = CpuFamily::kDense;
   }
-  p.forward_nhwc = nhwc_support(p.forward, false);
-  p.grad_input_nhwc = nhwc_support(p.grad_input, true);
-  p.grad_weight_nhwc = nhwc_support(p.grad_weight, false);
+  p.forward_nhwc = nhwc_support(p.forward, g, true);
+  p.grad_input_nhwc = nhwc_support(p.grad_input, g, false);
+  p.grad_weight_nhwc = nhwc_support(p.grad_weight, g, false);
   return p;
 }
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import fastconv
 
-from ..helpers import compare_with_torch, family
+from ..helpers import assert_channels_last_passes_copy_nothing, compare_with_torch, family
 
 
 @st.composite
@@ -100,3 +100,13 @@ def test_auto_picks_winograd_where_it_pays():
     with fastconv.cpu_algorithm("winograd"):
         assert algo(1, 2, 5, k=1) == "winograd"
         assert algo(4, 64, 56, stride=2) == "dense"  # forcing never applies where it cannot
+
+
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_channels_last_passes_make_no_layout_copy(dilation):
+    x = torch.randn(2, 16, 14, 12)
+    w = torch.randn(24, 16, 3, 3)
+    assert family(x.contiguous(memory_format=torch.channels_last), w, 1, dilation, dilation) == (
+        "winograd"
+    )
+    assert_channels_last_passes_copy_nothing(x, w, torch.randn(24), 1, dilation, dilation, 1)

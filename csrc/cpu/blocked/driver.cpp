@@ -15,12 +15,12 @@ template <typename T>
 void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const auto& kt = kernels<T>();
   const int64_t V = kt.vec, blocks = (g.C + V - 1) / V;
-  const bool x_nhwc = a.x_layout == Layout::kNhwc;
+  const bool nhwc = a.y_layout == Layout::kNhwc;  // x's too
   at::parallel_for(
       0, g.N * blocks, grain_for(V * g.P * g.Q * g.R * g.S), [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i)
-          kt.blocked.forward(g, a.x + (i / blocks) * g.C * g.H * g.W, x_nhwc, a.w, a.bias,
-                             a.y + (i / blocks) * g.K * g.P * g.Q, (i % blocks) * V);
+          kt.blocked.forward(g, a.x + (i / blocks) * g.C * g.H * g.W, a.w, a.bias,
+                             a.y + (i / blocks) * g.K * g.P * g.Q, nhwc, (i % blocks) * V);
       });
 }
 
@@ -33,7 +33,8 @@ void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
       0, g.N * blocks, grain_for(V * g.P * g.Q * g.R * g.S), [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i)
           kt.blocked.grad_input(g, a.gy + (i / blocks) * g.K * g.P * g.Q, a.w,
-                                a.gx + (i / blocks) * g.C * g.H * g.W, (i % blocks) * V);
+                                a.gx + (i / blocks) * g.C * g.H * g.W,
+                                a.gx_layout == Layout::kNhwc, (i % blocks) * V);
       });
 }
 
@@ -42,13 +43,13 @@ template <typename T>
 void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const auto& kt = kernels<T>();
   const int64_t V = kt.vec, blocks = (g.C + V - 1) / V, RS = g.R * g.S;
-  const bool x_nhwc = a.x_layout == Layout::kNhwc;
+  const bool nhwc = a.gy_layout == Layout::kNhwc;
   const Workspace<T> partial(Slot::kPartials, g.N * blocks * RS * V);
   at::parallel_for(0, g.N * blocks, grain_for(V * g.P * g.Q * RS), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
-      kt.blocked.grad_weight(g, a.x + (i / blocks) * g.C * g.H * g.W, x_nhwc,
+      kt.blocked.grad_weight(g, a.x + (i / blocks) * g.C * g.H * g.W,
                              a.gy + (i / blocks) * g.K * g.P * g.Q, partial.data() + i * RS * V,
-                             (i % blocks) * V);
+                             nhwc, (i % blocks) * V);
   });
   // gw[c][rs] = sum over images n of partial[n][c / V][rs][c % V].
   sum_chunks_in_order(g.C * RS, g.N, blocks * RS * V, partial.data(), a.gw, [&](int64_t i) {

@@ -28,8 +28,10 @@ namespace FC_ISA {
 
 template <typename T>
 struct BlockedFwdArgs {
-  int64_t R, S, row_step, col_step, sw, plane;  // steps in elements of the staged buffer
-  const T* wb;                                  // [R*S][V]
+  int64_t R, S, row_step, col_step, sw;  // steps in elements of the staged buffer
+  // Results: NCHW planes `plane` apart, or (ld > 0) channels_last rows of ld values.
+  int64_t plane, ld;
+  const T* wb;  // [R*S][V]
   int nc;
 };
 
@@ -56,6 +58,15 @@ inline void blocked_fwd_taps(vec_t<T>* acc, const T* xs, const T* ws) {
 
 // QB output columns of one row for V channels; SW: the column stride when known (1, 2),
 // 0 for any. x0: staged input under the tile's first column; y0: output (c0, p, q0).
+// The tile's QB result vectors (one per column) into y: transposed into NCHW rows, or one
+// vector per channels_last position.
+template <typename T, int QB>
+inline void store_tile(vec_t<T>* acc, const BlockedFwdArgs<T>& a, T* y0) {
+  if (a.ld == 0) return store_transposed(acc, QB, a.nc, y0, a.plane);
+#pragma GCC unroll 16
+  for (int j = 0; j < QB; ++j) store_lanes(y0 + j * a.ld, acc[j], a.nc);
+}
+
 template <typename T, int QB, int SW>
 __attribute__((noinline)) static void blocked_fwd_tile(const BlockedFwdArgs<T>& a, vec_t<T> bias,
                                                        const T* x0, T* y0) {
@@ -84,7 +95,7 @@ __attribute__((noinline)) static void blocked_fwd_tile(const BlockedFwdArgs<T>& 
             break;
         }
       }
-      store_transposed(acc, QB, a.nc, y0, a.plane);
+      store_tile<T, QB>(acc, a, y0);
       return;
     }
   }
@@ -99,7 +110,7 @@ __attribute__((noinline)) static void blocked_fwd_tile(const BlockedFwdArgs<T>& 
       for (int j = 0; j < QB; ++j) acc[j] += w * loadu(xs + j * step);
     }
   }
-  store_transposed(acc, QB, a.nc, y0, a.plane);
+  store_tile<T, QB>(acc, a, y0);
 }
 
 template <typename T, int SW, int... Q>
@@ -107,32 +118,32 @@ constexpr auto blocked_fwd_tiles(std::integer_sequence<int, Q...>) {
   return std::array{&blocked_fwd_tile<T, Q + 1, SW>...};
 }
 
-// Forward for channels [c0, c0 + V) of one image (x: the image, NCHW or NHWC; y: its NCHW
-// planes; w: [C][R*S]; bias: [C] or null).
+// Forward for channels [c0, c0 + V) of one image (x, y: the image, NCHW or, nhwc, both
+// channels_last; w: [C][R*S]; bias: [C] or null).
 template <typename T>
-void blocked_fwd(const ConvGeometry& g, const T* x, bool x_nhwc, const T* w, const T* bias, T* y,
+void blocked_fwd(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, bool nhwc,
                  int64_t c0) {
   constexpr int V = Vec<T>::size;
   const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
   const BlockFrame f = input_frame(g);
   const Workspace<T> buf_ws(Slot::kStage, f.Hb * f.Wb * V), wb_ws(Slot::kTaps, g.R * g.S * V);
   T *buf = buf_ws.data(), *wb = wb_ws.data();
-  stage_input(g, x, x_nhwc, c0, nc, f, buf);
+  stage_input(g, x, nhwc, c0, nc, f, buf);
   block_taps(w, g.R * g.S, c0, nc, wb);
   vec_t<T> bv{};
   for (int c = 0; c < nc; ++c) bv[c] = bias ? bias[c0 + c] : T(0);
-  const BlockedFwdArgs<T> a{g.R, g.S, g.dil_h * f.Wb * V, g.dil_w * V, g.stride_w, g.P * g.Q,
-                            wb,  nc};
+  const BlockedFwdArgs<T> a{
+      g.R, g.S, g.dil_h * f.Wb * V, g.dil_w * V, g.stride_w, g.P * g.Q, nhwc ? g.K : 0, wb, nc};
   static constexpr auto unit = blocked_fwd_tiles<T, 1>(std::make_integer_sequence<int, V>{});
   static constexpr auto two = blocked_fwd_tiles<T, 2>(std::make_integer_sequence<int, V>{});
   static constexpr auto any = blocked_fwd_tiles<T, 0>(std::make_integer_sequence<int, V>{});
   const auto& tiles = g.stride_w == 1 ? unit : g.stride_w == 2 ? two : any;
-  T* yc = y + c0 * g.P * g.Q;
   for (int64_t p = 0; p < g.P; ++p) {
     const T* xrow = buf + p * g.stride_h * f.Wb * V;
     for (int64_t q = 0; q < g.Q; q += V) {
       const int qb = static_cast<int>(std::min<int64_t>(V, g.Q - q));
-      tiles[qb - 1](a, bv, xrow + q * g.stride_w * V, yc + p * g.Q + q);
+      T* y0 = nhwc ? y + (p * g.Q + q) * g.K + c0 : y + c0 * g.P * g.Q + p * g.Q + q;
+      tiles[qb - 1](a, bv, xrow + q * g.stride_w * V, y0);
     }
   }
 }
@@ -141,14 +152,14 @@ void blocked_fwd(const ConvGeometry& g, const T* x, bool x_nhwc, const T* w, con
 // position adds gy * w[r, s] to its R x S window of a zeroed staged grad-input. The inner
 // loop runs over output columns of one tap, whose targets never overlap (stride apart).
 template <typename T>
-void blocked_dgrad(const ConvGeometry& g, const T* gy, const T* w, T* gx, int64_t c0) {
+void blocked_dgrad(const ConvGeometry& g, const T* gy, const T* w, T* gx, bool nhwc, int64_t c0) {
   constexpr int V = Vec<T>::size;
   const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
   const BlockFrame f = input_frame(g);
   const Workspace<T> buf_ws(Slot::kStage, f.Hb * f.Wb * V), wb_ws(Slot::kTaps, g.R * g.S * V);
   const Workspace<T> gyb_ws(Slot::kStage2, g.P * g.Q * V);
   T *buf = buf_ws.data(), *wb = wb_ws.data(), *gyb = gyb_ws.data();
-  stage_grad_output(g, gy, c0, nc, gyb);
+  stage_grad_output(g, gy, nhwc, c0, nc, gyb);
   block_taps(w, g.R * g.S, c0, nc, wb);
   std::fill_n(buf, f.Hb * f.Wb * V, T(0));
   const int64_t col = g.stride_w * V;
@@ -164,7 +175,7 @@ void blocked_dgrad(const ConvGeometry& g, const T* gy, const T* w, T* gx, int64_
       }
     }
   }
-  unstage_block(buf, f, nc, g.H, g.W, gx + c0 * g.H * g.W, g.H * g.W);
+  unstage_block(buf, f, nc, g.H, g.W, gx + c0 * (nhwc ? 1 : g.H * g.W), g.H * g.W, nhwc, g.C);
 }
 
 // QU output columns (q, q+1, ...) against SB taps of one kernel row: a[u][s] += gy(q + u) *
@@ -229,16 +240,15 @@ constexpr auto blocked_wgrad_kernels(std::integer_sequence<int, S...>) {
 
 // Grad-weight partial of one image for channels [c0, c0 + V): out[r*S + s][V].
 template <typename T>
-void blocked_wgrad(const ConvGeometry& g, const T* x, bool x_nhwc, const T* gy, T* out,
-                   int64_t c0) {
+void blocked_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* out, bool nhwc, int64_t c0) {
   constexpr int V = Vec<T>::size;
   constexpr int kMaxTaps = 8;
   const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
   const BlockFrame f = input_frame(g);
   const Workspace<T> buf_ws(Slot::kStage, f.Hb * f.Wb * V), gyb_ws(Slot::kStage2, g.P * g.Q * V);
   T *buf = buf_ws.data(), *gyb = gyb_ws.data();
-  stage_input(g, x, x_nhwc, c0, nc, f, buf);
-  stage_grad_output(g, gy, c0, nc, gyb);
+  stage_input(g, x, nhwc, c0, nc, f, buf);
+  stage_grad_output(g, gy, nhwc, c0, nc, gyb);
   using Taps = std::make_integer_sequence<int, kMaxTaps>;
   static constexpr auto unit = blocked_wgrad_kernels<T, 1>(Taps{});
   static constexpr auto two = blocked_wgrad_kernels<T, 2>(Taps{});

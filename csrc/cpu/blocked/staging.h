@@ -78,18 +78,35 @@ void stage_input(const ConvGeometry& g, const T* x, bool nhwc, int64_t c0, int n
   });
 }
 
-// grad_output's channels [c0, c0 + nc) of one image as an unpadded P x Q block (P*Q*V values).
+// grad_output's channels [c0, c0 + nc) of one image as an unpadded P x Q block (P*Q*V
+// values), from NCHW planes or channels_last memory.
 template <typename T>
-void stage_grad_output(const ConvGeometry& g, const T* gy, int64_t c0, int nc, T* gyb) {
-  stage_block(gy + c0 * g.P * g.Q, g.P * g.Q, nc, g.P, g.Q, BlockFrame{g.P, g.Q, 0, 0}, gyb);
+void stage_grad_output(const ConvGeometry& g, const T* gy, bool nhwc, int64_t c0, int nc, T* gyb) {
+  constexpr int V = Vec<T>::size;
+  if (!nhwc)
+    return stage_block(gy + c0 * g.P * g.Q, g.P * g.Q, nc, g.P, g.Q, BlockFrame{g.P, g.Q, 0, 0},
+                       gyb);
+  for (int64_t pq = 0; pq < g.P * g.Q; ++pq)
+    storeu(gyb + pq * V, load_lanes(gy + pq * g.K + c0, nc));
 }
 
 // The inverse of stage_block: every element of the nc planes is written, zero where the
-// buffer does not cover it.
+// buffer does not cover it. channels_last: dst points at channel c0 of position 0, rows of
+// `channels` values (plane unused).
 template <typename T>
 void unstage_block(const T* buf, const BlockFrame& f, int nc, int64_t H, int64_t W, T* dst,
-                   int64_t plane) {
+                   int64_t plane, bool nhwc, int64_t channels) {
   constexpr int V = Vec<T>::size;
+  if (nhwc) {
+    for (int64_t ih = 0; ih < H; ++ih)
+      for (int64_t iw = 0; iw < W; ++iw) {
+        const int64_t b = ih + f.top, j = iw + f.left;
+        const bool covered = b >= 0 && b < f.Hb && j >= 0 && j < f.Wb;
+        store_lanes(dst + (ih * W + iw) * channels,
+                    covered ? loadu(buf + (b * f.Wb + j) * V) : vec_t<T>{}, nc);
+      }
+    return;
+  }
   const int64_t lo = std::min(f.col_lo(), W), hi = std::max(lo, f.col_hi(W));
   for (int64_t ih = 0; ih < H; ++ih) {
     const int64_t b = ih + f.top;

@@ -10,14 +10,14 @@ namespace fastconv {
 
 template <typename T>
 struct BlockedKernels {
-  // Channels [c0, c0 + vec) of one image; x/y/gy/gx point at the image, w at the whole
-  // [C][R*S] weight, bias at [C] or null. x may be channels_last (x_nhwc); the rest NCHW.
-  void (*forward)(const ConvGeometry& g, const T* x, bool x_nhwc, const T* w, const T* bias, T* y,
+  // Channels [c0, c0 + vec) of one image; x/y/gy/gx point at the image (all NCHW or, nhwc,
+  // all channels_last), w at the whole [C][R*S] weight, bias at [C] or null.
+  void (*forward)(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, bool nhwc,
                   int64_t c0);
   // Grad-input of any stride (the driver runs stride 1 as forward).
-  void (*grad_input)(const ConvGeometry& g, const T* gy, const T* w, T* gx, int64_t c0);
+  void (*grad_input)(const ConvGeometry& g, const T* gy, const T* w, T* gx, bool nhwc, int64_t c0);
   // This image's grad-weight for the block: partial[r*S + s][vec].
-  void (*grad_weight)(const ConvGeometry& g, const T* x, bool x_nhwc, const T* gy, T* partial,
+  void (*grad_weight)(const ConvGeometry& g, const T* x, const T* gy, T* partial, bool nhwc,
                       int64_t c0);
 };
 

@@ -97,6 +97,18 @@ inline vec_t<T> loadu_n(const T* p, int n) {
   for (int l = 0; l < n; ++l) v[l] = p[l];
   return v;
 }
+// A whole vector or its first cnt lanes (0 < cnt <= size), loaded or stored.
+template <typename T>
+inline vec_t<T> load_lanes(const T* p, int cnt) {
+  return cnt == Vec<T>::size ? loadu(p) : loadu_n(p, cnt);
+}
+template <typename T>
+inline void store_lanes(T* p, vec_t<T> v, int cnt) {
+  if (cnt == Vec<T>::size)
+    storeu(p, v);
+  else
+    storeu_n(p, v, cnt);
+}
 // (Not `vec_t<T>{} + s`: 0 + s cannot be folded away, as -0.0 + 0 is +0.0.)
 template <typename T>
 inline vec_t<T> splat(T s) {

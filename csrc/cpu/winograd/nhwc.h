@@ -57,18 +57,6 @@ inline void patch_rows(const T* x, int64_t H, int64_t W, int64_t C, int64_t n, i
     }
 }
 
-template <typename T>
-inline vec_t<T> load_lanes(const T* p, int cnt) {
-  return cnt == Vec<T>::size ? loadu(p) : loadu_n(p, cnt);
-}
-template <typename T>
-inline void store_lanes(T* p, vec_t<T> v, int cnt) {
-  if (cnt == Vec<T>::size)
-    storeu(p, v);
-  else
-    storeu_n(p, v, cnt);
-}
-
 // Transformed input of tiles [t0, t0 + tiles), channels [c0, c1): v[xi][t][c - c0], planes
 // v_plane apart, rows ldv apart.
 template <typename T>
