@@ -125,11 +125,12 @@ LAYOUT_COPIES = ("aten::copy_", "aten::contiguous", "aten::clone", "aten::to")
 
 
 def assert_channels_last_passes_copy_nothing(x, w, b, stride, padding, dilation, groups):
-    """Forward and every gradient of a layer on channels_last x and grad_output: nothing is
-    copied to another layout (the profiler would show one of LAYOUT_COPIES under the ops),
-    the results are channels_last, and they match torch in float64."""
+    """Forward and every gradient of a layer on channels_last x, weight and grad_output (as
+    model.to(memory_format=torch.channels_last) leaves them): nothing is copied to another
+    layout (the profiler would show one of LAYOUT_COPIES under the ops), the results are
+    channels_last, and they match torch in float64."""
     cl = torch.channels_last
-    x, w = x.double().contiguous(memory_format=cl), w.double()
+    x, w = x.double().contiguous(memory_format=cl), w.double().contiguous(memory_format=cl)
     b = None if b is None else b.double()
     pair = lambda v: [v, v] if isinstance(v, int) else list(v)  # noqa: E731
     args = (pair(stride), pair(padding), pair(dilation), groups)

@@ -49,6 +49,13 @@ Layout pass_layout(NhwcSupport s, bool channels_last) {
   return channels_last && s == NhwcSupport::kAll ? Layout::kNhwc : Layout::kNchw;
 }
 
+// The weight's layout for a pass: channels_last as it is where the pass runs in NHWC (the
+// families pack it into their own order anyway), else contiguous.
+Layout weight_layout(Layout pass, const Tensor& w) {
+  return pass == Layout::kNhwc && !w.is_contiguous() && w.is_contiguous(kCL) ? Layout::kNhwc
+                                                                             : Layout::kNchw;
+}
+
 // A result in the caller's dtype and memory format: a layout copy only where the family
 // wrote NCHW for a channels_last result. Where size-1 dimensions make both layouts the
 // same memory, the strides are set to channels_last's as torch's are (a view, no copy).
@@ -122,15 +129,15 @@ Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor
   const bool cl = conv_memory_format(input, weight) == kCL;
   if (plan.forward == CpuFamily::kDenseBf16)
     return finish(dense_bf16::forward(g, input, weight, bias), input.scalar_type(), cl);
-  const Layout l = pass_layout(plan.forward_nhwc, cl);
-  const Tensor x = as_compute(input, l), w = as_compute(weight);
+  const Layout l = pass_layout(plan.forward_nhwc, cl), wl = weight_layout(l, weight);
+  const Tensor x = as_compute(input, l), w = as_compute(weight, wl);
   const Tensor b = bias.has_value() && bias->defined() ? as_compute(*bias) : Tensor();
   Tensor y = empty_output({g.N, g.K, g.P, g.Q}, x.options(), format_of(l));
   if (g.N > 0)
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fastconv_conv2d_cpu", [&] {
       run(plan.forward, g,
           ForwardArgs<scalar_t>{ptr<scalar_t>(x), ptr<scalar_t>(w), ptr<scalar_t>(b),
-                                mut<scalar_t>(y), l, l});
+                                mut<scalar_t>(y), l, l, wl});
     });
   return finish(y, input.scalar_type(), cl);
 }
@@ -174,13 +181,14 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
     return {gx_bf16.defined() ? out(gx_bf16) : out(gx), out(gw), out(gb)};
   }
   const Tensor x = output_mask[1] ? as_compute(input, wl) : Tensor();
-  const Tensor w = output_mask[0] ? as_compute(weight) : Tensor();
+  const Layout dwl = weight_layout(dl, weight);
+  const Tensor w = output_mask[0] ? as_compute(weight, dwl) : Tensor();
   const Tensor gyd = output_mask[0] ? gy_in(dl) : Tensor();
   const Tensor gyw = output_mask[1] ? gy_in(wl) : Tensor();
   const Tensor gyb = output_mask[2] ? gy_in(bl) : Tensor();
   AT_DISPATCH_FLOATING_TYPES(opts.dtype().toScalarType(), "fastconv_conv2d_backward_cpu", [&] {
-    const GradInputArgs<scalar_t> di{ptr<scalar_t>(gyd), ptr<scalar_t>(w), mut<scalar_t>(gx), dl,
-                                     dl};
+    const GradInputArgs<scalar_t> di{
+        ptr<scalar_t>(gyd), ptr<scalar_t>(w), mut<scalar_t>(gx), dl, dl, dwl};
     const GradWeightArgs<scalar_t> dw{ptr<scalar_t>(x), ptr<scalar_t>(gyw), mut<scalar_t>(gw), wl,
                                       wl};
     const bool fused = plan.fused_backward && gx.defined() && gw.defined() && dl == Layout::kNchw &&

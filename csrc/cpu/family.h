@@ -18,13 +18,15 @@ enum class Layout : uint8_t { kNchw, kNhwc };
 // channels_last order [K][R][S][C/groups]).
 enum class NhwcSupport : uint8_t { kNone, kAll };
 
+// w_layout: the weight's, contiguous [K][C/groups][R][S] or (kNhwc) channels_last
+// [K][R][S][C/groups]; only passes that take NHWC activations take a channels_last weight.
 template <typename T>
 struct ForwardArgs {
   const T* x;
   const T* w;
   const T* bias;  // [K] or nullptr
   T* y;
-  Layout x_layout = Layout::kNchw, y_layout = Layout::kNchw;
+  Layout x_layout = Layout::kNchw, y_layout = Layout::kNchw, w_layout = Layout::kNchw;
 };
 
 template <typename T>
@@ -32,7 +34,7 @@ struct GradInputArgs {
   const T* gy;
   const T* w;
   T* gx;
-  Layout gy_layout = Layout::kNchw, gx_layout = Layout::kNchw;
+  Layout gy_layout = Layout::kNchw, gx_layout = Layout::kNchw, w_layout = Layout::kNchw;
 };
 
 template <typename T>

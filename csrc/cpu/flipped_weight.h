@@ -11,9 +11,9 @@
 namespace fastconv {
 
 // w'[g][c][k][R-1-r][S-1-s] = w[g][k][c][r][s], the weight of dgrad_as_forward(g), in the
-// calling thread's kFlippedWeight workspace.
+// calling thread's kFlippedWeight workspace; w contiguous or (w_cl) channels_last.
 template <typename T>
-Workspace<T> flip_transpose_weight(const ConvGeometry& g, const T* w) {
+Workspace<T> flip_transpose_weight(const ConvGeometry& g, const T* w, bool w_cl = false) {
   const int64_t Kg = g.K_per_group(), Cg = g.C_per_group(), RS = g.R * g.S;
   Workspace<T> buf(Slot::kFlippedWeight, g.weight_numel());
   T* out = buf.data();
@@ -22,7 +22,8 @@ Workspace<T> flip_transpose_weight(const ConvGeometry& g, const T* w) {
       const int64_t grp = gc / Cg, c = gc % Cg;
       for (int64_t k = 0; k < Kg; ++k)
         for (int64_t rs = 0; rs < RS; ++rs)
-          out[(gc * Kg + k) * RS + (RS - 1 - rs)] = w[((grp * Kg + k) * Cg + c) * RS + rs];
+          out[(gc * Kg + k) * RS + (RS - 1 - rs)] = w_cl ? w[((grp * Kg + k) * RS + rs) * Cg + c]
+                                                         : w[((grp * Kg + k) * Cg + c) * RS + rs];
     }
   });
   return buf;
@@ -32,9 +33,9 @@ Workspace<T> flip_transpose_weight(const ConvGeometry& g, const T* w) {
 // the flipped weight.
 template <typename T, typename Forward>
 void grad_input_as_forward(const ConvGeometry& g, const GradInputArgs<T>& a, Forward&& forward) {
-  const Workspace<T> wf = flip_transpose_weight(g, a.w);
+  const Workspace<T> wf = flip_transpose_weight(g, a.w, a.w_layout == Layout::kNhwc);
   forward(dgrad_as_forward(g),
-          ForwardArgs<T>{a.gy, wf.data(), nullptr, a.gx, a.gy_layout, a.gx_layout});
+          ForwardArgs<T>{a.gy, wf.data(), nullptr, a.gx, a.gy_layout, a.gx_layout, Layout::kNchw});
 }
 
 }  // namespace fastconv

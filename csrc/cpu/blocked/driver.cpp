@@ -29,13 +29,13 @@ void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
   if (g.unit_stride()) return grad_input_as_forward(g, a, &forward<T>);
   const auto& kt = kernels<T>();
   const int64_t V = kt.vec, blocks = (g.C + V - 1) / V;
-  at::parallel_for(
-      0, g.N * blocks, grain_for(V * g.P * g.Q * g.R * g.S), [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i)
-          kt.blocked.grad_input(g, a.gy + (i / blocks) * g.K * g.P * g.Q, a.w,
-                                a.gx + (i / blocks) * g.C * g.H * g.W,
-                                a.gx_layout == Layout::kNhwc, (i % blocks) * V);
-      });
+  at::parallel_for(0, g.N * blocks, grain_for(V * g.P * g.Q * g.R * g.S),
+                   [&](int64_t b, int64_t e) {
+                     for (int64_t i = b; i < e; ++i)
+                       kt.blocked.grad_input(g, a.gy + (i / blocks) * g.K * g.P * g.Q, a.w,
+                                             a.gx + (i / blocks) * g.C * g.H * g.W,
+                                             a.gx_layout == Layout::kNhwc, (i % blocks) * V);
+                   });
 }
 
 // One partial per (image, block), summed over images in order: reproducible bits.

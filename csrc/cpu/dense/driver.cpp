@@ -24,11 +24,11 @@ int64_t pieces(int64_t base, int64_t parts) {
 }
 
 // The weight as the channels_last kernels read it, in panels of nr channels: by_k (forward)
-// [grp][K/G / nr][C/G][R*S][nr] with lanes over output channels (register transposes of
-// its rows), else (grad-input) [grp][R*S][C/G / nr][K/G][nr] with lanes over input
-// channels; zero past the end.
+// [grp][K/G / nr][C/G * R*S][nr] with lanes over output channels (register transposes of
+// its rows, in the weight's own order), else (grad-input) [grp][R*S][C/G / nr][K/G][nr]
+// with lanes over input channels; zero past the end. w_cl: a channels_last weight.
 template <typename T>
-Workspace<T> pack_nhwc_weight(const ConvGeometry& g, const T* w, int64_t nr, bool by_k) {
+Workspace<T> pack_nhwc_weight(const ConvGeometry& g, const T* w, bool w_cl, int64_t nr, bool by_k) {
   const auto& kt = kernels<T>().dense;
   const int64_t Kg = g.K_per_group(), Cg = g.C_per_group(), RS = g.R * g.S;
   const int64_t group = ((by_k ? Kg : Cg) + nr - 1) / nr * nr * (by_k ? Cg : Kg) * RS;
@@ -40,7 +40,7 @@ Workspace<T> pack_nhwc_weight(const ConvGeometry& g, const T* w, int64_t nr, boo
       for (int64_t i = b; i < e; ++i) {
         const int64_t grp = i / KP, kp = i % KP;
         kt.nhwc_pack_panels(w + (grp * Kg + kp * nr) * Cg * RS, Cg * RS, std::min(nr, Kg - kp * nr),
-                            Cg * RS, dst + grp * group + kp * nr * Cg * RS);
+                            Cg * RS, dst + grp * group + kp * nr * Cg * RS, Kg);
       }
     });
     return packed;
@@ -49,7 +49,7 @@ Workspace<T> pack_nhwc_weight(const ConvGeometry& g, const T* w, int64_t nr, boo
   at::parallel_for(0, g.K, grain_for(Cg * RS), [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e;) {
       const int64_t grp = k / Kg, k1 = std::min(e, (grp + 1) * Kg);
-      kt.nhwc_pack_grad_input_weight(g, w, dst + grp * group, grp, k % Kg, k1 - grp * Kg);
+      kt.nhwc_pack_grad_input_weight(g, w, w_cl, dst + grp * group, grp, k % Kg, k1 - grp * Kg);
       k = k1;
     }
   });
@@ -59,9 +59,10 @@ Workspace<T> pack_nhwc_weight(const ConvGeometry& g, const T* w, int64_t nr, boo
 template <typename T>
 void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const auto& kt = kernels<T>();
-  const int64_t nr = kt.dense.nhwc_lanes, Kg = g.K_per_group(), KP = (Kg + nr - 1) / nr;
+  const int64_t Kg = g.K_per_group(), nr = kt.dense.nhwc_lanes(Kg), KP = (Kg + nr - 1) / nr;
   const int64_t group = g.R * g.S * KP * g.C_per_group() * nr;  // one group's panels
-  const Workspace<T> packed = pack_nhwc_weight(g, a.w, nr, true);
+  const bool w_cl = a.w_layout == Layout::kNhwc;
+  const Workspace<T> packed = pack_nhwc_weight(g, a.w, w_cl, nr, true);
   // Blocks of at most kNhwcPositions positions, all of one size (whole micro-tiles), so
   // that equal shares of tasks are equal shares of the work.
   const int64_t positions = g.N * g.P * g.Q, units = (positions + kDenseMR - 1) / kDenseMR;
@@ -72,7 +73,7 @@ void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
       const int64_t piece = t % split, blk = (t / split) % blocks, grp = t / (split * blocks);
       const int64_t j0 = blk * units / blocks * kDenseMR;
       const int64_t j1 = std::min(positions, (blk + 1) * units / blocks * kDenseMR);
-      kt.dense.nhwc_forward_tile(g, a.x, packed.data() + grp * group,
+      kt.dense.nhwc_forward_tile(g, a.x, packed.data() + grp * group, w_cl,
                                  a.bias ? a.bias + grp * Kg : nullptr, a.y, grp, piece * KP / split,
                                  (piece + 1) * KP / split, j0, j1);
     }
@@ -82,9 +83,9 @@ void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
 template <typename T>
 void grad_input_nhwc(const ConvGeometry& g, const GradInputArgs<T>& a) {
   const auto& kt = kernels<T>();
-  const int64_t nr = kt.dense.nhwc_lanes, Cg = g.C_per_group(), CP = (Cg + nr - 1) / nr;
+  const int64_t Cg = g.C_per_group(), nr = kt.dense.nhwc_lanes(Cg), CP = (Cg + nr - 1) / nr;
   const int64_t group = g.R * g.S * CP * g.K_per_group() * nr;  // one group's panels
-  const Workspace<T> packed = pack_nhwc_weight(g, a.w, nr, false);
+  const Workspace<T> packed = pack_nhwc_weight(g, a.w, a.w_layout == Layout::kNhwc, nr, false);
   // Tasks: (image, group, block of rows), rows split until there are enough tasks.
   const int64_t split = pieces(g.N * g.groups * CP, g.H);
   at::parallel_for(0, g.N * g.groups * CP * split, 1, [&](int64_t b, int64_t e) {
@@ -100,7 +101,7 @@ void grad_input_nhwc(const ConvGeometry& g, const GradInputArgs<T>& a) {
 template <typename T>
 void grad_weight_nhwc(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const auto& kt = kernels<T>();
-  const int64_t nr = kt.dense.nhwc_lanes, Kg = g.K_per_group(), RS = g.R * g.S;
+  const int64_t Kg = g.K_per_group(), RS = g.R * g.S, nr = kt.dense.nhwc_lanes(g.C_per_group());
   const int64_t CP = (g.C_per_group() + nr - 1) / nr, KB = (Kg + kDenseMR - 1) / kDenseMR;
   const int64_t split = pieces(g.groups * RS * CP, KB);
   at::parallel_for(0, g.groups * RS * CP * split, 1, [&](int64_t b, int64_t e) {

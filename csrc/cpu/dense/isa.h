@@ -14,8 +14,8 @@ DenseKernels<T> dense_kernels() {
   k.forward_tile = &dense_fwd_tile<T>;
   k.grad_weight_tile = &dense_wgrad_tile<T>;
   k.grad_input_tile = &dense_dgrad_tile<T>;
-  k.nhwc_lanes = NRW<T>;
-  k.nhwc_pack_panels = &pack_b_rows<T, NRW<T>>;
+  k.nhwc_lanes = &nhwc_lanes<T>;
+  k.nhwc_pack_panels = &nhwc_pack_panels<T>;
   k.nhwc_forward_tile = &dense_nhwc_fwd_tile<T>;
   k.nhwc_pack_grad_input_weight = &dense_nhwc_pack_dgrad_weight<T>;
   k.nhwc_grad_input_tile = &dense_nhwc_dgrad_tile<T>;

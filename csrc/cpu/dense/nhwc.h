@@ -23,25 +23,42 @@
 namespace fastconv {
 namespace FC_ISA {
 
-// Columns of the channels_last micro-kernels' register tile: four vectors where there are 32
-// vector registers (6 x 4 accumulators, 4 B vectors and a broadcast: 10 loads per 24 FMAs,
-// where two vectors take 8 per 12 and bind a core that retires two vector FMAs a cycle),
-// two vectors with 16.
-constexpr int kNhwcVectors = FC_VEC_BYTES >= 64 ? 4 : 2;
+// Columns of the channels_last micro-kernels' register tile, NV vectors: up to four where
+// there are 32 vector registers (6 x 4 accumulators, 4 B vectors and a broadcast: 10 loads
+// per 24 FMAs), up to two with 16. Fewer where the channels the columns run over would
+// leave most lanes of the last panel idle (24 channels fill 75 % of two vectors, 38 % of
+// four); one vector keeps only 6 FMA chains in flight, so it counts for less.
+constexpr int kNhwcMaxVectors = FC_VEC_BYTES >= 64 ? 4 : 2;
 template <typename T>
-constexpr int NRW = kNhwcVectors * Vec<T>::size;
+inline int nhwc_vectors(int64_t channels) {
+  constexpr int V = Vec<T>::size;
+  int best = 1;
+  double best_score = 0;
+  for (int nv = 1; nv <= kNhwcMaxVectors; nv *= 2) {
+    const int64_t lanes = nv * V, panels = (channels + lanes - 1) / lanes;
+    const double fill = double(channels) / double(panels * lanes);
+    const double score = fill * (nv == 1 ? 0.7 : nv == 2 ? 0.9 : 1.0);
+    if (score > best_score * 1.0001) best = nv, best_score = score;
+  }
+  return best;
+}
+// Panel width (channels) of that choice.
+template <typename T>
+inline int nhwc_lanes(int64_t channels) {
+  return nhwc_vectors<T>(channels) * Vec<T>::size;
+}
 
 // C[0:mr, 0:nr] = init + sum over taps t of A_t * B_t, where A_t's row i is the gathered row
 // a[t*MR + i] + off (depth values) and B_t's row kk the NR values at b[t] + (off + kk)*ldb;
 // init is C itself (accumulate: a later slice of the depth), else bias[0:nr] or zero. Rows
 // past mr are never stored (their pointers repeat row 0's).
-template <typename T>
-__attribute__((noinline)) static void gather_micro_kernel(int64_t taps, int64_t depth, int64_t off,
-                                                          const T* const* a, const T* const* b,
-                                                          int64_t ldb, const T* bias, T* c,
-                                                          int64_t ldc, int mr, int nr,
-                                                          bool accumulate) {
-  constexpr int V = Vec<T>::size, NV = kNhwcVectors;
+template <typename T, int NV>
+__attribute__((noinline)) static void gather_micro_kernel_n(int64_t taps, int64_t depth,
+                                                            int64_t off, const T* const* a,
+                                                            const T* const* b, int64_t ldb,
+                                                            const T* bias, T* c, int64_t ldc,
+                                                            int mr, int nr, bool accumulate) {
+  constexpr int V = Vec<T>::size;
   vec_t<T> acc[MR][NV];
   if (accumulate) {
 #pragma GCC unroll 8
@@ -95,6 +112,22 @@ __attribute__((noinline)) static void gather_micro_kernel(int64_t taps, int64_t 
     }
 }
 
+// The gathered micro-kernel with nr <= 4 vectors of columns: NV = ceil(nr / V) rounded up to
+// a power of two (panels are nhwc_lanes wide).
+template <typename T>
+inline void gather_micro_kernel(int64_t taps, int64_t depth, int64_t off, const T* const* a,
+                                const T* const* b, int64_t ldb, const T* bias, T* c, int64_t ldc,
+                                int mr, int nr, bool accumulate, int nv) {
+  if (nv == 1)
+    return gather_micro_kernel_n<T, 1>(taps, depth, off, a, b, ldb, bias, c, ldc, mr, nr,
+                                       accumulate);
+  if (kNhwcMaxVectors < 4 || nv == 2)
+    return gather_micro_kernel_n<T, 2>(taps, depth, off, a, b, ldb, bias, c, ldc, mr, nr,
+                                       accumulate);
+  gather_micro_kernel_n<T, kNhwcMaxVectors>(taps, depth, off, a, b, ldb, bias, c, ldc, mr, nr,
+                                            accumulate);
+}
+
 // Slices of a gathered reduction over taps x depth values: at most kKC2 values deep, so a
 // slice's B panel stays in L1 while the positions' rows stream: whole taps where a tap is
 // shallower, else pieces of one tap. fn(first tap, taps, first value, values).
@@ -114,13 +147,13 @@ inline void for_each_gather_slice(int64_t taps, int64_t depth, Fn&& fn) {
 
 // C[0:mr, 0:nr] (+)= sum over kk < depth of a[kk*lda + i] * b[kk][0:nr]: A's columns are
 // rows of grad_output (MR output channels of one position), B's rows gathered input rows
-// (NRW channels; kWhole: all of them, else lane-masked past nr). overwrite stores instead of
-// adding.
-template <typename T, bool kWhole>
+// (NV vectors of channels; kWhole: all of them, else lane-masked past nr). overwrite stores instead
+// of adding.
+template <typename T, int NV, bool kWhole>
 __attribute__((noinline)) static void wgrad_micro_kernel_n(int64_t depth, const T* a, int64_t lda,
                                                            const T* const* b, T* c, int64_t ldc,
                                                            int mr, int nr, bool overwrite) {
-  constexpr int V = Vec<T>::size, NV = kNhwcVectors;
+  constexpr int V = Vec<T>::size;
   const T* ar[MR];  // rows past mr re-read row 0 and are never stored
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) ar[i] = a + (i < mr ? i : 0);
@@ -162,22 +195,41 @@ __attribute__((noinline)) static void wgrad_micro_kernel_n(int64_t depth, const 
   }
 }
 
+template <typename T, int NV>
+inline void wgrad_micro_kernel_v(int64_t depth, const T* a, int64_t lda, const T* const* b, T* c,
+                                 int64_t ldc, int mr, int nr, bool overwrite) {
+  if (nr == NV * Vec<T>::size)
+    wgrad_micro_kernel_n<T, NV, true>(depth, a, lda, b, c, ldc, mr, nr, overwrite);
+  else
+    wgrad_micro_kernel_n<T, NV, false>(depth, a, lda, b, c, ldc, mr, nr, overwrite);
+}
 template <typename T>
 inline void wgrad_micro_kernel(int64_t depth, const T* a, int64_t lda, const T* const* b, T* c,
-                               int64_t ldc, int mr, int nr, bool overwrite) {
-  if (nr == NRW<T>)
-    wgrad_micro_kernel_n<T, true>(depth, a, lda, b, c, ldc, mr, nr, overwrite);
-  else
-    wgrad_micro_kernel_n<T, false>(depth, a, lda, b, c, ldc, mr, nr, overwrite);
+                               int64_t ldc, int mr, int nr, bool overwrite, int nv) {
+  if (nv == 1) return wgrad_micro_kernel_v<T, 1>(depth, a, lda, b, c, ldc, mr, nr, overwrite);
+  if (kNhwcMaxVectors < 4 || nv == 2)
+    return wgrad_micro_kernel_v<T, 2>(depth, a, lda, b, c, ldc, mr, nr, overwrite);
+  wgrad_micro_kernel_v<T, kNhwcMaxVectors>(depth, a, lda, b, c, ldc, mr, nr, overwrite);
+}
+
+// Rows [0, n) of src (row stride ld, kc columns) as panels of nhwc_lanes(lanes_of) rows.
+template <typename T>
+void nhwc_pack_panels(const T* src, int64_t ld, int64_t n, int64_t kc, T* dst, int64_t lanes_of) {
+  const int nv = nhwc_vectors<T>(lanes_of);
+  if (nv == 1) return pack_b_rows<T, Vec<T>::size>(src, ld, n, kc, dst);
+  if (kNhwcMaxVectors < 4 || nv == 2) return pack_b_rows<T, 2 * Vec<T>::size>(src, ld, n, kc, dst);
+  pack_b_rows<T, kNhwcMaxVectors * Vec<T>::size>(src, ld, n, kc, dst);
 }
 
 // Positions [j0, j1) of the batch (j = (n*P + p)*Q + q), output-channel panels [kp0, kp1) of
-// group grp. w_packed: the group's [K/G / NR][C/G][R*S][NR] panels (pack_b_rows of its
-// K/G rows of C/G*R*S weights); bias: the group's.
+// group grp. w_packed: the group's panels of NR = nhwc_lanes(K/G) rows of its C/G*R*S
+// weights, in the weight's own order: [c][tap] (w_cl false), or [tap][c] for a channels_last
+// weight; bias: the group's.
 template <typename T>
-void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w_packed, const T* bias, T* y,
-                         int64_t grp, int64_t kp0, int64_t kp1, int64_t j0, int64_t j1) {
-  constexpr int nrmax = NRW<T>;
+void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w_packed, bool w_cl,
+                         const T* bias, T* y, int64_t grp, int64_t kp0, int64_t kp1, int64_t j0,
+                         int64_t j1) {
+  const int nv = nhwc_vectors<T>(g.K_per_group()), nrmax = nv * Vec<T>::size;
   const int64_t RS = g.R * g.S, Cg = g.C_per_group(), Kg = g.K_per_group(), PQ = g.P * g.Q;
   const int64_t tiles = (j1 - j0 + MR - 1) / MR;
   const Workspace<const T*> a_ws(Slot::kTaps, tiles * RS * MR), b_ws(Slot::kRow2, RS);
@@ -203,37 +255,52 @@ void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w_packed, c
   for_each_gather_slice(RS, Cg, [&](int64_t t0, int64_t nt, int64_t off, int64_t depth) {
     for (int64_t kp = kp0; kp < kp1; ++kp) {
       const int nr = static_cast<int>(std::min<int64_t>(nrmax, Kg - kp * nrmax));
-      for (int64_t t = 0; t < nt; ++t) b[t] = w_packed + (kp * Cg * RS + t0 + t) * nrmax;
+      // Row (c, tap) of the panel: c*RS + tap, or tap*C/G + c for a channels_last weight.
+      const int64_t tap_step = w_cl ? Cg : 1, c_step = w_cl ? 1 : RS;
+      for (int64_t t = 0; t < nt; ++t)
+        b[t] = w_packed + (kp * Cg * RS + (t0 + t) * tap_step) * nrmax;
       for (int64_t tile = 0; tile < tiles; ++tile) {
         const int64_t j = j0 + tile * MR;
-        gather_micro_kernel(nt, depth, off, a + (tile * RS + t0) * MR, b, RS * nrmax,
+        gather_micro_kernel(nt, depth, off, a + (tile * RS + t0) * MR, b, c_step * nrmax,
                             bias ? bias + kp * nrmax : nullptr, y + j * g.K + grp * Kg + kp * nrmax,
                             g.K, static_cast<int>(std::min<int64_t>(MR, j1 - j)), nr,
-                            t0 > 0 || off > 0);
+                            t0 > 0 || off > 0, nv);
       }
     }
   });
 }
 
 // Grad-input's weight panels of group grp, output channels [k0, k1) of the group:
-// dst[tap][c / NR][k][c % NR] = w[k][c][tap] (the group's panels; lanes past C/G must be
-// zero already), V channels x up to V taps at a time through register transposes.
+// dst[tap][c / NR][k][c % NR] = w[k][c][tap] (NR = nhwc_lanes(C/G); the group's panels;
+// lanes past C/G must be zero already). From a [K][C/G][R][S] weight V channels x up to V
+// taps at a time through register transposes; from a channels_last one ([K][R][S][C/G])
+// as runs of channels.
 template <typename T>
-void dense_nhwc_pack_dgrad_weight(const ConvGeometry& g, const T* w, T* dst, int64_t grp,
+void dense_nhwc_pack_dgrad_weight(const ConvGeometry& g, const T* w, bool w_cl, T* dst, int64_t grp,
                                   int64_t k0, int64_t k1) {
-  constexpr int V = Vec<T>::size, nrmax = NRW<T>;
+  constexpr int V = Vec<T>::size;
   const int64_t RS = g.R * g.S, Cg = g.C_per_group(), Kg = g.K_per_group();
-  const int64_t CP = (Cg + nrmax - 1) / nrmax;
+  const int64_t nrmax = nhwc_lanes<T>(Cg), CP = (Cg + nrmax - 1) / nrmax;
+  const auto at = [&](int64_t t, int64_t c, int64_t k) {  // where w[k][c][t] goes
+    return dst + ((t * CP + c / nrmax) * Kg + k) * nrmax + c % nrmax;
+  };
   for (int64_t k = k0; k < k1; ++k) {
     const T* wk = w + (grp * Kg + k) * Cg * RS;
+    if (w_cl) {
+      for (int64_t t = 0; t < RS; ++t)
+        for (int64_t c0 = 0; c0 < Cg; c0 += V) {
+          const int nc = static_cast<int>(std::min<int64_t>(V, Cg - c0));
+          store_lanes(at(t, c0, k), load_lanes(wk + t * Cg + c0, nc), nc);
+        }
+      continue;
+    }
     for (int64_t c0 = 0; c0 < Cg; c0 += V)
       for (int64_t t0 = 0; t0 < RS; t0 += V) {
         const int nc = static_cast<int>(std::min<int64_t>(V, Cg - c0));
         const int cnt = static_cast<int>(std::min<int64_t>(V, RS - t0));
         vec_t<T> v[V];  // v[j]: channels c0.. of tap t0 + j
         load_transposed(v, cnt, nc, wk + c0 * RS + t0, RS);
-        for (int j = 0; j < cnt; ++j)
-          storeu(dst + (((t0 + j) * CP + c0 / nrmax) * Kg + k) * nrmax + c0 % nrmax, v[j]);
+        for (int j = 0; j < cnt; ++j) store_lanes(at(t0 + j, c0, k), v[j], nc);
       }
   }
 }
@@ -244,7 +311,7 @@ template <typename T>
 void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed, T* gx,
                            int64_t grp, int64_t cp0, int64_t cp1, int64_t n, int64_t h0,
                            int64_t h1) {
-  constexpr int nrmax = NRW<T>;
+  const int nv = nhwc_vectors<T>(g.C_per_group()), nrmax = nv * Vec<T>::size;
   const int64_t RS = g.R * g.S, Cg = g.C_per_group(), Kg = g.K_per_group();
   const int64_t CP = (Cg + nrmax - 1) / nrmax;
   const Workspace<const T*> a_ws(Slot::kTaps, RS * MR), b_ws(Slot::kRow2, RS);
@@ -288,11 +355,11 @@ void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed
           T* c = gx + ((n * g.H + h) * g.W + w0) * g.C + grp * Cg + cp * nrmax;
           if (nt == 0)  // no tap reaches these columns
             gather_micro_kernel(int64_t{0}, Kg, 0, a, b, nrmax, static_cast<const T*>(nullptr), c,
-                                g.stride_w * g.C, mr, nr, false);
+                                g.stride_w * g.C, mr, nr, false, nv);
           for_each_gather_slice(nt, Kg, [&](int64_t t0, int64_t ntap, int64_t off, int64_t d) {
             gather_micro_kernel(ntap, d, off, a + t0 * MR, b + t0, nrmax,
                                 static_cast<const T*>(nullptr), c, g.stride_w * g.C, mr, nr,
-                                t0 > 0 || off > 0);
+                                t0 > 0 || off > 0, nv);
           });
         }
       }
@@ -305,7 +372,7 @@ void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed
 template <typename T>
 void dense_nhwc_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int64_t grp,
                            int64_t tap, int64_t cp, int64_t k0, int64_t k1) {
-  constexpr int nrmax = NRW<T>;
+  const int nv = nhwc_vectors<T>(g.C_per_group()), nrmax = nv * Vec<T>::size;
   const int64_t RS = g.R * g.S, Cg = g.C_per_group(), Kg = g.K_per_group(), PQ = g.P * g.Q;
   const int64_t r = tap / g.S, s = tap % g.S, c0 = cp * nrmax;
   const int nr = static_cast<int>(std::min<int64_t>(nrmax, Cg - c0));
@@ -325,7 +392,7 @@ void dense_nhwc_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw
     for (int64_t k = k0; k < k1; k += MR)
       wgrad_micro_kernel(depth, gy + j0 * g.K + grp * Kg + k, g.K, b,
                          gw + ((grp * Kg + k) * RS + tap) * Cg + c0, RS * Cg,
-                         static_cast<int>(std::min<int64_t>(MR, k1 - k)), nr, j0 == 0);
+                         static_cast<int>(std::min<int64_t>(MR, k1 - k)), nr, j0 == 0, nv);
   }
 }
 

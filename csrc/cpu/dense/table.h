@@ -32,20 +32,24 @@ struct DenseKernels {
   void (*grad_input_tile)(const ConvGeometry& g, const T* gy, const T* w, T* gx, int64_t grp,
                           int64_t c0, int64_t c1, int64_t n0, int64_t n1);
 
-  // Channels_last (nhwc.h), the weight packed into panels of NR = nhwc_lanes channels (four
-  // or two vectors).
-  int nhwc_lanes;
-  // Rows [0, n) of src (row stride ld, kc columns) as NR-row panels [n / NR][kc][NR], rows
-  // past n zero.
-  void (*nhwc_pack_panels)(const T* src, int64_t ld, int64_t n, int64_t kc, T* dst);
+  // Channels_last (nhwc.h), the weight packed into panels of NR = nhwc_lanes(n) channels for
+  // n channels along the lanes (one, two or four vectors, whichever fills them best).
+  int (*nhwc_lanes)(int64_t channels);
+  // Rows [0, n) of src (row stride ld, kc columns) as panels of nhwc_lanes(n) rows
+  // [n / NR][kc][NR], rows past n zero.
+  void (*nhwc_pack_panels)(const T* src, int64_t ld, int64_t n, int64_t kc, T* dst,
+                           int64_t lanes_of);
   // Positions [j0, j1) x output-channel panels [kp0, kp1) of group grp (w: the group's
-  // [K/G / NR][C/G][R*S][NR] panels, pack_panels of its rows; bias the group's or null).
-  void (*nhwc_forward_tile)(const ConvGeometry& g, const T* x, const T* w_packed, const T* bias,
-                            T* y, int64_t grp, int64_t kp0, int64_t kp1, int64_t j0, int64_t j1);
+  // panels of its K/G rows in the weight's order, [c][tap], or [tap][c] where w_cl; bias
+  // the group's or null).
+  void (*nhwc_forward_tile)(const ConvGeometry& g, const T* x, const T* w_packed, bool w_cl,
+                            const T* bias, T* y, int64_t grp, int64_t kp0, int64_t kp1, int64_t j0,
+                            int64_t j1);
   // Grad-input's panels [R*S][C/G / NR][K/G][NR] of group grp for its output channels
-  // [k0, k1) (lanes past C/G left as they are: zero them first).
-  void (*nhwc_pack_grad_input_weight)(const ConvGeometry& g, const T* w, T* dst, int64_t grp,
-                                      int64_t k0, int64_t k1);
+  // [k0, k1), from a [K][C/G][R][S] weight or (w_cl) a channels_last one (lanes past C/G
+  // left as they are: zero them first).
+  void (*nhwc_pack_grad_input_weight)(const ConvGeometry& g, const T* w, bool w_cl, T* dst,
+                                      int64_t grp, int64_t k0, int64_t k1);
   // Grad-input rows [h0, h1) of image n x input-channel panels [cp0, cp1) of group grp, any
   // stride (w: the group's [R*S][C/G / NR][K/G][NR] panels).
   void (*nhwc_grad_input_tile)(const ConvGeometry& g, const T* gy, const T* w_packed, T* gx,

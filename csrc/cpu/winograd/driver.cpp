@@ -61,19 +61,20 @@ void phase_copy(const ConvGeometry& g, int64_t C, int64_t A, int64_t B, Layout l
 }
 
 template <typename T>
-void forward_tiles(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
+void forward_tiles(const ConvGeometry& g, const T* x, const T* w, bool w_cl, const T* bias, T* y,
                    Layout layout) {
   const auto& kt = kernels<T>();
   const int64_t Kp = (g.K + kDenseMR - 1) / kDenseMR * kDenseMR, k_panels = Kp / kDenseMR;
   const Workspace<T> packed(Slot::kWeight, 16 * (Kp * g.C + kWinoPad));
   at::parallel_for(0, k_panels, grain_for(16 * kDenseMR * g.C), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
-      kt.winograd.pack_weight(g, w, packed.data(), i * kDenseMR, std::min(g.K, (i + 1) * kDenseMR));
+      kt.winograd.pack_weight(g, w, w_cl, packed.data(), i * kDenseMR,
+                              std::min(g.K, (i + 1) * kDenseMR));
   });
   const int64_t nr = 2 * kt.vec, tiles = g.N * ((g.P + 1) / 2) * ((g.Q + 1) / 2);
   const int64_t threads = at::get_num_threads();
   if (layout == Layout::kNhwc) {
-    const int64_t lanes = kt.dense.nhwc_lanes;
+    const int64_t lanes = kt.dense.nhwc_lanes(g.K);
     const int64_t p_plane = (g.K + lanes - 1) / lanes * lanes * g.C;
     const Workspace<T> panels(Slot::kWeightPanels, 16 * p_plane);
     at::parallel_for(0, 16, grain_for(p_plane), [&](int64_t b, int64_t e) {
@@ -110,7 +111,7 @@ void grad_weight_tiles(const ConvGeometry& g, const T* x, const T* gy, T* gw, La
   const Workspace<T> du(Slot::kGradTransform, 16 * (g.C * g.K + kWinoPad));
   const int64_t threads = at::get_num_threads();
   if (layout == Layout::kNhwc) {  // blocks of whole panels of the input channels
-    const int64_t nr = kt.dense.nhwc_lanes, c_panels = (g.C + nr - 1) / nr;
+    const int64_t nr = kt.dense.nhwc_lanes(g.C), c_panels = (g.C + nr - 1) / nr;
     const int64_t blocks = std::min(c_panels, threads);
     at::parallel_for(0, blocks, 1, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i)
@@ -141,11 +142,12 @@ void grad_weight_tiles(const ConvGeometry& g, const T* x, const T* gy, T* gw, La
 template <typename T>
 void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const Layout l = a.y_layout;  // x's too: the family takes every activation in one layout
-  if (!has_dilated_phases(g)) return forward_tiles(g, a.x, a.w, a.bias, a.y, l);
+  const bool w_cl = a.w_layout == Layout::kNhwc;
+  if (!has_dilated_phases(g)) return forward_tiles(g, a.x, a.w, w_cl, a.bias, a.y, l);
   const ConvGeometry pg = dilated_phases(g);
   const Workspace<T> xs(Slot::kPhaseIn, pg.input_numel()), ys(Slot::kPhaseOut, pg.output_numel());
   phase_copy<T, true>(g, g.C, g.H, g.W, l, a.x, xs.data());
-  forward_tiles(pg, xs.data(), a.w, a.bias, ys.data(), l);
+  forward_tiles(pg, xs.data(), a.w, w_cl, a.bias, ys.data(), l);
   phase_copy<T, false>(g, g.K, g.P, g.Q, l, ys.data(), a.y);
 }
 

@@ -26,9 +26,11 @@ namespace FC_ISA {
 
 // U[xi] = G g G^T for output channels [m0, m1) as [xi][K][C] rows (planes of
 // round_up(K, MR) * C + kWinoPad; the GEMMs read the rows in place): V input channels at a
-// time, the 3x3 taps transposed into vectors.
+// time, the 3x3 taps transposed into vectors (or, from a channels_last weight, loaded as
+// they are).
 template <typename T>
-void winograd_pack_weight(const ConvGeometry& g, const T* w, T* packed, int64_t m0, int64_t m1) {
+void winograd_pack_weight(const ConvGeometry& g, const T* w, bool w_cl, T* packed, int64_t m0,
+                          int64_t m1) {
   constexpr int V = Vec<T>::size;
   const int64_t C = g.C, Kp = round_up(g.K, MR), rows = m1 - m0, u_plane = Kp * C + kWinoPad;
   for (int64_t i = 0; i < rows; ++i)
@@ -36,7 +38,10 @@ void winograd_pack_weight(const ConvGeometry& g, const T* w, T* packed, int64_t 
       const int cnt = static_cast<int>(std::min<int64_t>(V, C - c));
       vec_t<T> t[V > 9 ? V : 9];  // t[r*3 + s]: tap (r, s) of channels c..c+cnt
       const T* src = w + ((m0 + i) * C + c) * 9;
-      if constexpr (V >= 9) {
+      if (w_cl) {
+        for (int tap = 0; tap < 9; ++tap)
+          t[tap] = load_lanes(w + ((m0 + i) * 9 + tap) * C + c, cnt);
+      } else if constexpr (V >= 9) {
         load_transposed(t, 9, cnt, src, 9);
       } else {
         for (int tap = 0; tap < 9; ++tap) {

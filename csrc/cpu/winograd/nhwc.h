@@ -28,9 +28,9 @@ template <typename T>
 void winograd_nhwc_pack_panels(const ConvGeometry& g, const T* u, T* panels, int64_t xi0,
                                int64_t xi1) {
   const int64_t u_plane = round_up(g.K, MR) * g.C + kWinoPad;
-  const int64_t p_plane = round_up(g.K, NRW<T>) * g.C;
+  const int64_t p_plane = round_up(g.K, nhwc_lanes<T>(g.K)) * g.C;
   for (int64_t xi = xi0; xi < xi1; ++xi)
-    pack_b_rows<T, NRW<T>>(u + xi * u_plane, g.C, g.K, g.C, panels + xi * p_plane);
+    nhwc_pack_panels(u + xi * u_plane, g.C, g.K, g.C, panels + xi * p_plane, g.K);
 }
 
 // Tile t of the batch: image, first input row and column of its 4x4 patch (padding
@@ -86,7 +86,8 @@ void wino_nhwc_input(const ConvGeometry& g, const T* x, const T* zero, int64_t t
 template <typename T>
 void winograd_nhwc_fwd_tiles(const ConvGeometry& g, const T* x, const T* panels, const T* bias,
                              T* y, int64_t t0, int64_t t1) {
-  constexpr int V = Vec<T>::size, nrmax = NRW<T>;
+  constexpr int V = Vec<T>::size;
+  const int nv = nhwc_vectors<T>(g.K), nrmax = nv * V;
   const int64_t C = g.C, K = g.K, tiles = t1 - t0, KP = (K + nrmax - 1) / nrmax;
   const int64_t v_plane = tiles * C + kWinoPad, m_plane = tiles * K + kWinoPad;
   const int64_t p_plane = KP * nrmax * C;
@@ -108,7 +109,7 @@ void winograd_nhwc_fwd_tiles(const ConvGeometry& g, const T* x, const T* panels,
           for (int i = 0; i < MR; ++i) rows[i] = vb + xi * v_plane + std::min(t + i, tiles - 1) * C;
           gather_micro_kernel(int64_t{1}, kc, c0, rows, &b, nrmax, static_cast<const T*>(nullptr),
                               mb + xi * m_plane + t * K + kp * nrmax, K,
-                              static_cast<int>(std::min<int64_t>(MR, tiles - t)), nr, c0 > 0);
+                              static_cast<int>(std::min<int64_t>(MR, tiles - t)), nr, c0 > 0, nv);
         }
       }
     }
@@ -136,7 +137,8 @@ void winograd_nhwc_fwd_tiles(const ConvGeometry& g, const T* x, const T* panels,
 template <typename T>
 void winograd_nhwc_wgrad_block(const ConvGeometry& g, const T* x, const T* gy, int64_t c0,
                                int64_t c1, T* du) {
-  constexpr int V = Vec<T>::size, nrmax = NRW<T>;
+  constexpr int V = Vec<T>::size;
+  const int nv = nhwc_vectors<T>(g.C), nrmax = nv * V;
   const int64_t C = g.C, K = g.K, cb = c1 - c0, tc_max = kKC;
   const int64_t tiles = g.N * wino_tile_rows(g) * wino_tile_cols(g);
   const int64_t v_plane = tc_max * cb + kWinoPad, y_plane = tc_max * K + kWinoPad;
@@ -173,7 +175,7 @@ void winograd_nhwc_wgrad_block(const ConvGeometry& g, const T* x, const T* gy, i
         for (int64_t k = 0; k < K; k += MR)
           wgrad_micro_kernel(tc, yb + xi * y_plane + k, K, brow,
                              du + xi * du_plane + k * C + c0 + c, C,
-                             static_cast<int>(std::min<int64_t>(MR, K - k)), nr, t0 == 0);
+                             static_cast<int>(std::min<int64_t>(MR, K - k)), nr, t0 == 0, nv);
       }
   }
 }

@@ -17,8 +17,9 @@ constexpr int64_t kWinoPad = 16;
 template <typename T>
 struct WinogradKernels {
   // Transformed weight of output channels [m0, m1) into the [16][round_up(K, MR)][C]
-  // matrix (rows past K are never read).
-  void (*pack_weight)(const ConvGeometry& g, const T* w, T* packed, int64_t m0, int64_t m1);
+  // matrix (rows past K are never read), from a contiguous or (w_cl) channels_last weight.
+  void (*pack_weight)(const ConvGeometry& g, const T* w, bool w_cl, T* packed, int64_t m0,
+                      int64_t m1);
   // Output tiles [t0, t1) of the whole batch (2x2 each, image by image, row by row).
   void (*forward_tiles)(const ConvGeometry& g, const T* x, const T* packed_u, const T* bias, T* y,
                         int64_t t0, int64_t t1);
@@ -30,7 +31,7 @@ struct WinogradKernels {
   void (*grad_weight_finish)(const ConvGeometry& g, const T* du, T* gw, int64_t c0, int64_t c1);
 
   // Channels_last (nhwc.h). pack_weight's rows of transformed positions [xi0, xi1) as
-  // [16][K / NR][C][NR] panels (NR = 2 * vec).
+  // [16][K / NR][C][NR] panels (NR = the dense family's nhwc_lanes(K)).
   void (*nhwc_pack_panels)(const ConvGeometry& g, const T* u, T* panels, int64_t xi0, int64_t xi1);
   // Output tiles [t0, t1) of the whole batch.
   void (*nhwc_forward_tiles)(const ConvGeometry& g, const T* x, const T* panels, const T* bias,
