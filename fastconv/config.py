@@ -9,8 +9,18 @@ _C = _loader._C
 # cpu_algorithm values: "auto" (the cost model), "plain" (no transform and no channel
 # blocking: rows for one channel per group, dense otherwise; "direct" is its old name), or
 # a family, forced wherever it can run the geometry.
-CPU_ALGORITHMS = ("auto", "plain", "direct", "rows", "blocked", "dense", "winograd", "fft")
-CPU_FAMILIES = ("rows", "blocked", "dense", "dense_bf16", "winograd", "fft")
+CPU_ALGORITHMS = (
+    "auto",
+    "plain",
+    "direct",
+    "rows",
+    "blocked",
+    "dense",
+    "winograd",
+    "fft",
+    "grouped",
+)
+CPU_FAMILIES = ("rows", "blocked", "dense", "dense_bf16", "winograd", "fft", "grouped")
 
 
 def has_cuda() -> bool:
@@ -35,9 +45,11 @@ def set_cpu_algorithm(name: str) -> None:
     depthwise layers, Winograd F(2x2, 3x3) for dense 3x3 stride-1 layers, row kernels for
     other one-channel-per-group and few-channel grouped layers, implicit GEMM otherwise.
     "plain" ("direct") turns every transform and the channel blocking off. A family name
-    (rows, blocked, dense, winograd, fft) forces that family wherever it can run the
-    geometry (fft: one channel per group, stride 1, dilation 1; blocked: depthwise;
-    winograd: groups 1, 3x3, stride 1, undilated or dilated 'same')."""
+    (rows, blocked, dense, winograd, fft, grouped) forces that family wherever it can run
+    the geometry (fft: one channel per group, stride 1, dilation 1; blocked: depthwise;
+    winograd: groups 1, 3x3, stride 1, undilated or dilated 'same'; grouped: channels_last
+    results, as many input as output channels per group, 2 to 16 of them dividing the SIMD
+    width)."""
     if name not in CPU_ALGORITHMS:
         raise ValueError(f"fastconv: algorithm must be one of {CPU_ALGORITHMS}, got {name!r}")
     _C.set_cpu_algorithm(name)

@@ -13,6 +13,7 @@
 #include "dense/dense.h"
 #include "dense_bf16/dense_bf16.h"
 #include "fft/fft.h"
+#include "grouped/grouped.h"
 #include "rows/rows.h"
 #include "runtime/output.h"
 #include "runtime/parallel.h"
@@ -80,6 +81,8 @@ void run(CpuFamily f, const ConvGeometry& g, const Args& a) {
       return winograd::run(g, a);
     case CpuFamily::kFft:
       return fft::run(g, a);
+    case CpuFamily::kGrouped:
+      return grouped::run(g, a);
     case CpuFamily::kDense:
     case CpuFamily::kDenseBf16:  // the passes the bf16 kernel leaves to float32
       return dense::run(g, a);
@@ -125,8 +128,8 @@ Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor
                       IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
                       int64_t groups) {
   const ConvGeometry g = check_conv2d_args(input, weight, bias, stride, padding, dilation, groups);
-  const CpuPlan plan = select_cpu_plan(g, input.scalar_type());
   const bool cl = conv_memory_format(input, weight) == kCL;
+  const CpuPlan plan = select_cpu_plan(g, input.scalar_type(), cl);
   if (plan.forward == CpuFamily::kDenseBf16)
     return finish(dense_bf16::forward(g, input, weight, bias), input.scalar_type(), cl);
   const Layout l = pass_layout(plan.forward_nhwc, cl), wl = weight_layout(l, weight);
@@ -147,8 +150,8 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
                      std::array<bool, 3> output_mask) {
   const ConvGeometry g =
       check_conv2d_backward_args(grad_output, input, weight, stride, padding, dilation, groups);
-  const CpuPlan plan = select_cpu_plan(g, grad_output.scalar_type());
   const bool cl = conv_memory_format(input, weight) == kCL;
+  const CpuPlan plan = select_cpu_plan(g, grad_output.scalar_type(), cl);
   const auto dtype = input.scalar_type();
   const auto out = [&](const Tensor& t) {
     return t.defined() ? OptTensor(finish(t, dtype, cl && t.dim() == 4)) : std::nullopt;

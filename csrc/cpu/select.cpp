@@ -11,13 +11,14 @@
 #include "blocked/blocked.h"
 #include "dense_bf16/dense_bf16.h"
 #include "fft/fft.h"
+#include "grouped/grouped.h"
 #include "simd/kernel_table.h"
 #include "winograd/winograd.h"
 
 namespace fastconv {
 namespace {
 
-enum class Forced { kAuto, kPlain, kRows, kBlocked, kDense, kWinograd, kFft };
+enum class Forced { kAuto, kPlain, kRows, kBlocked, kDense, kWinograd, kFft, kGrouped };
 std::atomic<int> g_forced{static_cast<int>(Forced::kAuto)};
 Forced forced() { return static_cast<Forced>(g_forced.load()); }
 
@@ -64,12 +65,17 @@ bool blocked_frame_fits(const ConvGeometry& g) {
 }
 
 // Several channels per group.
-CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype) {
+CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype, bool channels_last) {
   const Forced a = forced();
   // bfloat16 dense layers on CPUs with AVX-512 BF16 go straight into vdpbf16ps.
   if (dtype == at::kBFloat16 && dense_bf16::available()) return CpuFamily::kDenseBf16;
   if (a == Forced::kRows) return CpuFamily::kRows;
   if (a == Forced::kDense || a == Forced::kPlain) return CpuFamily::kDense;
+  // Grouped layers whose groups fit a vector, in channels_last: every lane of every FMA is
+  // useful, where a GEMM per group fills C/groups of its lanes and the row kernels need
+  // NCHW planes.
+  const int vec = dtype == at::kDouble ? kernels<double>().vec : kernels<float>().vec;
+  if (channels_last && grouped::applies(g, vec)) return CpuFamily::kGrouped;
   const bool winograd = winograd::applies(g);
   if (winograd && a == Forced::kWinograd) return CpuFamily::kWinograd;
   if (winograd && g.C >= kWinogradMinChannels && g.K >= kWinogradMinChannels &&
@@ -111,6 +117,8 @@ const char* family_name(CpuFamily f) {
       return "dense";
     case CpuFamily::kDenseBf16:
       return "dense_bf16";
+    case CpuFamily::kGrouped:
+      return "grouped";
     case CpuFamily::kWinograd:
       return "winograd";
     case CpuFamily::kFft:
@@ -130,7 +138,7 @@ void set_cpu_algorithm(const std::string& name) {
     if (n == kForcedNames[i]) return g_forced.store(i);
   TORCH_CHECK_VALUE(false,
                     "fastconv: algorithm must be one of 'auto', 'plain' (or 'direct'), 'rows', "
-                    "'blocked', 'dense', 'winograd', 'fft'; got '",
+                    "'blocked', 'dense', 'winograd', 'fft', 'grouped'; got '",
                     name, "'");
 }
 
@@ -147,6 +155,7 @@ NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, bool forward) {
   switch (f) {
     case CpuFamily::kBlocked:   // channel-innermost blocks either way (blocked/staging.h)
     case CpuFamily::kWinograd:  // transforms vectors of channels (winograd/nhwc.h)
+    case CpuFamily::kGrouped:   // channels_last only (grouped/kernels.h)
       return NhwcSupport::kAll;
     case CpuFamily::kDense:  // gathers contiguous channel runs of every tap (dense/nhwc.h)
       return (forward ? g.K_per_group() : g.C_per_group()) >= kNhwcMinLanes ? NhwcSupport::kAll
@@ -158,8 +167,9 @@ NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, bool forward) {
 
 }  // namespace
 
-CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype) {
-  const CpuFamily f = g.one_channel_per_group() ? one_channel_family(g) : dense_family(g, dtype);
+CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype, bool channels_last) {
+  const CpuFamily f =
+      g.one_channel_per_group() ? one_channel_family(g) : dense_family(g, dtype, channels_last);
   CpuPlan p{f, f, f, {}, {}, {}, f == CpuFamily::kRows};
   if (f == CpuFamily::kDenseBf16) {  // stride-1 grad-input is a bf16 forward; the rest float32
     p.grad_input = g.unit_stride() ? f : CpuFamily::kDense;

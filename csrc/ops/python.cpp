@@ -19,7 +19,8 @@ PYBIND11_MODULE(_C, m) {
       "cpu_isa", [] { return std::string(fastconv::kernels<float>().isa); },
       "the SIMD instruction set the CPU kernels dispatched to");
   m.def("set_cpu_algorithm", &fastconv::set_cpu_algorithm,
-        "'auto', 'plain' (or 'direct'), or a family name: rows, blocked, dense, winograd, fft");
+        "'auto', 'plain' (or 'direct'), or a family name: rows, blocked, dense, winograd, fft, "
+        "grouped");
   m.def("cpu_algorithm", &fastconv::cpu_algorithm);
   m.def("cpu_has_bf16_kernel", &fastconv::dense_bf16::available,
         "whether bfloat16 dense layers run on the AVX-512 BF16 kernel on this CPU");
@@ -29,7 +30,9 @@ PYBIND11_MODULE(_C, m) {
          std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups) {
         const fastconv::ConvGeometry g = fastconv::check_conv2d_args(
             input, weight, std::nullopt, stride, padding, dilation, groups);
-        const fastconv::CpuPlan p = fastconv::select_cpu_plan(g, input.scalar_type());
+        const bool cl =
+            fastconv::conv_memory_format(input, weight) == at::MemoryFormat::ChannelsLast;
+        const fastconv::CpuPlan p = fastconv::select_cpu_plan(g, input.scalar_type(), cl);
         return std::make_tuple(std::string(fastconv::family_name(p.forward)),
                                std::string(fastconv::family_name(p.grad_input)),
                                std::string(fastconv::family_name(p.grad_weight)));

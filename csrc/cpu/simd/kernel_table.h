@@ -8,6 +8,7 @@
 
 #include "../blocked/table.h"
 #include "../dense/table.h"
+#include "../grouped/table.h"
 #include "../rows/table.h"
 #include "../winograd/table.h"
 
@@ -20,6 +21,7 @@ struct KernelTable {
   RowsKernels<T> rows;
   BlockedKernels<T> blocked;
   DenseKernels<T> dense;
+  GroupedKernels<T> grouped;
   WinogradKernels<T> winograd;
   T (*sum)(const T* a, int64_t n);  // a fixed-order sum
 };

@@ -1,0 +1,81 @@
+// Threads of the grouped family: the weight packed once per call, then tasks over blocks of
+// positions (forward), rows of images (grad-input) or (tap, channel vector) pairs
+// (grad-weight, each summing every position in a fixed order). Channels_last only.
+#include "grouped.h"
+
+#include <algorithm>
+
+#include "../runtime/parallel.h"
+#include "../runtime/workspace.h"
+#include "../simd/kernel_table.h"
+
+namespace fastconv {
+namespace grouped {
+namespace {
+
+template <typename T>
+Workspace<T> pack(const ConvGeometry& g, const T* w, Layout w_layout, bool dgrad) {
+  const auto& kt = kernels<T>().grouped;
+  Workspace<T> wp(Slot::kWeight, g.R * g.S * g.C_per_group() * g.K);
+  at::parallel_for(0, g.K, grain_for(g.R * g.S * g.C_per_group()), [&](int64_t b, int64_t e) {
+    kt.pack_weight(g, w, w_layout == Layout::kNhwc, dgrad, wp.data(), b, e);
+  });
+  return wp;
+}
+
+// Positions per forward task: a few row segments, enough tasks for every thread.
+constexpr int64_t kPositions = 64;
+
+}  // namespace
+
+template <typename T>
+void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
+  const auto& kt = kernels<T>();
+  const Workspace<T> wp = pack(g, a.w, a.w_layout, false);
+  const int64_t positions = g.N * g.P * g.Q, vecs = (g.K + kt.vec - 1) / kt.vec;
+  const int64_t blocks = (positions + kPositions - 1) / kPositions;
+  at::parallel_for(0, blocks, grain_for(kPositions * g.K * g.R * g.S * g.C_per_group()),
+                   [&](int64_t b, int64_t e) {
+                     kt.grouped.forward_tile(g, a.x, wp.data(), a.bias, a.y, 0, vecs,
+                                             b * kPositions, std::min(positions, e * kPositions));
+                   });
+}
+
+template <typename T>
+void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
+  const auto& kt = kernels<T>();
+  const Workspace<T> wp = pack(g, a.w, a.w_layout, true);
+  const int64_t vecs = (g.C + kt.vec - 1) / kt.vec;
+  at::parallel_for(0, g.N * g.H, grain_for(g.W * g.C * g.R * g.S * g.C_per_group()),
+                   [&](int64_t b, int64_t e) {
+                     for (int64_t i = b; i < e;) {
+                       const int64_t n = i / g.H, h0 = i % g.H, h1 = std::min(g.H, h0 + (e - i));
+                       kt.grouped.grad_input_tile(g, a.gy, wp.data(), a.gx, 0, vecs, n, h0, h1);
+                       i += h1 - h0;
+                     }
+                   });
+}
+
+template <typename T>
+void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
+  const auto& kt = kernels<T>();
+  const int64_t RS = g.R * g.S, gw = g.C_per_group(), vecs = (g.K + kt.vec - 1) / kt.vec;
+  const Workspace<T> acc(Slot::kPartials, RS * gw * g.K);  // [tap][c'][k]
+  at::parallel_for(0, RS * vecs, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      kt.grouped.grad_weight_tile(g, a.x, a.gy, acc.data() + (i / vecs) * gw * g.K, i / vecs,
+                                  i % vecs);
+  });
+  // gw in channels_last order [K][R][S][C/groups] (the family runs only channels_last).
+  at::parallel_for(0, g.K, grain_for(RS * gw), [&](int64_t b, int64_t e) {
+    for (int64_t k = b; k < e; ++k)
+      for (int64_t t = 0; t < RS; ++t)
+        for (int64_t c = 0; c < gw; ++c)
+          a.gw[(k * RS + t) * gw + c] = acc.data()[(t * gw + c) * g.K + k];
+  });
+}
+
+FASTCONV_INSTANTIATE_FAMILY_PASSES()
+
+}  // namespace grouped
+}  // namespace fastconv

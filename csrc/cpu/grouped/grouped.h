@@ -1,0 +1,20 @@
+// The grouped family: grouped layers with few channels per group (ResNeXt, RegNet) on
+// channels_last activations, V / (C/groups) groups per vector (kernels.h).
+#pragma once
+
+#include "../family.h"
+
+namespace fastconv {
+namespace grouped {
+
+FASTCONV_FAMILY_PASSES()
+
+// Whether the family runs g with vectors of `vec` lanes: C/groups == K/groups, at least 2,
+// dividing the vector width.
+inline bool applies(const ConvGeometry& g, int vec) {
+  const int64_t gw = g.C_per_group();
+  return g.groups > 1 && gw >= 2 && gw == g.K_per_group() && vec % gw == 0;
+}
+
+}  // namespace grouped
+}  // namespace fastconv

@@ -1,0 +1,226 @@
+// Grouped layers with few channels per group (C/G = K/G = G_w dividing the vector width:
+// ResNeXt's 4, RegNet's 8) on channels_last activations. A vector of V output channels
+// covers V / G_w whole groups, and so does the vector of V input channels at the same
+// offset: lane k's group reads input lanes (k / G_w) * G_w + c' for c' < G_w. So
+//
+//   Fprop: y[pos][k] = b[k] + sum_{tap, c'} w[k][c'][tap] * x[pos, tap][grp(k) * G_w + c']
+//
+// is, per tap and c', one in-register permutation of a loaded input vector and one FMA with
+// a weight vector w'[tap][c'][k] (packed once per call): V useful multiply-adds per FMA,
+// where a dense GEMM over one group would use G_w of its lanes. Grad-input is the same kernel
+// (the flipped weight of such a layer is again one; strided layers group input columns of one
+// phase, as the dense channels_last kernels do); grad-weight accumulates per tap and c' the
+// products of grad_output vectors with permuted input vectors over every position in a fixed
+// order. Included by the per-ISA translation units after vec.h.
+#pragma once
+
+#include <algorithm>
+
+#include "../runtime/workspace.h"
+
+namespace fastconv {
+namespace FC_ISA {
+
+// Output positions per call of the gathered kernel: QB accumulators and QB input vectors in
+// registers.
+constexpr int kGroupedCols = 8;
+
+// idx[c'][lane] = (lane / gw) * gw + c': the input lane that output lane `lane` needs for
+// channel c' of its group.
+template <typename T>
+inline void grouped_lanes(int gw, typename IVec<T>::type* idx) {
+  constexpr int V = Vec<T>::size;
+  for (int c = 0; c < gw; ++c)
+    for (int l = 0; l < V; ++l) idx[c][l] = (l / gw) * gw + c;
+}
+
+// out[i] (i < qb, lanes [0, nc)) = bias (or zero) + sum over taps t, c' < gw of
+// permute(a[t*QB + i][off : off + V], idx[c']) * (w[t] + c' * ldw)[0:V]. Rows of out are ldo
+// apart.
+template <typename T, int GW>
+__attribute__((noinline)) static void grouped_gather(int64_t taps, int64_t off, const T* const* a,
+                                                     const T* const* w, int64_t ldw, const T* bias,
+                                                     T* out, int64_t ldo, int qb, int nc) {
+  constexpr int V = Vec<T>::size, QB = kGroupedCols;
+  typename IVec<T>::type idx[GW];
+  grouped_lanes<T>(GW, idx);
+  vec_t<T> acc[QB];
+  const vec_t<T> b = bias ? load_lanes(bias, nc) : vec_t<T>{};
+#pragma GCC unroll 8
+  for (int i = 0; i < QB; ++i) acc[i] = b;
+  for (int64_t t = 0; t < taps; ++t) {
+    vec_t<T> xv[QB];
+#pragma GCC unroll 8
+    for (int i = 0; i < QB; ++i) xv[i] = loadu_keep(a[t * QB + i] + off);
+    const T* wt = w[t];
+#pragma GCC unroll 16
+    for (int c = 0; c < GW; ++c) {
+      const vec_t<T> wv = loadu_keep(wt + c * ldw);
+#pragma GCC unroll 8
+      for (int i = 0; i < QB; ++i) acc[i] += __builtin_shuffle(xv[i], idx[c]) * wv;
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < QB; ++i)
+    if (i < qb) store_lanes(out + i * ldo, acc[i], nc);
+}
+
+template <typename T>
+inline void grouped_gather_any(int gw, int64_t taps, int64_t off, const T* const* a,
+                               const T* const* w, int64_t ldw, const T* bias, T* out, int64_t ldo,
+                               int qb, int nc) {
+  switch (gw) {
+    case 2:
+      return grouped_gather<T, 2>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
+    case 4:
+      return grouped_gather<T, 4>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
+    case 8:
+      return grouped_gather<T, 8>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
+    default:
+      if constexpr (Vec<T>::size >= 16)
+        return grouped_gather<T, 16>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
+  }
+}
+
+// The weight as the kernels read it, for lanes (channels) [k0, k1): forward wp[tap][c'][k] =
+// w[k][c'][tap]; grad-input (dgrad) wp[tap][k'][c] = w[grp(c)*gw + k'][c % gw][tap]. w:
+// [K][gw][R][S], or (w_cl) channels_last [K][R][S][gw].
+template <typename T>
+void grouped_pack_weight(const ConvGeometry& g, const T* w, bool w_cl, bool dgrad, T* wp,
+                         int64_t k0, int64_t k1) {
+  const int64_t RS = g.R * g.S, gw = g.C_per_group();
+  const auto at = [&](int64_t k, int64_t c, int64_t t) {
+    return w_cl ? w[(k * RS + t) * gw + c] : w[(k * gw + c) * RS + t];
+  };
+  for (int64_t l = k0; l < k1; ++l)
+    for (int64_t c = 0; c < gw; ++c)
+      for (int64_t t = 0; t < RS; ++t)
+        wp[(t * gw + c) * g.K + l] = dgrad ? at((l / gw) * gw + c, l % gw, t) : at(l, c, t);
+}
+
+// Forward of output positions [j0, j1) of the batch, channel vectors [v0, v1) (channels
+// v*V ..), from the packed weight.
+template <typename T>
+void grouped_fwd_tile(const ConvGeometry& g, const T* x, const T* wp, const T* bias, T* y,
+                      int64_t v0, int64_t v1, int64_t j0, int64_t j1) {
+  constexpr int V = Vec<T>::size, QB = kGroupedCols;
+  const int64_t RS = g.R * g.S, gw = g.C_per_group(), PQ = g.P * g.Q;
+  const Workspace<const T*> a_ws(Slot::kTaps, RS * QB), w_ws(Slot::kRow2, RS);
+  const Workspace<T> zero_ws(Slot::kRow, g.C + V);
+  const T** a = a_ws.data();
+  const T** wv = w_ws.data();
+  zero_fill(zero_ws.data(), g.C + V);
+  for (int64_t j = j0; j < j1; j += QB) {
+    const int qb = static_cast<int>(std::min<int64_t>(QB, j1 - j));
+    for (int i = 0; i < QB; ++i) {
+      const int64_t jj = j + std::min(i, qb - 1), n = jj / PQ, p = (jj % PQ) / g.Q, q = jj % g.Q;
+      for (int64_t r = 0; r < g.R; ++r)
+        for (int64_t s = 0; s < g.S; ++s) {
+          const int64_t ih = g.in_row(p, r), iw = g.in_col(q, s);
+          const bool in = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
+          a[(r * g.S + s) * QB + i] = in ? x + ((n * g.H + ih) * g.W + iw) * g.C : zero_ws.data();
+        }
+    }
+    for (int64_t v = v0; v < v1; ++v) {
+      const int nc = static_cast<int>(std::min<int64_t>(V, g.K - v * V));
+      for (int64_t t = 0; t < RS; ++t) wv[t] = wp + t * gw * g.K + v * V;
+      grouped_gather_any(static_cast<int>(gw), RS, v * V, a, wv, g.K, bias ? bias + v * V : nullptr,
+                         y + j * g.K + v * V, g.K, qb, nc);
+    }
+  }
+}
+
+// Grad-input rows [h0, h1) of image n, channel vectors [v0, v1), any stride: input columns
+// of one phase share the taps that reach them (as dense/nhwc.h's grad-input), rows of
+// grad_output gathered per tap; wp: grouped_pack_weight's dgrad panels.
+template <typename T>
+void grouped_dgrad_tile(const ConvGeometry& g, const T* gy, const T* wp, T* gx, int64_t v0,
+                        int64_t v1, int64_t n, int64_t h0, int64_t h1) {
+  constexpr int V = Vec<T>::size, QB = kGroupedCols;
+  const int64_t RS = g.R * g.S, gw = g.C_per_group();
+  const Workspace<const T*> a_ws(Slot::kTaps, RS * QB), w_ws(Slot::kRow2, RS);
+  const Workspace<int64_t> taps_ws(Slot::kStage2, 2 * RS);
+  const Workspace<T> zero_ws(Slot::kRow, g.K + V);
+  const T** a = a_ws.data();
+  const T** wv = w_ws.data();
+  int64_t* taps = taps_ws.data();  // [i][0] = r * S + s, [i][1] = grad_output row p
+  zero_fill(zero_ws.data(), g.K + V);
+  for (int64_t h = h0; h < h1; ++h)
+    for (int64_t phase = 0; phase < std::min(g.stride_w, g.W); ++phase) {
+      int64_t nt = 0;
+      for (int64_t r = 0; r < g.R; ++r) {
+        const int64_t hr = h + g.pad_h - r * g.dil_h;
+        if (hr < 0 || hr % g.stride_h || hr / g.stride_h >= g.P) continue;
+        for (int64_t s = 0; s < g.S; ++s) {
+          const int64_t ws = phase + g.pad_w - s * g.dil_w;
+          if (((ws % g.stride_w) + g.stride_w) % g.stride_w) continue;
+          taps[2 * nt] = r * g.S + s, taps[2 * nt + 1] = hr / g.stride_h;
+          ++nt;
+        }
+      }
+      const int64_t cols = (g.W - phase + g.stride_w - 1) / g.stride_w;
+      for (int64_t m0 = 0; m0 < cols; m0 += QB) {
+        const int qb = static_cast<int>(std::min<int64_t>(QB, cols - m0));
+        for (int64_t t = 0; t < nt; ++t) {
+          const int64_t s = taps[2 * t] % g.S, p = taps[2 * t + 1];
+          for (int i = 0; i < QB; ++i) {
+            const int64_t w = phase + (m0 + std::min(i, qb - 1)) * g.stride_w;
+            const int64_t qs = w + g.pad_w - s * g.dil_w;  // a multiple of stride_w
+            const int64_t q = qs >= 0 ? qs / g.stride_w : -1;
+            a[t * QB + i] =
+                q >= 0 && q < g.Q ? gy + ((n * g.P + p) * g.Q + q) * g.K : zero_ws.data();
+          }
+        }
+        const int64_t w0 = phase + m0 * g.stride_w;
+        for (int64_t v = v0; v < v1; ++v) {
+          const int nc = static_cast<int>(std::min<int64_t>(V, g.C - v * V));
+          for (int64_t t = 0; t < nt; ++t) wv[t] = wp + taps[2 * t] * gw * g.C + v * V;
+          grouped_gather_any(
+              static_cast<int>(gw), nt, v * V, a, wv, g.C, static_cast<const T*>(nullptr),
+              gx + ((n * g.H + h) * g.W + w0) * g.C + v * V, g.stride_w * g.C, qb, nc);
+        }
+      }
+    }
+}
+
+// gw_acc[tap][c'][k] for channel vectors [v0, v1) and tap `tap`: sum over every position in
+// order of gy[pos][k] * x[pos, tap][grp(k) * gw + c'] (stored, not added).
+template <typename T, int GW>
+__attribute__((noinline)) static void grouped_wgrad(const ConvGeometry& g, const T* x, const T* gy,
+                                                    T* acc_out, int64_t tap, int64_t v) {
+  constexpr int V = Vec<T>::size;
+  typename IVec<T>::type idx[GW];
+  grouped_lanes<T>(GW, idx);
+  const int64_t PQ = g.P * g.Q, r = tap / g.S, s = tap % g.S;
+  const int nc = static_cast<int>(std::min<int64_t>(V, g.K - v * V));
+  vec_t<T> acc[GW][2] = {};  // two position chains per c'
+  for (int64_t j = 0; j < g.N * PQ; ++j) {
+    const int64_t n = j / PQ, p = (j % PQ) / g.Q, q = j % g.Q;
+    const int64_t ih = g.in_row(p, r), iw = g.in_col(q, s);
+    if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+    const vec_t<T> gv = load_lanes(gy + j * g.K + v * V, nc);
+    const vec_t<T> xv = load_lanes(x + ((n * g.H + ih) * g.W + iw) * g.C + v * V, nc);
+#pragma GCC unroll 16
+    for (int c = 0; c < GW; ++c) acc[c][j & 1] += gv * __builtin_shuffle(xv, idx[c]);
+  }
+#pragma GCC unroll 16
+  for (int c = 0; c < GW; ++c) store_lanes(acc_out + c * g.K + v * V, acc[c][0] + acc[c][1], nc);
+}
+
+template <typename T>
+void grouped_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* acc, int64_t tap,
+                        int64_t v) {
+  switch (g.C_per_group()) {
+    case 2:
+      return grouped_wgrad<T, 2>(g, x, gy, acc, tap, v);
+    case 4:
+      return grouped_wgrad<T, 4>(g, x, gy, acc, tap, v);
+    case 8:
+      return grouped_wgrad<T, 8>(g, x, gy, acc, tap, v);
+    default:
+      if constexpr (Vec<T>::size >= 16) return grouped_wgrad<T, 16>(g, x, gy, acc, tap, v);
+  }
+}
+
+}  // namespace FC_ISA
+}  // namespace fastconv

@@ -1,0 +1,66 @@
+"""The grouped family (csrc/cpu/grouped/): grouped layers whose groups fit a vector (ResNeXt's
+4 channels per group, RegNet's 8), on channels_last activations. Forward and all gradients
+match torch in float64 over fuzzed geometries (any stride, dilation, padding; channel
+counts leaving a partial vector), and no pass copies to another layout."""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fastconv.shapes import conv_memory_format
+
+from ..helpers import assert_channels_last_passes_copy_nothing, compare_with_torch, family
+
+CL = torch.channels_last
+
+
+@st.composite
+def grouped_geometries(draw):
+    gw = draw(st.sampled_from([2, 4, 8]))
+    groups = draw(st.integers(2, 7))
+    r, s = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    pad = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+    h = max(1, dil[0] * (r - 1) + 1 - 2 * pad[0]) + draw(st.integers(0, 12))
+    w = max(1, dil[1] * (s - 1) + 1 - 2 * pad[1]) + draw(st.integers(0, 12))
+    return draw(st.integers(1, 3)), gw, groups, h, w, r, s, stride, pad, dil, draw(st.booleans())
+
+
+@given(grouped_geometries())
+def test_grouped_matches_torch_float64(geo):
+    n, gw, groups, h, w, r, s, stride, pad, dil, bias = geo
+    c = gw * groups
+    x = torch.randn(n, c, h, w, dtype=torch.float64).contiguous(memory_format=CL)
+    wt = torch.randn(c, gw, r, s, dtype=torch.float64).contiguous(memory_format=CL)
+    b = torch.randn(c, dtype=torch.float64) if bias else None
+    if conv_memory_format(x, wt) == CL:  # size-1 dimensions can make it contiguous
+        for p in ("forward", "grad_input", "grad_weight"):
+            assert family(x, wt, stride, pad, dil, groups, p) == "grouped"
+    compare_with_torch(x, wt, b, stride, pad, dil, groups)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("gw", [4, 8, 16])
+def test_regnet_and_resnext_layers(gw, dtype):
+    x = torch.randn(2, 6 * gw, 14, 14, dtype=dtype).contiguous(memory_format=CL)
+    w = torch.randn(6 * gw, gw, 3, 3, dtype=dtype).contiguous(memory_format=CL)
+    fits = (16 if dtype == torch.float32 else 8) % gw == 0  # AVX-512 vector width
+    if fits:
+        assert family(x, w, 2, 1, 1, 6) == "grouped"
+    tol = {} if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-4)
+    for stride in (1, 2):
+        compare_with_torch(x, w, torch.randn(6 * gw, dtype=dtype), stride, 1, 1, 6, **tol)
+
+
+def test_grouped_layers_stay_off_the_family_in_nchw():
+    x, w = torch.randn(1, 32, 8, 8), torch.randn(32, 4, 3, 3)
+    assert family(x, w, 1, 1, 1, 8) == "rows"
+    assert family(x.contiguous(memory_format=CL), w, 1, 1, 1, 8) == "grouped"
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_channels_last_passes_make_no_layout_copy(stride):
+    x, w = torch.randn(2, 32, 10, 9), torch.randn(32, 8, 3, 3)
+    assert_channels_last_passes_copy_nothing(x, w, torch.randn(32), stride, 1, 1, 4)
