@@ -57,16 +57,11 @@ Layout weight_layout(Layout pass, const Tensor& w) {
                                                                              : Layout::kNchw;
 }
 
-// A result in the caller's dtype and memory format: a layout copy only where the family
-// wrote NCHW for a channels_last result. Where size-1 dimensions make both layouts the
-// same memory, the strides are set to channels_last's as torch's are (a view, no copy).
+// A result in the caller's dtype and memory format (in_conv_format: a layout copy only
+// where the family wrote NCHW for a channels_last result).
 Tensor finish(const Tensor& t, at::ScalarType type, bool channels_last) {
   const Tensor r = t.scalar_type() == type ? t : t.to(type);
-  if (!channels_last) return r;
-  if (!r.is_contiguous(kCL)) return r.contiguous(kCL);
-  const int64_t C = r.size(1), H = r.size(2), W = r.size(3);
-  const std::array<int64_t, 4> strides{C * H * W, 1, W * C, C};
-  return r.strides() == IntArrayRef(strides) ? r : r.as_strided(r.sizes(), strides);
+  return channels_last ? in_conv_format(r, kCL) : r;
 }
 
 // One pass (its arguments say which) on family f.

@@ -161,11 +161,12 @@ Tensor conv2d_fwd_cuda(const Tensor& input, const Tensor& weight, const OptTenso
   const Tensor x = input.contiguous(), w = weight.contiguous();
   const bool has_bias = bias.has_value() && bias->defined();
   const Tensor b = has_bias ? bias->contiguous() : Tensor();
+  const at::MemoryFormat format = conv_memory_format(input, weight);
   Tensor y = at::empty({g.N, g.K, g.P, g.Q}, x.options());
-  if (y.numel() == 0) return y;
+  if (y.numel() == 0) return in_conv_format(y, format);
   if (use_tuned_kernels()) {
     if (g.one_channel_per_group() ? direct_fwd_cuda(g, x, w, b, y) : igemm_fwd_cuda(g, x, w, b, y))
-      return y;
+      return in_conv_format(y, format);
   }
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
@@ -175,7 +176,7 @@ Tensor conv2d_fwd_cuda(const Tensor& input, const Tensor& weight, const OptTenso
             has_bias ? b.const_data_ptr<scalar_t>() : nullptr, y.mutable_data_ptr<scalar_t>());
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       });
-  return y;
+  return in_conv_format(y, format);
 }
 
 Grads conv2d_bwd_cuda(const Tensor& grad_output, const Tensor& input, const Tensor& weight,
@@ -221,6 +222,10 @@ Grads conv2d_bwd_cuda(const Tensor& grad_output, const Tensor& input, const Tens
           C10_CUDA_KERNEL_LAUNCH_CHECK();
         }
       });
+  // The kernels write contiguous NCHW; results in F.conv2d's memory format.
+  const at::MemoryFormat format = conv_memory_format(input, weight);
+  if (gx) gx = in_conv_format(*gx, format);
+  if (gw) gw = in_conv_format(*gw, format);
   return {gx, gw, gb};
 }
 

@@ -34,6 +34,10 @@ ConvGeometry check_conv2d_backward_args(const Tensor& grad_output, const Tensor&
 // so size-1 dimensions count as either), except float64 on CUDA (cuDNN's rule). Mirrored by
 // fastconv/shapes.py for the fake kernels.
 at::MemoryFormat conv_memory_format(const Tensor& input, const Tensor& weight);
+// t (4-D) in that format, with the strides torch gives it: a layout copy where t is in the
+// other order; where size-1 dimensions make both orders the same memory, a view with
+// channels_last's strides (as the fake kernels' torch.empty(memory_format=...) has them).
+Tensor in_conv_format(const Tensor& t, at::MemoryFormat format);
 
 // The ops called through the C++ dispatcher (autograd, autocast and tracing keys apply):
 // how autograd, autocast and the Python fast path call them (csrc/ops.cpp).

@@ -122,6 +122,14 @@ at::MemoryFormat conv_memory_format(const Tensor& input, const Tensor& weight) {
              : at::MemoryFormat::Contiguous;
 }
 
+Tensor in_conv_format(const Tensor& t, at::MemoryFormat format) {
+  if (format != at::MemoryFormat::ChannelsLast) return t.is_contiguous() ? t : t.contiguous();
+  if (!t.is_contiguous(format)) return t.contiguous(format);
+  const int64_t C = t.size(1), H = t.size(2), W = t.size(3);
+  const std::array<int64_t, 4> strides{C * H * W, 1, W * C, C};
+  return t.strides() == IntArrayRef(strides) ? t : t.as_strided(t.sizes(), strides);
+}
+
 Tensor call_conv2d(const Tensor& input, const Tensor& weight, const OptTensor& bias,
                    IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
   static auto op = c10::Dispatcher::singleton()

@@ -277,3 +277,24 @@ def test_weight_grad_is_bitwise_reproducible(layer, dtype):
     ]
     for a, c in zip(*runs):
         assert torch.equal(a, c)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_results_have_torchs_memory_format_on_cuda(dtype):
+    """As on the CPU (tests/api/test_memory_format.py): channels_last results exactly where
+    cuDNN's are (never for float64)."""
+    cl = torch.channels_last
+    for xs, ws, groups in [((2, 8, 9, 9), (16, 8, 3, 3), 1), ((2, 8, 9, 9), (8, 1, 3, 3), 8)]:
+        for x_cl, w_cl in [(False, False), (True, False), (False, True), (True, True)]:
+            x = torch.randn(xs, device="cuda", dtype=dtype)
+            w = torch.randn(ws, device="cuda", dtype=dtype)
+            x = x.contiguous(memory_format=cl) if x_cl else x
+            w = w.contiguous(memory_format=cl) if w_cl else w
+            ours = fastconv.conv2d(x, w, None, 1, 1, 1, groups)
+            theirs = torch.nn.functional.conv2d(x, w, None, 1, 1, 1, groups)
+            assert ours.is_contiguous(memory_format=cl) == theirs.is_contiguous(memory_format=cl), (
+                dtype,
+                x_cl,
+                w_cl,
+                groups,
+            )
