@@ -16,7 +16,7 @@
 // over images and multipliers run in a fixed order, so results are reproducible.
 //
 // Error: like any FFT convolution, the error is relative to the largest terms, not to each
-// output: about eps * log2(L1 * L2) * max|x| * sum|w| (see README, "FFT path").
+// output: about eps * log2(L1 * L2) * max|x| * sum|w| (docs/design.md, "The fft family").
 #include "fft.h"
 
 #include <ATen/ops/add.h>
@@ -44,8 +44,8 @@ using at::IntArrayRef;
 using at::Tensor;
 using OptTensor = std::optional<Tensor>;
 
-// Smallest n' >= n with no prime factor above 5: FFT libraries are fastest there (measured
-// with MKL: 1080 = 2^3 3^3 5 runs twice as fast as 1056 = 2^5 3 11).
+// Smallest n' >= n with no prime factor above 5: FFT libraries are fastest there
+// (docs/measurements.md).
 int64_t smooth_size(int64_t n) {
   for (int64_t m = std::max<int64_t>(n, 1);; ++m) {
     int64_t r = m;

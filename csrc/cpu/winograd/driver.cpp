@@ -51,12 +51,29 @@ void phase_copy(const ConvGeometry& g, int64_t C, int64_t A, int64_t B, Layout l
     });
     return;
   }
+  // NCHW: rows of one phase are a strided run of a full row (every d-th value).
   at::parallel_for(0, N * C, grain_for(A2 * B2 * da * db), [&](int64_t b0, int64_t e) {
     for (int64_t nc = b0; nc < e; ++nc)
       for (int64_t a = 0; a < da; ++a)
-        for (int64_t b = 0; b < db; ++b)
-          for (int64_t i = 0; i < A2; ++i)
-            for (int64_t j = 0; j < B2; ++j) copy(nc / C, nc % C, a, b, i, j);
+        for (int64_t b = 0; b < db; ++b) {
+          const int64_t m = (a * db + b) * N + nc / C, c = nc % C;
+          const int64_t cols = (B - b + d - 1) / d;  // columns of this phase inside B
+          for (int64_t i = 0; i < A2; ++i) {
+            T* sp = (kSplit ? dst : const_cast<T*>(src)) + split_at(m, c, i, 0);
+            const int64_t h = i * d + a;
+            if (h >= A) {
+              if (kSplit) std::fill_n(sp, B2, T(0));
+              continue;
+            }
+            T* fp = (kSplit ? const_cast<T*>(src) : dst) + full_at(nc / C, c, h, b);
+            if (kSplit) {
+              for (int64_t j = 0; j < cols; ++j) sp[j] = fp[j * d];
+              std::fill(sp + cols, sp + B2, T(0));
+            } else {
+              for (int64_t j = 0; j < cols; ++j) fp[j * d] = sp[j];
+            }
+          }
+        }
   });
 }
 
