@@ -47,7 +47,8 @@ Tensor as_compute(const Tensor& t, Layout layout = Layout::kNchw) {
 // The layout of one pass's activations: NHWC where the results are channels_last and the
 // family takes them, else NCHW (inputs converted, results converted back by finish).
 Layout pass_layout(NhwcSupport s, bool channels_last) {
-  return channels_last && s == NhwcSupport::kAll ? Layout::kNhwc : Layout::kNchw;
+  return (channels_last && s == NhwcSupport::kAll) || s == NhwcSupport::kOnly ? Layout::kNhwc
+                                                                              : Layout::kNchw;
 }
 
 // The weight's layout for a pass: channels_last as it is where the pass runs in NHWC (the
@@ -58,10 +59,11 @@ Layout weight_layout(Layout pass, const Tensor& w) {
 }
 
 // A result in the caller's dtype and memory format (in_conv_format: a layout copy only
-// where the family wrote NCHW for a channels_last result).
+// where the family wrote the other layout).
 Tensor finish(const Tensor& t, at::ScalarType type, bool channels_last) {
   const Tensor r = t.scalar_type() == type ? t : t.to(type);
-  return channels_last ? in_conv_format(r, kCL) : r;
+  if (r.dim() != 4) return r;
+  return in_conv_format(r, channels_last ? kCL : at::MemoryFormat::Contiguous);
 }
 
 // One pass (its arguments say which) on family f.
@@ -124,7 +126,7 @@ Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor
                       int64_t groups) {
   const ConvGeometry g = check_conv2d_args(input, weight, bias, stride, padding, dilation, groups);
   const bool cl = conv_memory_format(input, weight) == kCL;
-  const CpuPlan plan = select_cpu_plan(g, input.scalar_type(), cl);
+  const CpuPlan plan = select_cpu_plan(g, input.scalar_type());
   if (plan.forward == CpuFamily::kDenseBf16)
     return finish(dense_bf16::forward(g, input, weight, bias), input.scalar_type(), cl);
   const Layout l = pass_layout(plan.forward_nhwc, cl), wl = weight_layout(l, weight);
@@ -146,10 +148,10 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
   const ConvGeometry g =
       check_conv2d_backward_args(grad_output, input, weight, stride, padding, dilation, groups);
   const bool cl = conv_memory_format(input, weight) == kCL;
-  const CpuPlan plan = select_cpu_plan(g, grad_output.scalar_type(), cl);
+  const CpuPlan plan = select_cpu_plan(g, grad_output.scalar_type());
   const auto dtype = input.scalar_type();
   const auto out = [&](const Tensor& t) {
-    return t.defined() ? OptTensor(finish(t, dtype, cl && t.dim() == 4)) : std::nullopt;
+    return t.defined() ? OptTensor(finish(t, dtype, cl)) : std::nullopt;
   };
   Tensor gx_bf16;
   if (output_mask[0] && plan.grad_input == CpuFamily::kDenseBf16) {

@@ -13,10 +13,11 @@ namespace fastconv {
 
 enum class Layout : uint8_t { kNchw, kNhwc };
 
-// Whether a family's pass takes channels_last activations besides NCHW ones: none, or all
-// of them (x, y, grad_output, grad_input in NHWC, and grad-weight written in the weight's
-// channels_last order [K][R][S][C/groups]).
-enum class NhwcSupport : uint8_t { kNone, kAll };
+// Which layouts a family's pass takes its activations in: NCHW only (kNone); either, all of
+// them channels_last (kAll: x, y, grad_output, grad_input in NHWC, and grad-weight written in
+// the weight's channels_last order [K][R][S][C/groups]); or channels_last only (kOnly: NCHW
+// callers get layout copies in and out).
+enum class NhwcSupport : uint8_t { kNone, kAll, kOnly };
 
 // w_layout: the weight's, contiguous [K][C/groups][R][S] or (kNhwc) channels_last
 // [K][R][S][C/groups]; only passes that take NHWC activations take a channels_last weight.

@@ -65,17 +65,17 @@ bool blocked_frame_fits(const ConvGeometry& g) {
 }
 
 // Several channels per group.
-CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype, bool channels_last) {
+CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype) {
   const Forced a = forced();
   // bfloat16 dense layers on CPUs with AVX-512 BF16 go straight into vdpbf16ps.
   if (dtype == at::kBFloat16 && dense_bf16::available()) return CpuFamily::kDenseBf16;
   if (a == Forced::kRows) return CpuFamily::kRows;
   if (a == Forced::kDense || a == Forced::kPlain) return CpuFamily::kDense;
-  // Grouped layers whose groups fit a vector, in channels_last: every lane of every FMA is
-  // useful, where a GEMM per group fills C/groups of its lanes and the row kernels need
-  // NCHW planes.
+  // Grouped layers with 2-8 channels per group: groups per vector make every lane of every
+  // FMA useful, where a GEMM per group fills C/groups of its lanes; even with the layout
+  // copies its channels_last kernels need in NCHW, the row kernels lose (measurements.md).
   const int vec = dtype == at::kDouble ? kernels<double>().vec : kernels<float>().vec;
-  if (channels_last && grouped::applies(g, vec)) return CpuFamily::kGrouped;
+  if (grouped::applies(g, vec)) return CpuFamily::kGrouped;
   const bool winograd = winograd::applies(g);
   if (winograd && a == Forced::kWinograd) return CpuFamily::kWinograd;
   if (winograd && g.C >= kWinogradMinChannels && g.K >= kWinogradMinChannels &&
@@ -149,17 +149,24 @@ namespace {
 // Whether a pass of family f reads and writes channels_last activations in place. The
 // dense kernels' NR-lane panels run over output channels (forward) or input channels
 // (the gradients); with fewer than kNhwcMinLanes of them per group most lanes would idle, and
-// NCHW kernels with layout copies are faster.
+// NCHW kernels with layout copies are faster; so are they where the forward's per-tap runs
+// are shorter than kNhwcMinRun channels.
 constexpr int64_t kNhwcMinLanes = 16;
+constexpr int64_t kNhwcMinRun = 8;
 NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, bool forward) {
   switch (f) {
     case CpuFamily::kBlocked:   // channel-innermost blocks either way (blocked/staging.h)
     case CpuFamily::kWinograd:  // transforms vectors of channels (winograd/nhwc.h)
-    case CpuFamily::kGrouped:   // channels_last only (grouped/kernels.h)
       return NhwcSupport::kAll;
+    case CpuFamily::kGrouped:  // channels_last kernels only (grouped/kernels.h)
+      return NhwcSupport::kOnly;
     case CpuFamily::kDense:  // gathers contiguous channel runs of every tap (dense/nhwc.h)
-      return (forward ? g.K_per_group() : g.C_per_group()) >= kNhwcMinLanes ? NhwcSupport::kAll
-                                                                            : NhwcSupport::kNone;
+      // The forward's runs are C/G long: a few channels per tap (a 3-channel first layer)
+      // cost a pass of the micro-kernel each.
+      return (forward ? g.K_per_group() >= kNhwcMinLanes && g.C_per_group() >= kNhwcMinRun
+                      : g.C_per_group() >= kNhwcMinLanes)
+                 ? NhwcSupport::kAll
+                 : NhwcSupport::kNone;
     default:
       return NhwcSupport::kNone;
   }
@@ -167,9 +174,8 @@ NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, bool forward) {
 
 }  // namespace
 
-CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype, bool channels_last) {
-  const CpuFamily f =
-      g.one_channel_per_group() ? one_channel_family(g) : dense_family(g, dtype, channels_last);
+CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype) {
+  const CpuFamily f = g.one_channel_per_group() ? one_channel_family(g) : dense_family(g, dtype);
   CpuPlan p{f, f, f, {}, {}, {}, f == CpuFamily::kRows};
   if (f == CpuFamily::kDenseBf16) {  // stride-1 grad-input is a bf16 forward; the rest float32
     p.grad_input = g.unit_stride() ? f : CpuFamily::kDense;

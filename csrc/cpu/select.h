@@ -18,7 +18,7 @@ enum class CpuFamily {
   kBlocked,    // depthwise, vectorised across channels (blocked/)
   kDense,      // implicit GEMM (dense/)
   kDenseBf16,  // implicit GEMM on vdpbf16ps (dense_bf16/)
-  kGrouped,    // few channels per group, channels_last, groups per vector (grouped/)
+  kGrouped,    // few channels per group, groups per vector, channels_last kernels (grouped/)
   kWinograd,   // dense 3x3 stride 1 as Winograd F(2x2, 3x3) GEMMs (winograd/)
   kFft,        // transform path (fft/)
 };
@@ -40,7 +40,6 @@ struct CpuPlan {
   NhwcSupport forward_nhwc, grad_input_nhwc, grad_weight_nhwc;
   bool fused_backward;
 };
-// channels_last: the results are (conv_memory_format), so passes may run in NHWC.
-CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype, bool channels_last);
+CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype);
 
 }  // namespace fastconv

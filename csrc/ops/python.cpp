@@ -30,9 +30,7 @@ PYBIND11_MODULE(_C, m) {
          std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups) {
         const fastconv::ConvGeometry g = fastconv::check_conv2d_args(
             input, weight, std::nullopt, stride, padding, dilation, groups);
-        const bool cl =
-            fastconv::conv_memory_format(input, weight) == at::MemoryFormat::ChannelsLast;
-        const fastconv::CpuPlan p = fastconv::select_cpu_plan(g, input.scalar_type(), cl);
+        const fastconv::CpuPlan p = fastconv::select_cpu_plan(g, input.scalar_type());
         return std::make_tuple(std::string(fastconv::family_name(p.forward)),
                                std::string(fastconv::family_name(p.grad_input)),
                                std::string(fastconv::family_name(p.grad_weight)));

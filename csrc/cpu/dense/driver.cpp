@@ -68,16 +68,18 @@ void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const int64_t positions = g.N * g.P * g.Q, units = (positions + kDenseMR - 1) / kDenseMR;
   const int64_t blocks = (positions + kNhwcPositions - 1) / kNhwcPositions;
   const int64_t split = pieces(g.groups * blocks, KP);
-  at::parallel_for(0, g.groups * blocks * split, 1, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t piece = t % split, blk = (t / split) % blocks, grp = t / (split * blocks);
-      const int64_t j0 = blk * units / blocks * kDenseMR;
-      const int64_t j1 = std::min(positions, (blk + 1) * units / blocks * kDenseMR);
-      kt.dense.nhwc_forward_tile(g, a.x, packed.data() + grp * group, w_cl,
-                                 a.bias ? a.bias + grp * Kg : nullptr, a.y, grp, piece * KP / split,
-                                 (piece + 1) * KP / split, j0, j1);
-    }
-  });
+  at::parallel_for(
+      0, g.groups * blocks * split, grain_for(g.macs() / (g.groups * blocks * split)),
+      [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          const int64_t piece = t % split, blk = (t / split) % blocks, grp = t / (split * blocks);
+          const int64_t j0 = blk * units / blocks * kDenseMR;
+          const int64_t j1 = std::min(positions, (blk + 1) * units / blocks * kDenseMR);
+          kt.dense.nhwc_forward_tile(g, a.x, packed.data() + grp * group, w_cl,
+                                     a.bias ? a.bias + grp * Kg : nullptr, a.y, grp,
+                                     piece * KP / split, (piece + 1) * KP / split, j0, j1);
+        }
+      });
 }
 
 template <typename T>
@@ -88,14 +90,17 @@ void grad_input_nhwc(const ConvGeometry& g, const GradInputArgs<T>& a) {
   const Workspace<T> packed = pack_nhwc_weight(g, a.w, a.w_layout == Layout::kNhwc, nr, false);
   // Tasks: (image, group, block of rows), rows split until there are enough tasks.
   const int64_t split = pieces(g.N * g.groups * CP, g.H);
-  at::parallel_for(0, g.N * g.groups * CP * split, 1, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t piece = t % split, cp = (t / split) % CP, grp = (t / (split * CP)) % g.groups;
-      const int64_t n = t / (split * CP * g.groups);
-      kt.dense.nhwc_grad_input_tile(g, a.gy, packed.data() + grp * group, a.gx, grp, cp, cp + 1, n,
-                                    piece * g.H / split, (piece + 1) * g.H / split);
-    }
-  });
+  at::parallel_for(0, g.N * g.groups * CP * split,
+                   grain_for(g.macs() / (g.N * g.groups * CP * split)), [&](int64_t b, int64_t e) {
+                     for (int64_t t = b; t < e; ++t) {
+                       const int64_t piece = t % split, cp = (t / split) % CP,
+                                     grp = (t / (split * CP)) % g.groups;
+                       const int64_t n = t / (split * CP * g.groups);
+                       kt.dense.nhwc_grad_input_tile(g, a.gy, packed.data() + grp * group, a.gx,
+                                                     grp, cp, cp + 1, n, piece * g.H / split,
+                                                     (piece + 1) * g.H / split);
+                     }
+                   });
 }
 
 template <typename T>
@@ -104,15 +109,18 @@ void grad_weight_nhwc(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const int64_t Kg = g.K_per_group(), RS = g.R * g.S, nr = kt.dense.nhwc_lanes(g.C_per_group());
   const int64_t CP = (g.C_per_group() + nr - 1) / nr, KB = (Kg + kDenseMR - 1) / kDenseMR;
   const int64_t split = pieces(g.groups * RS * CP, KB);
-  at::parallel_for(0, g.groups * RS * CP * split, 1, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t piece = t % split, cp = (t / split) % CP, tap = (t / (split * CP)) % RS;
-      const int64_t grp = t / (split * CP * RS);
-      const int64_t k0 = piece * KB / split * kDenseMR;
-      const int64_t k1 = std::min(Kg, (piece + 1) * KB / split * kDenseMR);
-      if (k0 < k1) kt.dense.nhwc_grad_weight_tile(g, a.x, a.gy, a.gw, grp, tap, cp, k0, k1);
-    }
-  });
+  at::parallel_for(0, g.groups * RS * CP * split,
+                   grain_for(g.macs() / (g.groups * RS * CP * split)), [&](int64_t b, int64_t e) {
+                     for (int64_t t = b; t < e; ++t) {
+                       const int64_t piece = t % split, cp = (t / split) % CP,
+                                     tap = (t / (split * CP)) % RS;
+                       const int64_t grp = t / (split * CP * RS);
+                       const int64_t k0 = piece * KB / split * kDenseMR;
+                       const int64_t k1 = std::min(Kg, (piece + 1) * KB / split * kDenseMR);
+                       if (k0 < k1)
+                         kt.dense.nhwc_grad_weight_tile(g, a.x, a.gy, a.gw, grp, tap, cp, k0, k1);
+                     }
+                   });
 }
 
 }  // namespace

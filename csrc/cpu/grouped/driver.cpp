@@ -61,7 +61,7 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const auto& kt = kernels<T>();
   const int64_t RS = g.R * g.S, gw = g.C_per_group(), vecs = (g.K + kt.vec - 1) / kt.vec;
   const Workspace<T> acc(Slot::kPartials, RS * gw * g.K);  // [tap][c'][k]
-  at::parallel_for(0, RS * vecs, 1, [&](int64_t b, int64_t e) {
+  at::parallel_for(0, RS * vecs, grain_for(g.macs() / (RS * vecs)), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
       kt.grouped.grad_weight_tile(g, a.x, a.gy, acc.data() + (i / vecs) * gw * g.K, i / vecs,
                                   i % vecs);

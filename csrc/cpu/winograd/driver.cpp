@@ -101,7 +101,7 @@ void forward_tiles(const ConvGeometry& g, const T* x, const T* w, bool w_cl, con
     // transformed input and products stay in L2), at least one chunk per thread.
     const int64_t units = (tiles + kDenseMR - 1) / kDenseMR;
     const int64_t chunks = std::min(units, std::max(threads, (units + 41) / 42));
-    at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, chunks, grain_for(g.macs() / chunks), [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i)
         kt.winograd.nhwc_forward_tiles(g, x, panels.data(), bias, y, i * units / chunks * kDenseMR,
                                        std::min(tiles, (i + 1) * units / chunks * kDenseMR));
@@ -114,7 +114,7 @@ void forward_tiles(const ConvGeometry& g, const T* x, const T* w, bool w_cl, con
   // are as large as balance allows.
   const int64_t panels = (tiles + nr - 1) / nr;
   const int64_t chunks = std::min(panels, std::max<int64_t>(threads, (panels + 7) / 8));
-  at::parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
+  at::parallel_for(0, chunks, grain_for(g.macs() / chunks), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
       kt.winograd.forward_tiles(g, x, packed.data(), bias, y, i * panels / chunks * nr,
                                 std::min(tiles, (i + 1) * panels / chunks * nr));
@@ -130,7 +130,7 @@ void grad_weight_tiles(const ConvGeometry& g, const T* x, const T* gy, T* gw, La
   if (layout == Layout::kNhwc) {  // blocks of whole panels of the input channels
     const int64_t nr = kt.dense.nhwc_lanes(g.C), c_panels = (g.C + nr - 1) / nr;
     const int64_t blocks = std::min(c_panels, threads);
-    at::parallel_for(0, blocks, 1, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, blocks, grain_for(g.macs() / blocks), [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i)
         kt.winograd.nhwc_grad_weight_block(g, x, gy, i * c_panels / blocks * nr,
                                            std::min(g.C, (i + 1) * c_panels / blocks * nr),
@@ -143,7 +143,7 @@ void grad_weight_tiles(const ConvGeometry& g, const T* x, const T* gy, T* gw, La
   }
   const int64_t c_panels = (g.C + kDenseMR - 1) / kDenseMR;
   const int64_t blocks = std::min(c_panels, threads);
-  at::parallel_for(0, blocks, 1, [&](int64_t b, int64_t e) {
+  at::parallel_for(0, blocks, grain_for(g.macs() / blocks), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
       kt.winograd.grad_weight_block(g, x, gy, i * c_panels / blocks * kDenseMR,
                                     std::min(g.C, (i + 1) * c_panels / blocks * kDenseMR),
