@@ -6,19 +6,16 @@
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
 
-#include <algorithm>
-
 #include "../ops/ops.h"
 #include "blocked/blocked.h"
 #include "dense/dense.h"
 #include "dense_bf16/dense_bf16.h"
 #include "fft/fft.h"
+#include "grad_bias.h"
 #include "grouped/grouped.h"
 #include "rows/rows.h"
 #include "runtime/output.h"
-#include "runtime/parallel.h"
 #include "select.h"
-#include "simd/kernel_table.h"
 #include "winograd/winograd.h"
 
 namespace fastconv {
@@ -86,30 +83,6 @@ void run(CpuFamily f, const ConvGeometry& g, const Args& a) {
   }
 }
 
-// gb[k] = sum over images and positions of gy[n, k], in a fixed order.
-template <typename T>
-void grad_bias(const ConvGeometry& g, const T* gy, Layout layout, T* gb) {
-  const auto& kt = kernels<T>();
-  const int64_t PQ = g.P * g.Q;
-  if (layout == Layout::kNhwc) {  // a block of channels per task, positions in order
-    constexpr int64_t kBlock = 16;
-    at::parallel_for(0, (g.K + kBlock - 1) / kBlock, 1, [&](int64_t b, int64_t e) {
-      const int64_t k0 = b * kBlock, k1 = std::min(g.K, e * kBlock);
-      std::fill(gb + k0, gb + k1, T(0));
-      for (int64_t j = 0; j < g.N * PQ; ++j)
-        for (int64_t k = k0; k < k1; ++k) gb[k] += gy[j * g.K + k];
-    });
-    return;
-  }
-  at::parallel_for(0, g.K, grain_for(g.N * PQ), [&](int64_t b, int64_t e) {
-    for (int64_t k = b; k < e; ++k) {
-      T s = 0;
-      for (int64_t n = 0; n < g.N; ++n) s += kt.sum(gy + (n * g.K + k) * PQ, PQ);
-      gb[k] = s;
-    }
-  });
-}
-
 template <typename T>
 const T* ptr(const Tensor& t) {
   return t.defined() ? t.const_data_ptr<T>() : nullptr;
@@ -126,7 +99,7 @@ Tensor conv2d_fwd_cpu(const Tensor& input, const Tensor& weight, const OptTensor
                       int64_t groups) {
   const ConvGeometry g = check_conv2d_args(input, weight, bias, stride, padding, dilation, groups);
   const bool cl = conv_memory_format(input, weight) == kCL;
-  const CpuPlan plan = select_cpu_plan(g, input.scalar_type());
+  const CpuPlan plan = select_cpu_plan(g, input.scalar_type(), cl);
   if (plan.forward == CpuFamily::kDenseBf16)
     return finish(dense_bf16::forward(g, input, weight, bias), input.scalar_type(), cl);
   const Layout l = pass_layout(plan.forward_nhwc, cl), wl = weight_layout(l, weight);
@@ -148,7 +121,7 @@ Grads conv2d_bwd_cpu(const Tensor& grad_output, const Tensor& input, const Tenso
   const ConvGeometry g =
       check_conv2d_backward_args(grad_output, input, weight, stride, padding, dilation, groups);
   const bool cl = conv_memory_format(input, weight) == kCL;
-  const CpuPlan plan = select_cpu_plan(g, grad_output.scalar_type());
+  const CpuPlan plan = select_cpu_plan(g, grad_output.scalar_type(), cl);
   const auto dtype = input.scalar_type();
   const auto out = [&](const Tensor& t) {
     return t.defined() ? OptTensor(finish(t, dtype, cl)) : std::nullopt;

@@ -33,6 +33,9 @@ constexpr int64_t kWinogradMinTiles = 64;
 // output rows; only at stride 1, where their grad-input is a forward pass (strided, the
 // row kernels' scattered grad-input loses).
 constexpr int64_t kRowsMaxGroupChannels = 8;
+// ...and, for NCHW callers, over the grouped family (whose kernels need channels_last) up
+// to this many.
+constexpr int64_t kRowsOverGroupedChannels = 4;
 // The blocked family stages each (image, vector of channels) as one zero-bordered block;
 // it runs only where that block is at most this many times the input and output planes
 // (plus a small constant), so huge paddings and dilations never make it allocate more than
@@ -65,17 +68,20 @@ bool blocked_frame_fits(const ConvGeometry& g) {
 }
 
 // Several channels per group.
-CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype) {
+CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype, bool channels_last) {
   const Forced a = forced();
   // bfloat16 dense layers on CPUs with AVX-512 BF16 go straight into vdpbf16ps.
   if (dtype == at::kBFloat16 && dense_bf16::available()) return CpuFamily::kDenseBf16;
   if (a == Forced::kRows) return CpuFamily::kRows;
   if (a == Forced::kDense || a == Forced::kPlain) return CpuFamily::kDense;
-  // Grouped layers with 2-8 channels per group: groups per vector make every lane of every
-  // FMA useful, where a GEMM per group fills C/groups of its lanes; even with the layout
-  // copies its channels_last kernels need in NCHW, the row kernels lose (measurements.md).
+  // Grouped layers with 2-16 channels per group: groups per vector make every lane of every
+  // FMA useful, where a GEMM per group fills C/groups of its lanes. For NCHW callers its
+  // channels_last kernels need layout copies, and at up to kRowsOverGroupedChannels per
+  // group and stride 1 the row kernels beat them.
   const int vec = dtype == at::kDouble ? kernels<double>().vec : kernels<float>().vec;
-  if (grouped::applies(g, vec)) return CpuFamily::kGrouped;
+  if (grouped::applies(g, vec) && (channels_last || a == Forced::kGrouped || !g.unit_stride() ||
+                                   g.C_per_group() > kRowsOverGroupedChannels))
+    return CpuFamily::kGrouped;
   const bool winograd = winograd::applies(g);
   if (winograd && a == Forced::kWinograd) return CpuFamily::kWinograd;
   if (winograd && g.C >= kWinogradMinChannels && g.K >= kWinogradMinChannels &&
@@ -174,8 +180,9 @@ NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, bool forward) {
 
 }  // namespace
 
-CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype) {
-  const CpuFamily f = g.one_channel_per_group() ? one_channel_family(g) : dense_family(g, dtype);
+CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype, bool channels_last) {
+  const CpuFamily f =
+      g.one_channel_per_group() ? one_channel_family(g) : dense_family(g, dtype, channels_last);
   CpuPlan p{f, f, f, {}, {}, {}, f == CpuFamily::kRows};
   if (f == CpuFamily::kDenseBf16) {  // stride-1 grad-input is a bf16 forward; the rest float32
     p.grad_input = g.unit_stride() ? f : CpuFamily::kDense;

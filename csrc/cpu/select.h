@@ -40,6 +40,7 @@ struct CpuPlan {
   NhwcSupport forward_nhwc, grad_input_nhwc, grad_weight_nhwc;
   bool fused_backward;
 };
-CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype);
+// channels_last: the results are (conv_memory_format), so passes may run in NHWC in place.
+CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype, bool channels_last);
 
 }  // namespace fastconv

@@ -30,7 +30,9 @@ PYBIND11_MODULE(_C, m) {
          std::vector<int64_t> padding, std::vector<int64_t> dilation, int64_t groups) {
         const fastconv::ConvGeometry g = fastconv::check_conv2d_args(
             input, weight, std::nullopt, stride, padding, dilation, groups);
-        const fastconv::CpuPlan p = fastconv::select_cpu_plan(g, input.scalar_type());
+        const bool cl =
+            fastconv::conv_memory_format(input, weight) == at::MemoryFormat::ChannelsLast;
+        const fastconv::CpuPlan p = fastconv::select_cpu_plan(g, input.scalar_type(), cl);
         return std::make_tuple(std::string(fastconv::family_name(p.forward)),
                                std::string(fastconv::family_name(p.grad_input)),
                                std::string(fastconv::family_name(p.grad_weight)));

@@ -108,13 +108,15 @@ def test_auto_picks_blocked_for_depthwise_layers_only():
     assert algo(v - 1) == "rows"  # under a vector of channels: lanes would idle
     assert algo(3) == "rows"  # RGB per-channel filtering
     assert algo(32, m=2) == "rows"  # channel multiplier 2: row kernels
-    assert algo(32, groups=2) == "dense"
+    assert algo(32, groups=1) == "winograd"  # dense layers: other families
+    assert algo(48, groups=2) == "dense"  # 24 channels per group: no vector of groups
     with fastconv.cpu_algorithm("plain"):
         assert algo(384, h=14) == "rows"
     with fastconv.cpu_algorithm("blocked"):
         assert algo(3) == "blocked"
         assert algo(32, m=2) == "rows"  # forcing never applies where it cannot
-        assert algo(32, groups=2) == "dense"
+        assert algo(32, groups=1) == "winograd"  # dense layers: other families
+    assert algo(48, groups=2) == "dense"  # 24 channels per group: no vector of groups
 
 
 def test_blocked_and_row_kernels_agree():

@@ -8,6 +8,8 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
 
 import fastconv
 
@@ -39,7 +41,33 @@ def tensors(layer):
 @pytest.mark.parametrize("layer", LAYERS, ids=str)
 def test_bf16_dense_forward_and_grads_as_accurate_as_torch(layer):
     x, w, b = tensors(layer)
-    args = layer[7:]
+    check_against_torch(x, w, b, layer[7:])
+
+
+@st.composite
+def dense_layers(draw):
+    """Several channels per group, any stride, padding, dilation, both layouts."""
+    groups, cg, kg = draw(st.integers(1, 3)), draw(st.integers(2, 12)), draw(st.integers(1, 40))
+    r, s = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride, dil = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    pad = draw(st.integers(0, 2))
+    h = max(1, dil * (r - 1) + 1 - 2 * pad) + draw(st.integers(0, 10))
+    w = max(1, dil * (s - 1) + 1 - 2 * pad) + draw(st.integers(0, 10))
+    n = draw(st.integers(1, 3))
+    return (n, groups * cg, h, w, groups * kg, r, s, stride, pad, dil, groups), draw(st.booleans())
+
+
+@given(dense_layers())
+def test_bf16_fuzzed_layers_as_accurate_as_torch(case):
+    layer, channels_last = case
+    x, w, b = tensors(layer)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    check_against_torch(x, w, b, layer[7:])
+
+
+def check_against_torch(x, w, b, args):
+    """Forward and both gradients in bfloat16: error against float64 at most twice torch's."""
     exact = F.conv2d(x.double(), w.double(), b.double(), *args)
     ours = fastconv.conv2d(x, w, b, *args)
     theirs = F.conv2d(x, w, b, *args)

@@ -9,12 +9,11 @@ namespace grouped {
 
 FASTCONV_FAMILY_PASSES()
 
-// Whether the family runs g with vectors of `vec` lanes: C/groups == K/groups, 2 to 8 of
-// them (from 16 on a group fills the dense kernels' narrowest panel), dividing the vector
-// width.
+// Whether the family runs g with vectors of `vec` lanes: C/groups == K/groups, at least 2,
+// dividing the vector width.
 inline bool applies(const ConvGeometry& g, int vec) {
   const int64_t gw = g.C_per_group();
-  return g.groups > 1 && gw >= 2 && gw <= 8 && gw == g.K_per_group() && vec % gw == 0;
+  return g.groups > 1 && gw >= 2 && gw == g.K_per_group() && vec % gw == 0;
 }
 
 }  // namespace grouped
