@@ -31,11 +31,11 @@ $(VENV)/.stamp-build: $(VENV)/.stamp-deps $(SOURCES)
 
 # 10,000 random geometries against torch in float64, forward and all gradients.
 fuzz: build
-	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_functional.py -k matches_torch
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests -k matches_torch
 
 # Tensors past 2^31 elements (about 9 GB of memory, a minute).
 large: build
-	$(PY) -m pytest -q -m slow tests/test_reliability.py
+	$(PY) -m pytest -q -m slow tests/system/test_reliability.py
 
 # AddressSanitizer + UndefinedBehaviorSanitizer build (CPU only), then the test suite under
 # it; the next `make build` restores the optimised build.

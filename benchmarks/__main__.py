@@ -17,8 +17,9 @@ fwd+bwd rows compare fastconv's forward+backward with 3x their forward
 fastconv.convert against the originals (benchmarks/models.py); the zoo suite, not run by
 default, every distinct conv layer of torchvision's models (benchmarks/zoo.py).
 Results go to a terminal table, results.json, results.md and speedup.png (models.png)
-under benchmarks/results/<device>/ unless --json / --plot say otherwise; --quick runs
-write to .../quick/, zoo runs (results.json, results.md, zoo.png) to .../zoo/.
+under benchmarks/results/<device>/ (<device>-<dtype>/ for dtypes but float32) unless
+--json / --plot say otherwise; --quick runs write to .../quick/, zoo runs (results.json,
+results.md, zoo.png) to .../zoo/.
 """
 
 import argparse
@@ -188,8 +189,9 @@ def main(argv=None):
     if args.peak is not None:
         peak, peak_how = args.peak, "--peak"
     # --quick keeps its results apart so that it never overwrites a full run's, and so
-    # does the zoo, which the default run leaves out.
-    out_dir = os.path.join(RESULTS_DIR, device_name, "quick" if args.quick else "")
+    # do the zoo, which the default run leaves out, and every dtype but float32.
+    run_name = device_name if args.dtype == "float32" else f"{device_name}-{args.dtype}"
+    out_dir = os.path.join(RESULTS_DIR, run_name, "quick" if args.quick else "")
     out_dir = os.path.join(out_dir, "zoo" if "zoo" in args.suites else "")
     json_path = args.json or os.path.join(out_dir, "results.json")
     plot_path = args.plot or os.path.join(out_dir, "speedup.png")

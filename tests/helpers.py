@@ -116,6 +116,13 @@ def compare_with_torch(x, w, b, stride, padding, dilation, groups, *, grads=True
         torch.testing.assert_close(a, e, msg=lambda m, n=name: f"grad of {n}: {m}", **tol)
 
 
+def vector_lanes(dtype=torch.float32):
+    """Lanes of one vector of dtype in the kernels this process runs (csrc/cpu/simd/: 64-byte
+    vectors for AVX-512, 32 for AVX2, 16 for the baseline build)."""
+    width = {"avx512": 64, "avx2": 32}.get(fastconv.cpu_isa(), 16)
+    return width // torch.empty((), dtype=dtype).element_size()
+
+
 def family(x, w, stride=1, padding=0, dilation=1, groups=1, pass_="forward"):
     """The CPU kernel family fastconv runs for this call (fastconv.cpu_family)."""
     return fastconv.cpu_family(x, w, stride, padding, dilation, groups, pass_)

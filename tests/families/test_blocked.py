@@ -16,6 +16,7 @@ from ..helpers import (
     compare_with_torch,
     family,
     make_layout,
+    vector_lanes,
 )
 
 
@@ -101,7 +102,7 @@ def test_auto_picks_blocked_for_depthwise_layers_only():
         x = torch.empty(1, c, h, h, dtype=dtype)
         return family(x, torch.empty(c * m, c // groups, k, k, dtype=dtype), 1, k // 2, 1, groups)
 
-    v = 16 if fastconv.cpu_isa() == "avx512" else 8 if fastconv.cpu_isa() == "avx2" else 4
+    v = vector_lanes()
     assert algo(v) == "blocked"
     assert algo(384, h=14) == "blocked"
     assert algo(v, h=112) == "blocked"

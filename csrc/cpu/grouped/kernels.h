@@ -41,7 +41,7 @@ template <typename T, int GW>
 __attribute__((noinline)) static void grouped_gather(int64_t taps, int64_t off, const T* const* a,
                                                      const T* const* w, int64_t ldw, const T* bias,
                                                      T* out, int64_t ldo, int qb, int nc) {
-  constexpr int V = Vec<T>::size, QB = kGroupedCols;
+  constexpr int QB = kGroupedCols;
   typename IVec<T>::type idx[GW];
   grouped_lanes<T>(GW, idx);
   vec_t<T> acc[QB];
