@@ -128,7 +128,13 @@ def family(x, w, stride=1, padding=0, dilation=1, groups=1, pass_="forward"):
     return fastconv.cpu_family(x, w, stride, padding, dilation, groups, pass_)
 
 
-LAYOUT_COPIES = ("aten::copy_", "aten::contiguous", "aten::clone", "aten::to")
+LAYOUT_COPIES = (
+    "aten::copy_",
+    "aten::contiguous",
+    "aten::clone",
+    "aten::to",
+    "fastconv::layout_copy",
+)
 
 
 def assert_channels_last_passes_copy_nothing(x, w, b, stride, padding, dilation, groups):

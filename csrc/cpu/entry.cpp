@@ -13,6 +13,7 @@
 #include "fft/fft.h"
 #include "grad_bias.h"
 #include "grouped/grouped.h"
+#include "layout/layout.h"
 #include "rows/rows.h"
 #include "runtime/output.h"
 #include "select.h"
@@ -38,7 +39,7 @@ Tensor as_compute(const Tensor& t, Layout layout = Layout::kNchw) {
   const auto ct = compute_type(t.scalar_type());
   const auto format = format_of(layout);
   if (t.scalar_type() == ct && t.is_contiguous(format)) return t;
-  return t.to(ct).contiguous(format);
+  return to_memory_format(t.scalar_type() == ct ? t : t.to(ct), format);
 }
 
 // The layout of one pass's activations: NHWC where the results are channels_last and the
@@ -58,9 +59,9 @@ Layout weight_layout(Layout pass, const Tensor& w) {
 // A result in the caller's dtype and memory format (in_conv_format: a layout copy only
 // where the family wrote the other layout).
 Tensor finish(const Tensor& t, at::ScalarType type, bool channels_last) {
-  const Tensor r = t.scalar_type() == type ? t : t.to(type);
-  if (r.dim() != 4) return r;
-  return in_conv_format(r, channels_last ? kCL : at::MemoryFormat::Contiguous);
+  const auto format = channels_last ? kCL : at::MemoryFormat::Contiguous;
+  const Tensor r = t.dim() == 4 ? in_conv_format(to_memory_format(t, format), format) : t;
+  return r.scalar_type() == type ? r : r.to(type);
 }
 
 // One pass (its arguments say which) on family f.

@@ -90,3 +90,24 @@ def test_fake_kernels_give_the_real_strides(geo):
             fgrads = torch.ops.fastconv.conv2d_backward(fy, fx, fw, *args, [True, True, True])
         for name, real, fake in zip(("output", "gx", "gw", "gb"), (y, *grads), (fy, *fgrads)):
             assert real.stride() == fake.stride(), (name, x_layout, w_layout)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("c, h, w", [(2, 7, 9), (3, 5, 5), (6, 13, 11), (18, 9, 8), (34, 3, 70)])
+def test_layout_copies_keep_every_value(c, h, w, dtype):
+    """Families whose kernels read one layout get the other through fastconv's own
+    transposing copies (csrc/cpu/layout/), in and out: an identity 1x1 layer gives back its
+    input bit for bit, for channel and position counts that leave ragged vectors."""
+    nchw = torch.randn(2, c, h, w, dtype=dtype)
+    depthwise = torch.ones(c, 1, 1, 1, dtype=dtype)
+    pairs = torch.zeros(c, 2, 1, 1, dtype=dtype)  # grouped, 2 per group, each its own input
+    pairs[0::2, 0], pairs[1::2, 1] = 1, 1
+    cases = [("rows", nchw.contiguous(memory_format=CL), depthwise, c)]  # NCHW kernels
+    if c % 2 == 0 and c > 2:  # channels_last kernels (two groups or more), an NCHW caller
+        cases.append(("grouped", nchw, pairs, c // 2))
+    for algorithm, x, wt, groups in cases:
+        with fastconv.cpu_algorithm(algorithm), torch.profiler.profile() as prof:
+            y = fastconv.conv2d(x, wt, None, 1, 0, 1, groups)
+        assert "fastconv::layout_copy" in [e.name for e in prof.events()], algorithm
+        assert layout(y) == layout(F.conv2d(x, wt, None, 1, 0, 1, groups)), algorithm
+        assert torch.equal(y, x), algorithm

@@ -88,7 +88,7 @@ def test_narrower_kernel_builds_pass_the_differential_tests(isa):
     assert ran.stdout.strip().splitlines()[-1] == isa
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
     ran = subprocess.run(
-        cmd + ["tests/api/test_functional.py", "tests/families"],
+        cmd + ["tests/api/test_functional.py", "tests/api/test_memory_format.py", "tests/families"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -9,6 +9,7 @@
 #include "../blocked/table.h"
 #include "../dense/table.h"
 #include "../grouped/table.h"
+#include "../layout/table.h"
 #include "../rows/table.h"
 #include "../winograd/table.h"
 
@@ -23,6 +24,7 @@ struct KernelTable {
   DenseKernels<T> dense;
   GroupedKernels<T> grouped;
   WinogradKernels<T> winograd;
+  LayoutKernels<T> layout;  // NCHW <-> NHWC copies
   T (*sum)(const T* a, int64_t n);  // a fixed-order sum
 };
 

@@ -43,6 +43,7 @@ FC_GCC_TARGET(FC_TARGET)
 #include "../blocked/isa.h"
 #include "../dense/isa.h"
 #include "../grouped/isa.h"
+#include "../layout/isa.h"
 #include "../winograd/isa.h"
 
 namespace fastconv {
@@ -59,6 +60,7 @@ const KernelTable<T>* table() {
     k.dense = dense_kernels<T>();
     k.grouped = grouped_kernels<T>();
     k.winograd = winograd_kernels<T>();
+    k.layout = layout_kernels<T>();
     k.sum = &sum<T>;
     return k;
   }();
