@@ -191,18 +191,27 @@ __attribute__((noinline)) static void grouped_wgrad(const ConvGeometry& g, const
   constexpr int V = Vec<T>::size;
   typename IVec<T>::type idx[GW];
   grouped_lanes<T>(GW, idx);
-  const int64_t PQ = g.P * g.Q, r = tap / g.S, s = tap % g.S;
+  const int64_t r = tap / g.S, s = tap % g.S;
   const int nc = static_cast<int>(std::min<int64_t>(V, g.K - v * V));
+  // The output columns whose input column iw = q * stride_w + off lies inside the image, so
+  // that the inner loop has neither a bounds test nor an index division.
+  const int64_t off = g.in_col(0, s);
+  const int64_t q_lo = off >= 0 ? 0 : (-off + g.stride_w - 1) / g.stride_w;
+  const int64_t q_hi = off > g.W - 1 ? 0 : std::min(g.Q, (g.W - 1 - off) / g.stride_w + 1);
   vec_t<T> acc[GW][2] = {};  // two position chains per c'
-  for (int64_t j = 0; j < g.N * PQ; ++j) {
-    const int64_t n = j / PQ, p = (j % PQ) / g.Q, q = j % g.Q;
-    const int64_t ih = g.in_row(p, r), iw = g.in_col(q, s);
-    if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
-    const vec_t<T> gv = load_lanes(gy + j * g.K + v * V, nc);
-    const vec_t<T> xv = load_lanes(x + ((n * g.H + ih) * g.W + iw) * g.C + v * V, nc);
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t p = 0; p < g.P; ++p) {
+      const int64_t ih = g.in_row(p, r);
+      if (ih < 0 || ih >= g.H) continue;
+      const T* gy_row = gy + (n * g.P + p) * g.Q * g.K + v * V;
+      const T* x_row = x + (n * g.H + ih) * g.W * g.C + v * V;
+      for (int64_t q = q_lo; q < q_hi; ++q) {
+        const vec_t<T> gv = load_lanes(gy_row + q * g.K, nc);
+        const vec_t<T> xv = load_lanes(x_row + (q * g.stride_w + off) * g.C, nc);
 #pragma GCC unroll 16
-    for (int c = 0; c < GW; ++c) acc[c][j & 1] += gv * __builtin_shuffle(xv, idx[c]);
-  }
+        for (int c = 0; c < GW; ++c) acc[c][q & 1] += gv * __builtin_shuffle(xv, idx[c]);
+      }
+    }
 #pragma GCC unroll 16
   for (int c = 0; c < GW; ++c) store_lanes(acc_out + c * g.K + v * V, acc[c][0] + acc[c][1], nc);
 }
