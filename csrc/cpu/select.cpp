@@ -36,6 +36,10 @@ constexpr int64_t kRowsMaxGroupChannels = 8;
 // ...and, for NCHW callers, over the grouped family (whose kernels need channels_last) up
 // to this many.
 constexpr int64_t kRowsOverGroupedChannels = 4;
+// NCHW callers' grouped-family layers take their gradients from the dense family from
+// input planes this large on: the layout copies of x, grad_output and grad_input grow
+// with the planes, the dense GEMMs' share of idle lanes does not.
+constexpr int64_t kGroupedNchwMaxBackwardPlane = 48 * 48;
 // The blocked family stages each (image, vector of channels) as one zero-bordered block;
 // it runs only where that block is at most this many times the input and output planes
 // (plus a small constant), so huge paddings and dilations never make it allocate more than
@@ -134,8 +138,11 @@ const char* family_name(CpuFamily f) {
 }
 
 namespace {
+// Indexed by Forced: one name per value, in its order.
 constexpr const char* kForcedNames[] = {"auto",  "plain",    "rows", "blocked",
-                                        "dense", "winograd", "fft"};
+                                        "dense", "winograd", "fft",  "grouped"};
+static_assert(std::size(kForcedNames) == static_cast<size_t>(Forced::kGrouped) + 1,
+              "a name for every Forced value");
 }  // namespace
 
 void set_cpu_algorithm(const std::string& name) {
@@ -188,6 +195,9 @@ CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype, bool channe
     p.grad_input = g.unit_stride() ? f : CpuFamily::kDense;
     p.grad_weight = CpuFamily::kDense;
   }
+  if (f == CpuFamily::kGrouped && !channels_last && forced() != Forced::kGrouped &&
+      g.H * g.W >= kGroupedNchwMaxBackwardPlane)
+    p.grad_input = p.grad_weight = CpuFamily::kDense;
   p.forward_nhwc = nhwc_support(p.forward, g, true);
   p.grad_input_nhwc = nhwc_support(p.grad_input, g, false);
   p.grad_weight_nhwc = nhwc_support(p.grad_weight, g, false);

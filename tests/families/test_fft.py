@@ -90,18 +90,6 @@ def test_cost_model_picks_fft_for_large_kernels_only():
         assert algo(64, 3, stride=2) == "rows"  # forcing never applies where it cannot
 
 
-def test_cpu_algorithm_setting_is_checked_and_restored():
-    assert fastconv.get_cpu_algorithm() == "auto"
-    with fastconv.cpu_algorithm("fft"):
-        assert fastconv.get_cpu_algorithm() == "fft"
-    assert fastconv.get_cpu_algorithm() == "auto"
-    with pytest.raises(ValueError, match="algorithm must be one of"):
-        fastconv.set_cpu_algorithm("im2col")
-    with pytest.raises(ValueError, match="algorithm must be one of"):  # the C++ setter too
-        fastconv.config._C.set_cpu_algorithm("im2col")
-    assert fastconv.get_cpu_algorithm() == "auto"
-
-
 def test_fft_and_row_kernels_agree_on_a_textbook_image():
     """The edge detector of the textbook through both algorithms."""
     X = torch.ones(6, 8)

@@ -72,6 +72,15 @@ def test_nchw_grouped_layers_run_channels_last_kernels_and_stay_nchw():
     assert family(x.contiguous(memory_format=CL), w4, 1, 1, 1, 8) == (
         "grouped" if lanes % 4 == 0 else "rows"
     )
+    # From 48x48 planes on, NCHW callers' gradients run on the dense family instead (no
+    # layout copies); channels_last callers keep the family for every pass.
+    big = torch.randn(1, 32, 48, 48, dtype=torch.float64)
+    if lanes % 8 == 0:
+        passes = ("forward", "grad_input", "grad_weight")
+        assert [family(big, w8, 1, 1, 1, 4, p) for p in passes] == ["grouped", "dense", "dense"]
+        big_cl = big.contiguous(memory_format=CL)
+        assert {family(big_cl, w8, 1, 1, 1, 4, p) for p in passes} == {"grouped"}
+        compare_with_torch(big, w8, None, 1, 1, 1, 4)
     for wt, groups, stride in ((w8, 4, 1), (w4, 8, 2)):
         y = torch.ops.fastconv.conv2d(x, wt, None, [stride] * 2, [1, 1], [1, 1], groups)
         assert y.is_contiguous()
