@@ -24,7 +24,7 @@ struct KernelTable {
   DenseKernels<T> dense;
   GroupedKernels<T> grouped;
   WinogradKernels<T> winograd;
-  LayoutKernels<T> layout;  // NCHW <-> NHWC copies
+  LayoutKernels<T> layout;          // NCHW <-> NHWC copies
   T (*sum)(const T* a, int64_t n);  // a fixed-order sum
 };
 
