@@ -36,8 +36,9 @@ inline void grouped_lanes(int gw, typename IVec<T>::type* idx) {
 
 // out[i] (i < qb, lanes [0, nc)) = bias (or zero) + sum over taps t, c' < gw of
 // permute(a[t*QB + i][off : off + V], idx[c']) * (w[t] + c' * ldw)[0:V]. Rows of out are ldo
-// apart.
-template <typename T, int GW>
+// apart. kWhole: nc = V; else only nc lanes are loaded (the last vector of a row, where a
+// whole one would read past the end of the tensor).
+template <typename T, int GW, bool kWhole>
 __attribute__((noinline)) static void grouped_gather(int64_t taps, int64_t off, const T* const* a,
                                                      const T* const* w, int64_t ldw, const T* bias,
                                                      T* out, int64_t ldo, int qb, int nc) {
@@ -51,11 +52,12 @@ __attribute__((noinline)) static void grouped_gather(int64_t taps, int64_t off, 
   for (int64_t t = 0; t < taps; ++t) {
     vec_t<T> xv[QB];
 #pragma GCC unroll 8
-    for (int i = 0; i < QB; ++i) xv[i] = loadu_keep(a[t * QB + i] + off);
+    for (int i = 0; i < QB; ++i)
+      xv[i] = kWhole ? loadu_keep(a[t * QB + i] + off) : loadu_n(a[t * QB + i] + off, nc);
     const T* wt = w[t];
 #pragma GCC unroll 16
     for (int c = 0; c < GW; ++c) {
-      const vec_t<T> wv = loadu_keep(wt + c * ldw);
+      const vec_t<T> wv = kWhole ? loadu_keep(wt + c * ldw) : loadu_n(wt + c * ldw, nc);
 #pragma GCC unroll 8
       for (int i = 0; i < QB; ++i) acc[i] += __builtin_shuffle(xv[i], idx[c]) * wv;
     }
@@ -65,20 +67,29 @@ __attribute__((noinline)) static void grouped_gather(int64_t taps, int64_t off, 
     if (i < qb) store_lanes(out + i * ldo, acc[i], nc);
 }
 
+template <typename T, int GW>
+inline void grouped_gather_lanes(int64_t taps, int64_t off, const T* const* a, const T* const* w,
+                                 int64_t ldw, const T* bias, T* out, int64_t ldo, int qb, int nc) {
+  if (nc == Vec<T>::size)
+    grouped_gather<T, GW, true>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
+  else
+    grouped_gather<T, GW, false>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
+}
+
 template <typename T>
 inline void grouped_gather_any(int gw, int64_t taps, int64_t off, const T* const* a,
                                const T* const* w, int64_t ldw, const T* bias, T* out, int64_t ldo,
                                int qb, int nc) {
   switch (gw) {
     case 2:
-      return grouped_gather<T, 2>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
+      return grouped_gather_lanes<T, 2>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
     case 4:
-      return grouped_gather<T, 4>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
+      return grouped_gather_lanes<T, 4>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
     case 8:
-      return grouped_gather<T, 8>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
+      return grouped_gather_lanes<T, 8>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
     default:
       if constexpr (Vec<T>::size >= 16)
-        return grouped_gather<T, 16>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
+        return grouped_gather_lanes<T, 16>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
   }
 }
 
@@ -147,17 +158,7 @@ void grouped_dgrad_tile(const ConvGeometry& g, const T* gy, const T* wp, T* gx, 
   zero_fill(zero_ws.data(), g.K + V);
   for (int64_t h = h0; h < h1; ++h)
     for (int64_t phase = 0; phase < std::min(g.stride_w, g.W); ++phase) {
-      int64_t nt = 0;
-      for (int64_t r = 0; r < g.R; ++r) {
-        const int64_t hr = h + g.pad_h - r * g.dil_h;
-        if (hr < 0 || hr % g.stride_h || hr / g.stride_h >= g.P) continue;
-        for (int64_t s = 0; s < g.S; ++s) {
-          const int64_t ws = phase + g.pad_w - s * g.dil_w;
-          if (((ws % g.stride_w) + g.stride_w) % g.stride_w) continue;
-          taps[2 * nt] = r * g.S + s, taps[2 * nt + 1] = hr / g.stride_h;
-          ++nt;
-        }
-      }
+      const int64_t nt = g.dgrad_taps(h, phase, taps);
       const int64_t cols = (g.W - phase + g.stride_w - 1) / g.stride_w;
       for (int64_t m0 = 0; m0 < cols; m0 += QB) {
         const int qb = static_cast<int>(std::min<int64_t>(QB, cols - m0));
