@@ -69,6 +69,25 @@ struct ConvGeometry {
   // Multiply-accumulates of one forward pass; FLOPs are twice this.
   FC_HD int64_t macs() const { return N * K * P * Q * C_per_group() * R * S; }
 
+  // The taps of a strided grad-input that reach input row h at the columns phase + m *
+  // stride_w (columns of one phase share their taps: w + pad_w - s*dil_w must be a multiple
+  // of stride_w, h + pad_h - r*dil_h one of stride_h). taps[2i] = r*S + s, taps[2i + 1] =
+  // the grad_output row it reads; returns how many (at most R*S).
+  FC_HD int64_t dgrad_taps(int64_t h, int64_t phase, int64_t* taps) const {
+    int64_t n = 0;
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t hr = h + pad_h - r * dil_h;
+      if (hr < 0 || hr % stride_h || hr / stride_h >= P) continue;
+      for (int64_t s = 0; s < S; ++s) {
+        const int64_t ws = phase + pad_w - s * dil_w;
+        if (((ws % stride_w) + stride_w) % stride_w) continue;
+        taps[2 * n] = r * S + s, taps[2 * n + 1] = hr / stride_h;
+        ++n;
+      }
+    }
+    return n;
+  }
+
   // P and Q from the other fields.
   FC_HD void set_output_size() {
     P = conv_out_size(H, R, pad_h, stride_h, dil_h);

@@ -325,19 +325,8 @@ void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed
     const int nr = static_cast<int>(std::min<int64_t>(nrmax, Cg - cp * nrmax));
     for (int64_t h = h0; h < h1; ++h)
       for (int64_t phase = 0; phase < std::min(g.stride_w, g.W); ++phase) {
-        // Input columns w = phase + m*stride_w share their taps: (w + pad_w - s*dil_w) must be a
-        // multiple of stride_w, and (h + pad_h - r*dil_h) of stride_h.
-        int64_t nt = 0;
-        for (int64_t r = 0; r < g.R; ++r) {
-          const int64_t hr = h + g.pad_h - r * g.dil_h;
-          if (hr < 0 || hr % g.stride_h || hr / g.stride_h >= g.P) continue;
-          for (int64_t s = 0; s < g.S; ++s) {
-            const int64_t ws = phase + g.pad_w - s * g.dil_w;
-            if (((ws % g.stride_w) + g.stride_w) % g.stride_w) continue;
-            taps[2 * nt] = r * g.S + s, taps[2 * nt + 1] = hr / g.stride_h;
-            b[nt++] = w_packed + ((r * g.S + s) * CP + cp) * Kg * nrmax;
-          }
-        }
+        const int64_t nt = g.dgrad_taps(h, phase, taps);
+        for (int64_t t = 0; t < nt; ++t) b[t] = w_packed + (taps[2 * t] * CP + cp) * Kg * nrmax;
         const int64_t cols = (g.W - phase + g.stride_w - 1) / g.stride_w;
         for (int64_t m0 = 0; m0 < cols; m0 += MR) {
           const int mr = static_cast<int>(std::min<int64_t>(MR, cols - m0));
