@@ -10,7 +10,13 @@ from . import memory
 from .cases import MODES
 from .inputs import make_inputs
 from .peers import FILTER2D_BWD_FACTOR, FILTER2D_BWD_NAME, peer_fns, planes_err
-from .timing import NAIVE_BUDGET_S, naive_estimate_s, time_autorange, time_naive
+from .timing import (
+    NAIVE_BUDGET_S,
+    conv_statement,
+    naive_estimate_s,
+    time_autorange,
+    time_naive,
+)
 
 # Suites whose rows also report each implementation's peak extra memory (one cold call in
 # a fresh process: benchmarks/memory.py), the dense layers' workspace question.
@@ -65,16 +71,7 @@ def run_case(case, device, dtype, min_run_time):
             timings[mode]["naive"] = time_naive(X, w[0, 0], min_run_time)
             status[mode]["naive"] = "ok"
 
-        if mode == "fwd":
-            env = {"x": x, "w": w, "b": b, "kw": kw}
-            stmt = "fn(x, w, b, **kw)"
-        else:
-            xg, wg = x.detach().requires_grad_(), w.detach().requires_grad_()
-            bg = None if b is None else b.detach().requires_grad_()
-            inputs = (xg, wg) if bg is None else (xg, wg, bg)
-            env = {"x": xg, "w": wg, "b": bg, "kw": kw, "inputs": inputs, "grad": grad}
-            stmt = "torch.autograd.grad(fn(x, w, b, **kw), inputs, grad)"
-        env["torch"] = torch
+        stmt, env = conv_statement(mode, x, w, b, kw, grad)
         for name, fn in peers.items():
             if mode == "fwd":
                 timings[mode][name] = time_autorange("fn()", {"fn": fn}, min_run_time)

@@ -1,8 +1,9 @@
 """How the benchmarks time a call, and how they notice other processes skewing it.
 
-time_autorange times one statement (torch.utils.benchmark), time_brief too in a fixed
-short time, time_naive the textbook's slow loop, time_interleaved several whole-model
-steps in turn; others_cpu_* measure the CPU time other processes took meanwhile.
+conv_statement is the statement that times a convolution; time_autorange times one
+statement (torch.utils.benchmark), time_brief too in a fixed short time, time_naive the
+textbook's slow loop, time_interleaved several whole-model steps in turn; others_cpu_*
+measure the CPU time other processes took meanwhile.
 """
 
 import os
@@ -22,6 +23,18 @@ NAIVE_S_PER_TAP = 5e-9
 NAIVE_BUDGET_S = 1.0
 
 SLOW_CALL_S = 0.5
+
+
+def conv_statement(mode, x, w, b, kw, grad):
+    """The statement and globals that time a convolution `fn` (bound later as env["fn"]):
+    the forward call, or (fwd+bwd) the forward and every gradient through torch.autograd."""
+    if mode == "fwd":
+        return "fn(x, w, b, **kw)", {"x": x, "w": w, "b": b, "kw": kw, "torch": torch}
+    xg, wg = x.detach().requires_grad_(), w.detach().requires_grad_()
+    bg = None if b is None else b.detach().requires_grad_()
+    inputs = (xg, wg) if bg is None else (xg, wg, bg)
+    env = {"x": xg, "w": wg, "b": bg, "kw": kw, "inputs": inputs, "grad": grad, "torch": torch}
+    return "torch.autograd.grad(fn(x, w, b, **kw), inputs, grad)", env
 
 
 def time_autorange(stmt, env, min_run_time):

@@ -26,7 +26,7 @@ from fastconv.shapes import conv_out_size
 
 from .cases import MODES
 from .report import fmt_ms, fmt_num, geomean, render_markdown, render_text
-from .timing import time_brief
+from .timing import conv_statement, time_brief
 
 # (model, input size): torchvision's classification models at their standard sizes.
 ZOO_MODELS = tuple((name, 224) for name in ("resnet18", "resnet34", "resnet50", "resnet101"))
@@ -249,16 +249,7 @@ def run_layer(layer, device, dtype, min_run_time):
             grad = grad.to(device=device, dtype=dtype).contiguous(memory_format=fmt)
             del y
             for mode in MODES:
-                if mode == "fwd":
-                    env = {"x": x, "w": w, "b": b, "kw": kw}
-                    stmt = "fn(x, w, b, **kw)"
-                else:
-                    xg, wg = x.detach().requires_grad_(), w.detach().requires_grad_()
-                    bg = None if b is None else b.detach().requires_grad_()
-                    inputs = (xg, wg) if bg is None else (xg, wg, bg)
-                    env = {"x": xg, "w": wg, "b": bg, "kw": kw, "inputs": inputs, "grad": grad}
-                    stmt = "torch.autograd.grad(fn(x, w, b, **kw), inputs, grad)"
-                env["torch"] = torch
+                stmt, env = conv_statement(mode, x, w, b, kw, grad)
                 n_flops = flops(layer, batch) * (3 if mode == "fwd+bwd" else 1)
                 timings, gflops = {}, {}
                 for name, fn in IMPLS.items():
