@@ -19,8 +19,9 @@ CPU_ALGORITHMS = (
     "winograd",
     "fft",
     "grouped",
+    "gemv",
 )
-CPU_FAMILIES = ("rows", "blocked", "dense", "dense_bf16", "winograd", "fft", "grouped")
+CPU_FAMILIES = ("rows", "blocked", "dense", "dense_bf16", "winograd", "fft", "grouped", "gemv")
 
 
 def has_cuda() -> bool:

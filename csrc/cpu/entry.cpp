@@ -11,6 +11,7 @@
 #include "dense/dense.h"
 #include "dense_bf16/dense_bf16.h"
 #include "fft/fft.h"
+#include "gemv/gemv.h"
 #include "grad_bias.h"
 #include "grouped/grouped.h"
 #include "layout/layout.h"
@@ -78,6 +79,8 @@ void run(CpuFamily f, const ConvGeometry& g, const Args& a) {
       return fft::run(g, a);
     case CpuFamily::kGrouped:
       return grouped::run(g, a);
+    case CpuFamily::kGemv:
+      return gemv::run(g, a);
     case CpuFamily::kDense:
     case CpuFamily::kDenseBf16:  // the passes the bf16 kernel leaves to float32
       return dense::run(g, a);

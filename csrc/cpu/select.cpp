@@ -11,6 +11,7 @@
 #include "blocked/blocked.h"
 #include "dense_bf16/dense_bf16.h"
 #include "fft/fft.h"
+#include "gemv/gemv.h"
 #include "grouped/grouped.h"
 #include "simd/kernel_table.h"
 #include "winograd/winograd.h"
@@ -18,7 +19,7 @@
 namespace fastconv {
 namespace {
 
-enum class Forced { kAuto, kPlain, kRows, kBlocked, kDense, kWinograd, kFft, kGrouped };
+enum class Forced { kAuto, kPlain, kRows, kBlocked, kDense, kWinograd, kFft, kGrouped, kGemv };
 std::atomic<int> g_forced{static_cast<int>(Forced::kAuto)};
 Forced forced() { return static_cast<Forced>(g_forced.load()); }
 
@@ -40,6 +41,11 @@ constexpr int64_t kRowsOverGroupedChannels = 4;
 // input planes this large on: the layout copies of x, grad_output and grad_input grow
 // with the planes, the dense GEMMs' share of idle lanes does not.
 constexpr int64_t kGroupedNchwMaxBackwardPlane = 48 * 48;
+// Ungrouped 1x1 layers with at most this many output positions in the batch
+// (squeeze-excitation layers on pooled maps) run as matrix-vector products that read the
+// weight once in place: an implicit GEMM packs the weight or a position panel and fills one
+// row of its micro-tile. (Grouped ones stay with the families that fill lanes across groups.)
+constexpr int64_t kGemvMaxPositions = 8;
 // The blocked family stages each (image, vector of channels) as one zero-bordered block;
 // it runs only where that block is at most this many times the input and output planes
 // (plus a small constant), so huge paddings and dilations never make it allocate more than
@@ -76,8 +82,11 @@ CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype, bool channel
   const Forced a = forced();
   // bfloat16 dense layers on CPUs with AVX-512 BF16 go straight into vdpbf16ps.
   if (dtype == at::kBFloat16 && dense_bf16::available()) return CpuFamily::kDenseBf16;
+  const bool gemv = gemv::applies(g);
+  if (a == Forced::kGemv && gemv) return CpuFamily::kGemv;
   if (a == Forced::kRows) return CpuFamily::kRows;
   if (a == Forced::kDense || a == Forced::kPlain) return CpuFamily::kDense;
+  if (gemv && g.groups == 1 && g.N * g.P * g.Q <= kGemvMaxPositions) return CpuFamily::kGemv;
   // Grouped layers with 2-16 channels per group: groups per vector make every lane of every
   // FMA useful, where a GEMM per group fills C/groups of its lanes. For NCHW callers its
   // channels_last kernels need layout copies, and at up to kRowsOverGroupedChannels per
@@ -104,6 +113,7 @@ CpuFamily one_channel_family(const ConvGeometry& g) {
   const bool can_block = depthwise && blocked_frame_fits(g);
   if (a == Forced::kPlain || a == Forced::kRows) return CpuFamily::kRows;
   if (a == Forced::kDense) return CpuFamily::kDense;
+  if (a == Forced::kGemv && gemv::applies(g)) return CpuFamily::kGemv;
   if (a == Forced::kFft && fft) return CpuFamily::kFft;
   if (a == Forced::kBlocked && can_block) return CpuFamily::kBlocked;
   // Depthwise layers run channel-blocked once they have a vector's worth of channels:
@@ -133,15 +143,17 @@ const char* family_name(CpuFamily f) {
       return "winograd";
     case CpuFamily::kFft:
       return "fft";
+    case CpuFamily::kGemv:
+      return "gemv";
   }
   return "?";
 }
 
 namespace {
 // Indexed by Forced: one name per value, in its order.
-constexpr const char* kForcedNames[] = {"auto",  "plain",    "rows", "blocked",
-                                        "dense", "winograd", "fft",  "grouped"};
-static_assert(std::size(kForcedNames) == static_cast<size_t>(Forced::kGrouped) + 1,
+constexpr const char* kForcedNames[] = {"auto",     "plain", "rows",    "blocked", "dense",
+                                        "winograd", "fft",   "grouped", "gemv"};
+static_assert(std::size(kForcedNames) == static_cast<size_t>(Forced::kGemv) + 1,
               "a name for every Forced value");
 }  // namespace
 
@@ -151,7 +163,7 @@ void set_cpu_algorithm(const std::string& name) {
     if (n == kForcedNames[i]) return g_forced.store(i);
   TORCH_CHECK_VALUE(false,
                     "fastconv: algorithm must be one of 'auto', 'plain' (or 'direct'), 'rows', "
-                    "'blocked', 'dense', 'winograd', 'fft', 'grouped'; got '",
+                    "'blocked', 'dense', 'winograd', 'fft', 'grouped', 'gemv'; got '",
                     name, "'");
 }
 
@@ -170,6 +182,7 @@ NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, bool forward) {
   switch (f) {
     case CpuFamily::kBlocked:   // channel-innermost blocks either way (blocked/staging.h)
     case CpuFamily::kWinograd:  // transforms vectors of channels (winograd/nhwc.h)
+    case CpuFamily::kGemv:      // positions as rows, gathered where they are not (gemv/)
       return NhwcSupport::kAll;
     case CpuFamily::kGrouped:  // channels_last kernels only (grouped/kernels.h)
       return NhwcSupport::kOnly;

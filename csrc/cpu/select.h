@@ -21,6 +21,7 @@ enum class CpuFamily {
   kGrouped,    // few channels per group, groups per vector, channels_last kernels (grouped/)
   kWinograd,   // dense 3x3 stride 1 as Winograd F(2x2, 3x3) GEMMs (winograd/)
   kFft,        // transform path (fft/)
+  kGemv,       // 1x1 layers on a few positions as matrix-vector products (gemv/)
 };
 const char* family_name(CpuFamily f);
 

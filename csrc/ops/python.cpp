@@ -20,7 +20,7 @@ PYBIND11_MODULE(_C, m) {
       "the SIMD instruction set the CPU kernels dispatched to");
   m.def("set_cpu_algorithm", &fastconv::set_cpu_algorithm,
         "'auto', 'plain' (or 'direct'), or a family name: rows, blocked, dense, winograd, fft, "
-        "grouped");
+        "grouped, gemv");
   m.def("cpu_algorithm", &fastconv::cpu_algorithm);
   m.def("cpu_has_bf16_kernel", &fastconv::dense_bf16::available,
         "whether bfloat16 dense layers run on the AVX-512 BF16 kernel on this CPU");

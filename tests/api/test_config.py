@@ -44,6 +44,7 @@ def test_every_documented_value_is_accepted_by_both_setters(name):
         ("winograd", 8, 1, 3),
         ("fft", 1, 1, 3),
         ("grouped", 16, 8, 3),
+        ("gemv", 8, 1, 1),
     ],
 )
 def test_forcing_a_family_selects_it(name, cin, groups, k):

@@ -23,11 +23,12 @@ GEOMETRIES = [
     ("grouped", (2, 8, 10, 10), (8, 2, 3, 3), 1, 1, 4),
     ("one-channel", (2, 1, 10, 10), (4, 1, 3, 3), 1, 1, 1),
     ("one-pixel", (2, 8, 1, 1), (16, 8, 1, 1), 1, 1, 1),
+    ("squeeze-excitation", (2, 8, 1, 1), (16, 8, 1, 1), 1, 0, 1),
     ("one-output-channel", (2, 8, 10, 10), (1, 8, 3, 3), 1, 1, 1),
     ("large-kernel", (1, 1, 40, 40), (1, 1, 25, 25), 1, 12, 1),
 ]
 LAYOUTS = ["contiguous", "channels_last", "channels_last_view"]
-ALGORITHMS = ["auto", "plain", "rows", "blocked", "dense", "winograd", "fft"]
+ALGORITHMS = ["auto", "plain", "rows", "blocked", "dense", "winograd", "fft", "gemv"]
 
 
 def make(shape, layout, dtype):

@@ -23,6 +23,7 @@ GEOMETRIES = [
     ("stride-and-pad", (1, 1, 8, 8), (1, 1, 3, 3), BIG, BIG, 1, 1),
     ("dilation-and-pad", (1, 1, 8, 8), (1, 1, 3, 3), 1, BIG, BIG, 1),
     ("dilation-rows", (1, 1, 9, 70), (1, 1, 3, 5), 1, (BIG, 2), (BIG, 1), 1),
+    ("1x1-stride-and-pad", (2, 1, 8, 8), (1, 1, 1, 1), BIG, BIG, 1, 1),
 ]
 # (forced algorithm, channels in, out, groups): every family, with shapes it can run.
 FAMILIES = [
@@ -32,6 +33,7 @@ FAMILIES = [
     ("dense", 4, 6, 1),
     ("dense", 8, 8, 2),
     ("winograd", 16, 16, 1),
+    ("gemv", 4, 6, 1),
     ("auto", 16, 16, 1),
     ("auto", 16, 16, 16),
 ]
@@ -97,4 +99,4 @@ def test_huge_strides_paddings_and_dilations_need_no_more_memory_than_their_tens
     ran_on = {f for r in results for f in r["families"]}
     # Every family that can run such geometries did (the FFT needs stride 1 and dilation 1,
     # so a tiny output with a huge padding cannot exist for it).
-    assert {"rows", "blocked", "dense", "winograd"} <= ran_on, ran_on
+    assert {"rows", "blocked", "dense", "winograd", "gemv"} <= ran_on, ran_on

@@ -30,6 +30,8 @@ enum class Slot : int {
   kPhaseIn,        // the dilated phase split: a split operand
   kPhaseIn2,       // the dilated phase split: a second split operand
   kPhaseOut,       // the dilated phase split: the result before the merge
+  kPositions,      // a few positions' rows, gathered from or for a strided layout (gemv/)
+  kPositions2,     // a second such operand
   // Held by a kernel inside one task (worker thread).
   kStage,   // staged input rows or blocks
   kStage2,  // a second staged operand (grad_output)

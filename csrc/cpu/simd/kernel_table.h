@@ -8,6 +8,7 @@
 
 #include "../blocked/table.h"
 #include "../dense/table.h"
+#include "../gemv/table.h"
 #include "../grouped/table.h"
 #include "../layout/table.h"
 #include "../rows/table.h"
@@ -22,6 +23,7 @@ struct KernelTable {
   RowsKernels<T> rows;
   BlockedKernels<T> blocked;
   DenseKernels<T> dense;
+  GemvKernels<T> gemv;
   GroupedKernels<T> grouped;
   WinogradKernels<T> winograd;
   LayoutKernels<T> layout;          // NCHW <-> NHWC copies

@@ -42,6 +42,7 @@ FC_GCC_TARGET(FC_TARGET)
 #include "../rows/isa.h"
 #include "../blocked/isa.h"
 #include "../dense/isa.h"
+#include "../gemv/isa.h"
 #include "../grouped/isa.h"
 #include "../layout/isa.h"
 #include "../winograd/isa.h"
@@ -58,6 +59,7 @@ const KernelTable<T>* table() {
     k.rows = rows_kernels<T>();
     k.blocked = blocked_kernels<T>();
     k.dense = dense_kernels<T>();
+    k.gemv = gemv_kernels<T>();
     k.grouped = grouped_kernels<T>();
     k.winograd = winograd_kernels<T>();
     k.layout = layout_kernels<T>();
