@@ -38,15 +38,18 @@ large: build
 	$(PY) -m pytest -q -m slow tests/system/test_reliability.py
 
 # AddressSanitizer + UndefinedBehaviorSanitizer build (CPU only), then the test suite under
-# it; the next `make build` restores the optimised build.
+# it; the next `make build` restores the optimised build. Reports go to sanitize.log.<pid>
+# (pytest's capture would swallow them with the process) and are printed on failure.
 SAN_LIBS = $$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)
 sanitize: $(VENV)/.stamp-deps
 	rm -f $(VENV)/.stamp-build
 	FASTCONV_SANITIZE=1 FASTCONV_CUDA=0 MAX_JOBS=$(MAX_JOBS) $(PY) -m pip install -q --no-build-isolation -e .
-	LD_PRELOAD="$(SAN_LIBS)" ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 FASTCONV_CUDA=0 \
+	rm -f sanitize.log.*
+	LD_PRELOAD="$(SAN_LIBS)" ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:log_path=$(CURDIR)/sanitize.log \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(CURDIR)/sanitize.log FASTCONV_CUDA=0 \
 	  $(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/system/test_bench.py \
-	  -k "not compile and not export and not memory_growth"
+	  -k "not compile and not export and not memory_growth" \
+	  || { head -n 40 sanitize.log.* 2>/dev/null; echo "sanitize failed: reports in sanitize.log.*"; exit 1; }
 
 lint: $(VENV)/.stamp-deps
 	$(VENV)/bin/ruff check .
