@@ -45,7 +45,7 @@ constexpr int64_t kGroupedNchwMaxBackwardPlane = 48 * 48;
 // (squeeze-excitation layers on pooled maps) run as matrix-vector products that read the
 // weight once in place: an implicit GEMM packs the weight or a position panel and fills one
 // row of its micro-tile. (Grouped ones stay with the families that fill lanes across groups.)
-constexpr int64_t kGemvMaxPositions = 8;
+constexpr int64_t kGemvMaxPositions = 16;
 // The blocked family stages each (image, vector of channels) as one zero-bordered block;
 // it runs only where that block is at most this many times the input and output planes
 // (plus a small constant), so huge paddings and dilations never make it allocate more than

@@ -1,5 +1,5 @@
 // The gemv family: 1x1 layers with a handful of output positions (squeeze-excitation layers
-// on pooled 1x1 maps, batch 1 to 8), as matrix-vector products that read the weight once
+// on pooled 1x1 maps, batch 1 to 16), as matrix-vector products that read the weight once
 // in place (kernels.h). Either activation layout: positions are gathered into rows where
 // the tensor's own rows are not them.
 #pragma once
