@@ -63,6 +63,20 @@ const T* output_rows(const ConvGeometry& g, const T* gy, Layout l, const Workspa
   return ws.data();
 }
 
+// fn(grp, c0, c1) for every group's blocks of `block` of its `channels` channels, as
+// parallel tasks (macs: multiply-adds per channel).
+template <typename Fn>
+void over_channel_blocks(const ConvGeometry& g, int64_t channels, int64_t block, int64_t macs,
+                         const Fn& fn) {
+  const int64_t blocks = (channels + block - 1) / block;
+  at::parallel_for(0, g.groups * blocks, grain_for(macs * block), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t grp = t / blocks, c0 = t % blocks * block;
+      fn(grp, c0, std::min(channels, c0 + block));
+    }
+  });
+}
+
 // Workspace for rows the tensor's own rows cannot be (`in_place`).
 template <typename T>
 Workspace<T> rows_workspace(Slot slot, bool in_place, int64_t rows, int64_t channels) {
@@ -81,16 +95,10 @@ void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const auto ys = rows_workspace<T>(Slot::kPositions2, y_in_place, M, g.K);
   const T* x = input_rows(g, a.x, a.x_layout, xs);
   T* y = y_in_place ? a.y : ys.data();
-  const int64_t blocks = (Kg + kTaskOutputChannels - 1) / kTaskOutputChannels;
-  at::parallel_for(0, g.groups * blocks, grain_for(M * Cg * kTaskOutputChannels),
-                   [&](int64_t b, int64_t e) {
-                     for (int64_t t = b; t < e; ++t) {
-                       const int64_t grp = t / blocks, k0 = t % blocks * kTaskOutputChannels;
-                       kt.forward(M, Cg, x + grp * Cg, g.C, a.w + grp * Kg * Cg, Cg,
-                                  a.bias ? a.bias + grp * Kg : nullptr, y + grp * Kg, g.K, k0,
-                                  std::min(Kg, k0 + kTaskOutputChannels));
-                     }
-                   });
+  over_channel_blocks(g, Kg, kTaskOutputChannels, M * Cg, [&](int64_t grp, int64_t k0, int64_t k1) {
+    kt.forward(M, Cg, x + grp * Cg, g.C, a.w + grp * Kg * Cg, Cg,
+               a.bias ? a.bias + grp * Kg : nullptr, y + grp * Kg, g.K, k0, k1);
+  });
   if (!y_in_place)
     for (int64_t m = 0; m < M; ++m)
       for (int64_t k = 0; k < g.K; ++k)
@@ -108,15 +116,9 @@ void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
   const auto gxs = rows_workspace<T>(Slot::kPositions2, gx_in_place, M, g.C);
   const T* gy = output_rows(g, a.gy, a.gy_layout, gys);
   T* gx = gx_in_place ? a.gx : gxs.data();
-  const int64_t blocks = (Cg + kTaskInputChannels - 1) / kTaskInputChannels;
-  at::parallel_for(0, g.groups * blocks, grain_for(M * Kg * kTaskInputChannels),
-                   [&](int64_t b, int64_t e) {
-                     for (int64_t t = b; t < e; ++t) {
-                       const int64_t grp = t / blocks, c0 = t % blocks * kTaskInputChannels;
-                       kt.grad_input(M, Kg, gy + grp * Kg, g.K, a.w + grp * Kg * Cg, Cg,
-                                     gx + grp * Cg, g.C, c0, std::min(Cg, c0 + kTaskInputChannels));
-                     }
-                   });
+  over_channel_blocks(g, Cg, kTaskInputChannels, M * Kg, [&](int64_t grp, int64_t c0, int64_t c1) {
+    kt.grad_input(M, Kg, gy + grp * Kg, g.K, a.w + grp * Kg * Cg, Cg, gx + grp * Cg, g.C, c0, c1);
+  });
   if (gx_in_place) return;
   // A 1x1 kernel reaches each input position from at most one output position; the rest
   // (skipped by the stride) get zero.
@@ -138,15 +140,9 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const T* x = input_rows(g, a.x, a.x_layout, xs);
   const T* gy = output_rows(g, a.gy, a.gy_layout, gys);
   // A 1x1 weight is [K][C/G] in either memory format.
-  const int64_t blocks = (Kg + kTaskOutputChannels - 1) / kTaskOutputChannels;
-  at::parallel_for(
-      0, g.groups * blocks, grain_for(M * Cg * kTaskOutputChannels), [&](int64_t b, int64_t e) {
-        for (int64_t t = b; t < e; ++t) {
-          const int64_t grp = t / blocks, k0 = t % blocks * kTaskOutputChannels;
-          kt.grad_weight(M, Cg, gy + grp * Kg, g.K, x + grp * Cg, g.C, a.gw + grp * Kg * Cg, Cg, k0,
-                         std::min(Kg, k0 + kTaskOutputChannels));
-        }
-      });
+  over_channel_blocks(g, Kg, kTaskOutputChannels, M * Cg, [&](int64_t grp, int64_t k0, int64_t k1) {
+    kt.grad_weight(M, Cg, gy + grp * Kg, g.K, x + grp * Cg, g.C, a.gw + grp * Kg * Cg, Cg, k0, k1);
+  });
 }
 
 FASTCONV_INSTANTIATE_FAMILY_PASSES()
