@@ -25,6 +25,14 @@ bool same_positions(const ConvGeometry& g) {
   return g.pad_h == 0 && g.pad_w == 0 && g.P == g.H && g.Q == g.W;
 }
 
+// Whether the input's rows are the output positions' (row m: what output position m reads),
+// and whether an output-sized tensor's rows are its positions: then it is read or written
+// in place, else through gathered rows.
+bool input_in_place(const ConvGeometry& g, Layout l) {
+  return same_positions(g) && rows_are_positions(l, g.H * g.W);
+}
+bool output_in_place(const ConvGeometry& g, Layout l) { return rows_are_positions(l, g.P * g.Q); }
+
 // The input position output position m = (n*P + p)*Q + q reads, or -1 in the padding.
 int64_t input_position(const ConvGeometry& g, int64_t m) {
   const int64_t PQ = g.P * g.Q, n = m / PQ, p = m % PQ / g.Q, q = m % g.Q;
@@ -43,7 +51,7 @@ T& at_position(T* t, Layout l, int64_t channels, int64_t plane, int64_t pos, int
 // where those are its rows, else gathered into `ws`.
 template <typename T>
 const T* input_rows(const ConvGeometry& g, const T* x, Layout l, const Workspace<T>& ws) {
-  if (same_positions(g) && rows_are_positions(l, g.H * g.W)) return x;
+  if (input_in_place(g, l)) return x;
   const int64_t M = g.N * g.P * g.Q;
   for (int64_t m = 0; m < M; ++m) {
     const int64_t pos = input_position(g, m);
@@ -57,7 +65,7 @@ const T* input_rows(const ConvGeometry& g, const T* x, Layout l, const Workspace
 template <typename T>
 const T* output_rows(const ConvGeometry& g, const T* gy, Layout l, const Workspace<T>& ws) {
   const int64_t PQ = g.P * g.Q, M = g.N * PQ;
-  if (rows_are_positions(l, PQ)) return gy;
+  if (output_in_place(g, l)) return gy;
   for (int64_t m = 0; m < M; ++m)
     for (int64_t k = 0; k < g.K; ++k) ws.data()[m * g.K + k] = at_position(gy, l, g.K, PQ, m, k);
   return ws.data();
@@ -89,8 +97,8 @@ template <typename T>
 void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const auto& kt = kernels<T>().gemv;
   const int64_t PQ = g.P * g.Q, M = g.N * PQ, Kg = g.K_per_group(), Cg = g.C_per_group();
-  const bool x_in_place = same_positions(g) && rows_are_positions(a.x_layout, g.H * g.W);
-  const bool y_in_place = rows_are_positions(a.y_layout, PQ);
+  const bool x_in_place = input_in_place(g, a.x_layout);
+  const bool y_in_place = output_in_place(g, a.y_layout);
   const auto xs = rows_workspace<T>(Slot::kPositions, x_in_place, M, g.C);
   const auto ys = rows_workspace<T>(Slot::kPositions2, y_in_place, M, g.K);
   const T* x = input_rows(g, a.x, a.x_layout, xs);
@@ -110,8 +118,8 @@ void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
   const auto& kt = kernels<T>().gemv;
   const int64_t PQ = g.P * g.Q, HW = g.H * g.W, M = g.N * PQ;
   const int64_t Kg = g.K_per_group(), Cg = g.C_per_group();
-  const bool gy_in_place = rows_are_positions(a.gy_layout, PQ);
-  const bool gx_in_place = same_positions(g) && rows_are_positions(a.gx_layout, HW);
+  const bool gy_in_place = output_in_place(g, a.gy_layout);
+  const bool gx_in_place = input_in_place(g, a.gx_layout);
   const auto gys = rows_workspace<T>(Slot::kPositions, gy_in_place, M, g.K);
   const auto gxs = rows_workspace<T>(Slot::kPositions2, gx_in_place, M, g.C);
   const T* gy = output_rows(g, a.gy, a.gy_layout, gys);
@@ -133,8 +141,8 @@ template <typename T>
 void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const auto& kt = kernels<T>().gemv;
   const int64_t PQ = g.P * g.Q, M = g.N * PQ, Kg = g.K_per_group(), Cg = g.C_per_group();
-  const bool x_in_place = same_positions(g) && rows_are_positions(a.x_layout, g.H * g.W);
-  const bool gy_in_place = rows_are_positions(a.gy_layout, PQ);
+  const bool x_in_place = input_in_place(g, a.x_layout);
+  const bool gy_in_place = output_in_place(g, a.gy_layout);
   const auto xs = rows_workspace<T>(Slot::kPositions, x_in_place, M, g.C);
   const auto gys = rows_workspace<T>(Slot::kPositions2, gy_in_place, M, g.K);
   const T* x = input_rows(g, a.x, a.x_layout, xs);
