@@ -36,11 +36,7 @@ void gemv_forward(int64_t rows, int64_t depth, const T* x, int64_t ldx, const T*
       const int mb = static_cast<int>(std::min<int64_t>(MB, rows - m));
       const T* xr[MB];
       for (int j = 0; j < MB; ++j) xr[j] = x + (m + std::min(j, mb - 1)) * ldx;
-      vec_t<T> acc[KB][MB];
-#pragma GCC unroll 4
-      for (int i = 0; i < KB; ++i)
-#pragma GCC unroll 4
-        for (int j = 0; j < MB; ++j) acc[i][j] = vec_t<T>{};
+      vec_t<T> acc[KB][MB] = {};
       const auto step = [&](int64_t c, int n) {
         vec_t<T> wv[KB];
 #pragma GCC unroll 4
@@ -74,11 +70,7 @@ void gemv_grad_input(int64_t rows, int64_t depth, const T* gy, int64_t ldgy, con
       const int mb = static_cast<int>(std::min<int64_t>(MB, rows - m));
       const T* gr[MB];
       for (int j = 0; j < MB; ++j) gr[j] = gy + (m + std::min(j, mb - 1)) * ldgy;
-      vec_t<T> acc[MB][CB];
-#pragma GCC unroll 4
-      for (int j = 0; j < MB; ++j)
-#pragma GCC unroll 4
-        for (int h = 0; h < CB; ++h) acc[j][h] = vec_t<T>{};
+      vec_t<T> acc[MB][CB] = {};
       const auto run = [&](auto whole) {
         for (int64_t k = 0; k < depth; ++k) {
           const T* wk = w + k * ldw + c;
@@ -116,11 +108,7 @@ void gemv_grad_weight(int64_t rows, int64_t channels, const T* gy, int64_t ldgy,
     const int kb = static_cast<int>(std::min<int64_t>(KB, k1 - k));
     for (int64_t c = 0; c < channels; c += CB * V) {
       const int64_t cn = std::min<int64_t>(CB * V, channels - c);
-      vec_t<T> acc[KB][CB];
-#pragma GCC unroll 4
-      for (int i = 0; i < KB; ++i)
-#pragma GCC unroll 4
-        for (int h = 0; h < CB; ++h) acc[i][h] = vec_t<T>{};
+      vec_t<T> acc[KB][CB] = {};
       for (int64_t m = 0; m < rows; ++m) {
         const T* xm = x + m * ldx + c;
         vec_t<T> xv[CB];
