@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "blocked/blocked.h"
+#include "dense/table.h"
 #include "dense_bf16/dense_bf16.h"
 #include "fft/fft.h"
 #include "gemv/gemv.h"
@@ -171,14 +172,18 @@ std::string cpu_algorithm() { return kForcedNames[g_forced.load()]; }
 
 namespace {
 
+enum class Pass { kForward, kGradInput, kGradWeight };
+
 // Whether a pass of family f reads and writes channels_last activations in place. The
 // dense kernels' NR-lane panels run over output channels (forward) or input channels
-// (the gradients); with fewer than kNhwcMinLanes of them per group most lanes would idle, and
-// NCHW kernels with layout copies are faster; so are they where the forward's per-tap runs
-// are shorter than kNhwcMinRun channels.
+// (grad-input), or the values of a gathered run (grad-weight: a tap's channels, or a kernel
+// row's S*C values, dense/table.h's nhwc_taps); with fewer than kNhwcMinLanes of them most
+// lanes would idle, and NCHW kernels with layout copies are faster. So are they where the
+// forward's gathered runs are shorter than kNhwcMinRun values, or a kernel row's runs
+// leave a grad-weight panel mostly idle.
 constexpr int64_t kNhwcMinLanes = 16;
 constexpr int64_t kNhwcMinRun = 8;
-NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, bool forward) {
+NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, Pass pass) {
   switch (f) {
     case CpuFamily::kBlocked:   // channel-innermost blocks either way (blocked/staging.h)
     case CpuFamily::kWinograd:  // transforms vectors of channels (winograd/nhwc.h)
@@ -186,13 +191,22 @@ NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, bool forward) {
       return NhwcSupport::kAll;
     case CpuFamily::kGrouped:  // channels_last kernels only (grouped/kernels.h)
       return NhwcSupport::kOnly;
-    case CpuFamily::kDense:  // gathers contiguous channel runs of every tap (dense/nhwc.h)
-      // The forward's runs are C/G long: a few channels per tap (a 3-channel first layer)
-      // cost a pass of the micro-kernel each.
-      return (forward ? g.K_per_group() >= kNhwcMinLanes && g.C_per_group() >= kNhwcMinRun
-                      : g.C_per_group() >= kNhwcMinLanes)
-                 ? NhwcSupport::kAll
-                 : NhwcSupport::kNone;
+    case CpuFamily::kDense: {  // gathers contiguous runs of every tap (dense/nhwc.h)
+      const NhwcTaps v = nhwc_taps(g);
+      bool nhwc = false;
+      switch (pass) {
+        case Pass::kForward:
+          nhwc = g.K_per_group() >= kNhwcMinLanes && v.depth >= kNhwcMinRun;
+          break;
+        case Pass::kGradInput:  // tap by tap, lanes over C/G
+          nhwc = g.C_per_group() >= kNhwcMinLanes;
+          break;
+        case Pass::kGradWeight:
+          nhwc = v.depth >= (v.rows ? kNhwcMinRun : kNhwcMinLanes);
+          break;
+      }
+      return nhwc ? NhwcSupport::kAll : NhwcSupport::kNone;
+    }
     default:
       return NhwcSupport::kNone;
   }
@@ -211,9 +225,9 @@ CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype, bool channe
   if (f == CpuFamily::kGrouped && !channels_last && forced() != Forced::kGrouped &&
       g.H * g.W >= kGroupedNchwMaxBackwardPlane)
     p.grad_input = p.grad_weight = CpuFamily::kDense;
-  p.forward_nhwc = nhwc_support(p.forward, g, true);
-  p.grad_input_nhwc = nhwc_support(p.grad_input, g, false);
-  p.grad_weight_nhwc = nhwc_support(p.grad_weight, g, false);
+  p.forward_nhwc = nhwc_support(p.forward, g, Pass::kForward);
+  p.grad_input_nhwc = nhwc_support(p.grad_input, g, Pass::kGradInput);
+  p.grad_weight_nhwc = nhwc_support(p.grad_weight, g, Pass::kGradWeight);
   return p;
 }
 

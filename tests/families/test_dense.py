@@ -5,12 +5,14 @@ place (dense/nhwc.h) -- and channels_last passes make no layout copy."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
 import fastconv
 
 from ..helpers import (
+    LAYOUT_COPIES,
     assert_channels_last_passes_copy_nothing,
     build,
     compare_with_torch,
@@ -64,3 +66,98 @@ def test_channels_last_passes_make_no_layout_copy(stride):
     with fastconv.cpu_algorithm("dense"):
         assert family(x.contiguous(memory_format=CL), w, stride, 1) == "dense"
         assert_channels_last_passes_copy_nothing(x, w, torch.randn(48), stride, 1, 1, 1)
+
+
+# Few-channel ungrouped layers (3-channel first layers) on channels_last gather whole kernel
+# rows (dense/table.h's nhwc_taps): R runs of S*C values per position, staged with zeros where
+# a row crosses the width's edges; their grad-weight sums fixed slices of the positions.
+@st.composite
+def kernel_row_geometries(draw):
+    r, s = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    stride = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.sampled_from([1, 1, 1, 2])))
+    h = max(1, dilation[0] * (r - 1) + 1 - 2 * padding[0]) + draw(st.integers(0, 12))
+    w = max(1, dilation[1] * (s - 1) + 1 - 2 * padding[1]) + draw(st.integers(0, 12))
+    return dict(
+        n=draw(st.integers(1, 3)),
+        c=draw(st.integers(1, 7)),
+        k=draw(st.sampled_from([16, 17, 24, 32, 40])),
+        h=h,
+        w=w,
+        r=r,
+        s=s,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        weight_cl=draw(st.booleans()),
+        bias=draw(st.booleans()),
+    )
+
+
+@given(kernel_row_geometries())
+def test_channels_last_kernel_row_taps_match_torch_float64(geo):
+    x = torch.randn(geo["n"], geo["c"], geo["h"], geo["w"], dtype=torch.float64)
+    w = torch.randn(geo["k"], geo["c"], geo["r"], geo["s"], dtype=torch.float64)
+    w = w.contiguous(memory_format=CL) if geo["weight_cl"] else w
+    b = torch.randn(geo["k"], dtype=torch.float64) if geo["bias"] else None
+    args = (geo["stride"], geo["padding"], geo["dilation"], 1)
+    with fastconv.cpu_algorithm("dense"):  # one input channel would run on the row kernels
+        assert family(x.contiguous(memory_format=CL), w, *args) == "dense"
+        compare_with_torch(x.contiguous(memory_format=CL), w, b, *args)
+
+
+STEMS = [  # (C, H, K, R, stride, padding): torchvision's first layers, at reduced size
+    (3, 45, 32, 7, 2, 3),
+    (3, 33, 16, 3, 2, 1),
+    (3, 32, 24, 4, 4, 0),
+    (3, 29, 32, 3, 2, 0),
+    (4, 20, 20, 3, 1, 1),
+]
+
+
+@pytest.mark.parametrize("stem", STEMS, ids=lambda s: "c{}_h{}_k{}_r{}_s{}_p{}".format(*s))
+def test_kernel_row_forward_and_grad_weight_make_no_layout_copy(stem):
+    """A first layer's input needs no gradient: its forward and grad-weight read and write
+    channels_last tensors in place, and match torch in float64."""
+    c, size, k, r, stride, padding = stem
+    x = torch.randn(2, c, size, size, dtype=torch.float64).contiguous(memory_format=CL)
+    w = torch.randn(k, c, r, r, dtype=torch.float64).contiguous(memory_format=CL)
+    b = torch.randn(k, dtype=torch.float64)
+    args = ([stride] * 2, [padding] * 2, [1, 1], 1)
+    y_ref = F.conv2d(x, w, b, *args[:3])
+    gy = torch.randn_like(y_ref).contiguous(memory_format=CL)
+    with torch.profiler.profile() as prof:
+        y = torch.ops.fastconv.conv2d(x, w, b, *args)
+        _, gw, gb = torch.ops.fastconv.conv2d_backward(gy, x, w, *args, [False, True, True])
+    copies = [e.name for e in prof.events() if e.name in LAYOUT_COPIES]
+    assert copies == [], copies
+    assert y.is_contiguous(memory_format=CL) and gw.is_contiguous(memory_format=CL)
+    _, gw_ref, gb_ref = torch.ops.aten.convolution_backward(
+        gy, x, w, [k], *args[:3], False, [0, 0], 1, [False, True, True]
+    )
+    torch.testing.assert_close(y, y_ref)
+    torch.testing.assert_close(gw, gw_ref)
+    torch.testing.assert_close(gb, gb_ref)
+
+
+def test_kernel_row_grad_weight_does_not_depend_on_threads():
+    """The grad-weight's slices of the positions are fixed by the problem, so the float32
+    sum comes out bit for bit the same on one thread and on several."""
+    x = torch.randn(2, 3, 96, 96).contiguous(memory_format=CL)
+    w = torch.randn(32, 3, 3, 3).contiguous(memory_format=CL)
+    gy = torch.randn(2, 32, 48, 48).contiguous(memory_format=CL)
+    args = ([2, 2], [1, 1], [1, 1], 1, [False, True, False])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = torch.ops.fastconv.conv2d_backward(gy, x, w, *args)[1]
+        torch.set_num_threads(max(2, threads))
+        many = torch.ops.fastconv.conv2d_backward(gy, x, w, *args)[1]
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, many)
+    want = torch.ops.aten.convolution_backward(
+        gy.double(), x.double(), w.double(), None, *args[:3], False, [0, 0], 1, args[4]
+    )[1]
+    torch.testing.assert_close(one.double(), want, rtol=1e-4, atol=1e-3)

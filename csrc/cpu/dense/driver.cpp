@@ -15,6 +15,10 @@ namespace fastconv {
 namespace dense {
 namespace {
 
+// Positions per slice of a kernel-row grad-weight (at most 16 slices): enough that a
+// slice's partial weight, written once, is a small part of its work.
+constexpr int64_t kWgradRowsSlicePositions = 512;
+
 // Tasks of a channels_last pass: `base` natural tasks, each split into up to `parts` pieces
 // until there are four per thread (pieces never change the result: no reduction crosses
 // them).
@@ -56,13 +60,27 @@ Workspace<T> pack_nhwc_weight(const ConvGeometry& g, const T* w, bool w_cl, int6
   return packed;
 }
 
+// dst[k][r][s][c] = w[k][c][r][s]: the order in which a kernel-row tap's S*C values follow
+// each other (the weights of few-channel first layers, which take such taps, are small).
+template <typename T>
+void weight_to_channels_last(const ConvGeometry& g, const T* w, T* dst) {
+  const int64_t RS = g.R * g.S, Cg = g.C_per_group();
+  for (int64_t k = 0; k < g.K; ++k)
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t t = 0; t < RS; ++t) dst[(k * RS + t) * Cg + c] = w[(k * Cg + c) * RS + t];
+}
+
 template <typename T>
 void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const auto& kt = kernels<T>();
   const int64_t Kg = g.K_per_group(), nr = kt.dense.nhwc_lanes(Kg), KP = (Kg + nr - 1) / nr;
   const int64_t group = g.R * g.S * KP * g.C_per_group() * nr;  // one group's panels
-  const bool w_cl = a.w_layout == Layout::kNhwc;
-  const Workspace<T> packed = pack_nhwc_weight(g, a.w, w_cl, nr, true);
+  // Kernel-row taps read the weight as [tap][c] panels.
+  const bool reorder = nhwc_taps(g).rows && a.w_layout != Layout::kNhwc;
+  const Workspace<T> w_cl_copy(Slot::kWeightTaps, reorder ? g.weight_numel() : 0);
+  if (reorder) weight_to_channels_last(g, a.w, w_cl_copy.data());
+  const bool w_cl = reorder || a.w_layout == Layout::kNhwc;
+  const Workspace<T> packed = pack_nhwc_weight(g, reorder ? w_cl_copy.data() : a.w, w_cl, nr, true);
   // Blocks of at most kNhwcPositions positions, all of one size (whole micro-tiles), so
   // that equal shares of tasks are equal shares of the work.
   const int64_t positions = g.N * g.P * g.Q, units = (positions + kDenseMR - 1) / kDenseMR;
@@ -103,18 +121,37 @@ void grad_input_nhwc(const ConvGeometry& g, const GradInputArgs<T>& a) {
                    });
 }
 
+// Kernel-row taps' grad-weight: fixed slices of the positions (set by the problem alone,
+// so the sum's order does not depend on the thread count), each over every tap into its own
+// partial [R*S*C][K], added in slice order into gw's [K][R][S][C].
+template <typename T>
+void grad_weight_nhwc_rows(const ConvGeometry& g, const GradWeightArgs<T>& a) {
+  const auto& kt = kernels<T>();
+  const int64_t positions = g.N * g.P * g.Q, numel = g.weight_numel(), RSC = numel / g.K;
+  const int64_t slices = std::clamp<int64_t>(positions / kWgradRowsSlicePositions, 1, 16);
+  const Workspace<T> partial(Slot::kPartials, slices * numel);
+  at::parallel_for(0, slices, 1, [&](int64_t b, int64_t e) {
+    for (int64_t sl = b; sl < e; ++sl)
+      kt.dense.nhwc_grad_weight_rows_tile(g, a.x, a.gy, partial.data() + sl * numel,
+                                          sl * positions / slices, (sl + 1) * positions / slices);
+  });
+  sum_chunks_in_order(numel, slices, numel, partial.data(), a.gw,
+                      [&](int64_t i) { return i % RSC * g.K + i / RSC; });
+}
+
 template <typename T>
 void grad_weight_nhwc(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const auto& kt = kernels<T>();
-  const int64_t Kg = g.K_per_group(), RS = g.R * g.S, nr = kt.dense.nhwc_lanes(g.C_per_group());
+  if (nhwc_taps(g).rows) return grad_weight_nhwc_rows(g, a);
+  const int64_t Kg = g.K_per_group(), taps = g.R * g.S, nr = kt.dense.nhwc_lanes(g.C_per_group());
   const int64_t CP = (g.C_per_group() + nr - 1) / nr, KB = (Kg + kDenseMR - 1) / kDenseMR;
-  const int64_t split = pieces(g.groups * RS * CP, KB);
-  at::parallel_for(0, g.groups * RS * CP * split,
-                   grain_for(g.macs() / (g.groups * RS * CP * split)), [&](int64_t b, int64_t e) {
+  const int64_t split = pieces(g.groups * taps * CP, KB);
+  at::parallel_for(0, g.groups * taps * CP * split,
+                   grain_for(g.macs() / (g.groups * taps * CP * split)), [&](int64_t b, int64_t e) {
                      for (int64_t t = b; t < e; ++t) {
                        const int64_t piece = t % split, cp = (t / split) % CP,
-                                     tap = (t / (split * CP)) % RS;
-                       const int64_t grp = t / (split * CP * RS);
+                                     tap = (t / (split * CP)) % taps;
+                       const int64_t grp = t / (split * CP * taps);
                        const int64_t k0 = piece * KB / split * kDenseMR;
                        const int64_t k1 = std::min(Kg, (piece + 1) * KB / split * kDenseMR);
                        if (k0 < k1)

@@ -20,6 +20,7 @@ DenseKernels<T> dense_kernels() {
   k.nhwc_pack_grad_input_weight = &dense_nhwc_pack_dgrad_weight<T>;
   k.nhwc_grad_input_tile = &dense_nhwc_dgrad_tile<T>;
   k.nhwc_grad_weight_tile = &dense_nhwc_wgrad_tile<T>;
+  k.nhwc_grad_weight_rows_tile = &dense_nhwc_wgrad_rows_tile<T>;
   return k;
 }
 

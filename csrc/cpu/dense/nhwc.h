@@ -12,7 +12,8 @@
 // MR broadcasts and 2 vector loads per step; here the broadcasts come from MR gathered rows
 // per tap (positions) and the vectors from a weight packed once per call into NR-channel
 // panels, [panel][tap][depth][NR]. A 1x1 stride-1 layer is a plain GEMM on x as
-// (N*H*W) x C. Included by the per-ISA translation units after vec.h.
+// (N*H*W) x C. A few-channel first layer gathers whole kernel rows instead (nhwc_taps in
+// table.h): R taps of S*C values. Included by the per-ISA translation units after vec.h.
 #pragma once
 
 #include <algorithm>
@@ -49,15 +50,13 @@ inline int nhwc_lanes(int64_t channels) {
 }
 
 // C[0:mr, 0:nr] = init + sum over taps t of A_t * B_t, where A_t's row i is the gathered row
-// a[t*MR + i] + off (depth values) and B_t's row kk the NR values at b[t] + (off + kk)*ldb;
+// a[t*lda + i] + off (depth values) and B_t's row kk the NR values at b[t] + (off + kk)*ldb;
 // init is C itself (accumulate: a later slice of the depth), else bias[0:nr] or zero. Rows
 // past mr are never stored (their pointers repeat row 0's).
 template <typename T, int NV>
-__attribute__((noinline)) static void gather_micro_kernel_n(int64_t taps, int64_t depth,
-                                                            int64_t off, const T* const* a,
-                                                            const T* const* b, int64_t ldb,
-                                                            const T* bias, T* c, int64_t ldc,
-                                                            int mr, int nr, bool accumulate) {
+__attribute__((noinline)) static void gather_micro_kernel_n(
+    int64_t taps, int64_t depth, int64_t off, const T* const* a, int64_t lda, const T* const* b,
+    int64_t ldb, const T* bias, T* c, int64_t ldc, int mr, int nr, bool accumulate) {
   constexpr int V = Vec<T>::size;
   vec_t<T> acc[MR][NV];
   if (accumulate) {
@@ -86,7 +85,7 @@ __attribute__((noinline)) static void gather_micro_kernel_n(int64_t taps, int64_
   for (int64_t t = 0; t < taps; ++t) {
     const T* ar[MR];
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) ar[i] = a[t * MR + i] + off;
+    for (int i = 0; i < MR; ++i) ar[i] = a[t * lda + i] + off;
     const T* bt = b[t] + off * ldb;
     for (int64_t kk = 0; kk < depth; ++kk) {
       vec_t<T> v[NV];
@@ -116,15 +115,15 @@ __attribute__((noinline)) static void gather_micro_kernel_n(int64_t taps, int64_
 // a power of two (panels are nhwc_lanes wide).
 template <typename T>
 inline void gather_micro_kernel(int64_t taps, int64_t depth, int64_t off, const T* const* a,
-                                const T* const* b, int64_t ldb, const T* bias, T* c, int64_t ldc,
-                                int mr, int nr, bool accumulate, int nv) {
+                                int64_t lda, const T* const* b, int64_t ldb, const T* bias, T* c,
+                                int64_t ldc, int mr, int nr, bool accumulate, int nv) {
   if (nv == 1)
-    return gather_micro_kernel_n<T, 1>(taps, depth, off, a, b, ldb, bias, c, ldc, mr, nr,
+    return gather_micro_kernel_n<T, 1>(taps, depth, off, a, lda, b, ldb, bias, c, ldc, mr, nr,
                                        accumulate);
   if (kNhwcMaxVectors < 4 || nv == 2)
-    return gather_micro_kernel_n<T, 2>(taps, depth, off, a, b, ldb, bias, c, ldc, mr, nr,
+    return gather_micro_kernel_n<T, 2>(taps, depth, off, a, lda, b, ldb, bias, c, ldc, mr, nr,
                                        accumulate);
-  gather_micro_kernel_n<T, kNhwcMaxVectors>(taps, depth, off, a, b, ldb, bias, c, ldc, mr, nr,
+  gather_micro_kernel_n<T, kNhwcMaxVectors>(taps, depth, off, a, lda, b, ldb, bias, c, ldc, mr, nr,
                                             accumulate);
 }
 
@@ -221,6 +220,80 @@ void nhwc_pack_panels(const T* src, int64_t ld, int64_t n, int64_t kc, T* dst, i
   pack_b_rows<T, kNhwcMaxVectors * Vec<T>::size>(src, ld, n, kc, dst);
 }
 
+// (n, p, q) of batch position j = (n*P + p)*Q + q, then of each next position in turn:
+// gathers walk their positions rather than dividing for each (with a few channels a
+// position's share of the work is a few dozen FMAs).
+struct PositionWalk {
+  int64_t n, p, q, P, Q;
+  PositionWalk(const ConvGeometry& g, int64_t j)
+      : n(j / (g.P * g.Q)), p(j % (g.P * g.Q) / g.Q), q(j % g.Q), P(g.P), Q(g.Q) {}
+  void next() { skip(1); }
+  // k positions on, at most to the end of the output row (k <= Q - q).
+  void skip(int64_t k) {
+    if ((q += k) < Q) return;
+    q = 0;
+    if (++p < P) return;
+    p = 0;
+    ++n;
+  }
+};
+
+// Kernel-row taps' runs (nhwc_taps rows) of positions [j, j + count): put(t, i, run) for
+// tap (kernel row) t of position j + i. A run is S*C values of x where the row lies inside
+// the image, else a copy with zeros past the width's edges at stage + (t*count + i)*S*C,
+// or `zero` (S*C zeros) above and below. Positions walk output rows, so interior runs are
+// a multiply-add each (a position's share of a few-channel layer's work is a few FMAs).
+template <typename T, typename Put>
+void gather_kernel_rows(const ConvGeometry& g, const T* x, int64_t j, int64_t count, const T* zero,
+                        T* stage, Put&& put) {
+  const int64_t SC = g.S * g.C, row = g.W * g.C;
+  // Columns q whose kernel rows lie inside the width: q*stride_w - pad_w in [0, W - S].
+  const int64_t q_lo = std::min(g.Q, ceil_div(g.pad_w, g.stride_w));
+  const int64_t q_hi =
+      std::max(q_lo, std::min(g.Q, floor_div(g.W - g.S + g.pad_w, g.stride_w) + 1));
+  PositionWalk at(g, j);
+  for (int64_t i = 0; i < count;) {
+    const int64_t n = std::min(count - i, g.Q - at.q);  // positions left in this output row
+    for (int64_t t = 0; t < g.R; ++t) {
+      const int64_t ih = g.in_row(at.p, t);
+      if (ih < 0 || ih >= g.H) {
+        for (int64_t u = 0; u < n; ++u) put(t, i + u, zero);
+        continue;
+      }
+      const T* xr = x + (at.n * g.H + ih) * row;
+      // Positions [u0, u1) of this stretch are interior; the others are staged.
+      const int64_t u0 = std::clamp(q_lo - at.q, int64_t{0}, n);
+      const int64_t u1 = std::clamp(q_hi - at.q, u0, n);
+      const T* first = xr + g.in_col(at.q + u0, 0) * g.C;
+      for (int64_t u = u0; u < u1; ++u) put(t, i + u, first + (u - u0) * g.stride_w * g.C);
+      const auto staged = [&](int64_t u) {
+        const int64_t iw = g.in_col(at.q + u, 0);
+        T* st = stage + (t * count + i + u) * SC;
+        for (int64_t s = 0; s < g.S; ++s) {
+          const bool in = iw + s >= 0 && iw + s < g.W;
+          for (int64_t c = 0; c < g.C; ++c) st[s * g.C + c] = in ? xr[(iw + s) * g.C + c] : T(0);
+        }
+        put(t, i + u, static_cast<const T*>(st));
+      };
+      for (int64_t u = 0; u < u0; ++u) staged(u);
+      for (int64_t u = u1; u < n; ++u) staged(u);
+    }
+    at.skip(n);
+    i += n;
+  }
+}
+
+// The run of tap (r, s) of position (n, p, q) (nhwc_taps, not kernel rows): group grp's
+// C/G channels in x, or `zero` in the padding.
+template <typename T>
+const T* nhwc_tap_run(const ConvGeometry& g, const T* x, int64_t grp, int64_t n, int64_t p,
+                      int64_t q, int64_t r, int64_t s, const T* zero) {
+  const int64_t ih = g.in_row(p, r), iw = g.in_col(q, s);
+  return ih >= 0 && ih < g.H && iw >= 0 && iw < g.W
+             ? x + ((n * g.H + ih) * g.W + iw) * g.C + grp * g.C_per_group()
+             : zero;
+}
+
 // Positions [j0, j1) of the batch (j = (n*P + p)*Q + q), output-channel panels [kp0, kp1) of
 // group grp. w_packed: the group's panels of NR = nhwc_lanes(K/G) rows of its C/G*R*S
 // weights, in the weight's own order: [c][tap] (w_cl false), or [tap][c] for a channels_last
@@ -230,38 +303,40 @@ void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w_packed, b
                          const T* bias, T* y, int64_t grp, int64_t kp0, int64_t kp1, int64_t j0,
                          int64_t j1) {
   const int nv = nhwc_vectors<T>(g.K_per_group()), nrmax = nv * Vec<T>::size;
-  const int64_t RS = g.R * g.S, Cg = g.C_per_group(), Kg = g.K_per_group(), PQ = g.P * g.Q;
-  const int64_t tiles = (j1 - j0 + MR - 1) / MR;
-  const Workspace<const T*> a_ws(Slot::kTaps, tiles * RS * MR), b_ws(Slot::kRow2, RS);
-  const Workspace<T> zero_ws(Slot::kRow, Cg);
+  const NhwcTaps v = nhwc_taps(g);
+  const int64_t Cg = g.C_per_group(), Kg = g.K_per_group(), RS = g.R * g.S;
+  const int64_t ld = (j1 - j0 + MR - 1) / MR * MR, runs = v.taps * ld;  // whole micro-tiles
+  const Workspace<const T*> a_ws(Slot::kTaps, runs), b_ws(Slot::kRow2, v.taps);
+  const Workspace<T> zero_ws(Slot::kRow, v.depth);
+  const Workspace<T> stage_ws(Slot::kStage, v.rows ? runs * v.depth : 0);
   const T** a = a_ws.data();
   const T** b = b_ws.data();
-  zero_fill(zero_ws.data(), Cg);
-  // a[(tile * RS + tap) * MR + i]: the row tap reads for position j0 + tile*MR + i.
-  for (int64_t tile = 0; tile < tiles; ++tile)
-    for (int i = 0; i < MR; ++i) {
-      const int64_t j = std::min(j1 - 1, j0 + tile * MR + i);
-      const int64_t n = j / PQ, p = (j % PQ) / g.Q, q = j % g.Q;
-      for (int64_t r = 0; r < g.R; ++r) {
-        const int64_t ih = g.in_row(p, r);
-        for (int64_t s = 0; s < g.S; ++s) {
-          const int64_t iw = g.in_col(q, s);
-          const bool in = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
-          a[(tile * RS + r * g.S + s) * MR + i] =
-              in ? x + ((n * g.H + ih) * g.W + iw) * g.C + grp * Cg : zero_ws.data();
-        }
-      }
-    }
-  for_each_gather_slice(RS, Cg, [&](int64_t t0, int64_t nt, int64_t off, int64_t depth) {
+  zero_fill(zero_ws.data(), v.depth);
+  // a[t * ld + jj]: the run tap t reads for position j0 + jj (past j1: the last position's
+  // again).
+  if (v.rows) {
+    gather_kernel_rows(g, x, j0, j1 - j0, zero_ws.data(), stage_ws.data(),
+                       [&](int64_t t, int64_t jj, const T* run) { a[t * ld + jj] = run; });
+  } else {
+    PositionWalk at(g, j0);
+    for (int64_t jj = 0; jj < j1 - j0; ++jj, at.next())
+      for (int64_t r = 0, t = 0; r < g.R; ++r)
+        for (int64_t s = 0; s < g.S; ++s, ++t)
+          a[t * ld + jj] = nhwc_tap_run(g, x, grp, at.n, at.p, at.q, r, s, zero_ws.data());
+  }
+  for (int64_t t = 0; t < v.taps; ++t)
+    for (int64_t jj = j1 - j0; jj < ld; ++jj) a[t * ld + jj] = a[t * ld + j1 - j0 - 1];
+  // Row (c, tap) of the panel: c*RS + tap, or tap*C/G + c for a channels_last weight (so
+  // kernel row r starts at r*S*C).
+  const int64_t tap_step = w_cl ? v.depth : 1, c_step = w_cl ? 1 : RS;
+  for_each_gather_slice(v.taps, v.depth, [&](int64_t t0, int64_t nt, int64_t off, int64_t depth) {
     for (int64_t kp = kp0; kp < kp1; ++kp) {
       const int nr = static_cast<int>(std::min<int64_t>(nrmax, Kg - kp * nrmax));
-      // Row (c, tap) of the panel: c*RS + tap, or tap*C/G + c for a channels_last weight.
-      const int64_t tap_step = w_cl ? Cg : 1, c_step = w_cl ? 1 : RS;
       for (int64_t t = 0; t < nt; ++t)
         b[t] = w_packed + (kp * Cg * RS + (t0 + t) * tap_step) * nrmax;
-      for (int64_t tile = 0; tile < tiles; ++tile) {
-        const int64_t j = j0 + tile * MR;
-        gather_micro_kernel(nt, depth, off, a + (tile * RS + t0) * MR, b, c_step * nrmax,
+      for (int64_t jj = 0; jj < ld; jj += MR) {
+        const int64_t j = j0 + jj;
+        gather_micro_kernel(nt, depth, off, a + t0 * ld + jj, ld, b, c_step * nrmax,
                             bias ? bias + kp * nrmax : nullptr, y + j * g.K + grp * Kg + kp * nrmax,
                             g.K, static_cast<int>(std::min<int64_t>(MR, j1 - j)), nr,
                             t0 > 0 || off > 0, nv);
@@ -343,10 +418,10 @@ void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed
           const int64_t w0 = phase + m0 * g.stride_w;
           T* c = gx + ((n * g.H + h) * g.W + w0) * g.C + grp * Cg + cp * nrmax;
           if (nt == 0)  // no tap reaches these columns
-            gather_micro_kernel(int64_t{0}, Kg, 0, a, b, nrmax, static_cast<const T*>(nullptr), c,
-                                g.stride_w * g.C, mr, nr, false, nv);
+            gather_micro_kernel(int64_t{0}, Kg, 0, a, MR, b, nrmax, static_cast<const T*>(nullptr),
+                                c, g.stride_w * g.C, mr, nr, false, nv);
           for_each_gather_slice(nt, Kg, [&](int64_t t0, int64_t ntap, int64_t off, int64_t d) {
-            gather_micro_kernel(ntap, d, off, a + t0 * MR, b + t0, nrmax,
+            gather_micro_kernel(ntap, d, off, a + t0 * MR, MR, b + t0, nrmax,
                                 static_cast<const T*>(nullptr), c, g.stride_w * g.C, mr, nr,
                                 t0 > 0 || off > 0, nv);
           });
@@ -357,7 +432,7 @@ void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed
 
 // Grad-weight of tap (r, s) for group grp, output channels [k0, k1) of the group and
 // input-channel panel cp: gw (channels_last, [K][R][S][C/G]) over every position in a fixed
-// order.
+// order. (Kernel-row taps take dense_nhwc_wgrad_rows_tile.)
 template <typename T>
 void dense_nhwc_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int64_t grp,
                            int64_t tap, int64_t cp, int64_t k0, int64_t k1) {
@@ -366,22 +441,116 @@ void dense_nhwc_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw
   const int64_t r = tap / g.S, s = tap % g.S, c0 = cp * nrmax;
   const int nr = static_cast<int>(std::min<int64_t>(nrmax, Cg - c0));
   const Workspace<const T*> b_ws(Slot::kTaps, kNhwcDepth);
-  const Workspace<T> zero_ws(Slot::kRow, nrmax);
+  const Workspace<T> zero_ws(Slot::kRow, Cg);
   const T** b = b_ws.data();
-  zero_fill(zero_ws.data(), nrmax);
+  zero_fill(zero_ws.data(), Cg);
   for (int64_t j0 = 0; j0 < g.N * PQ; j0 += kNhwcDepth) {
     const int64_t depth = std::min(kNhwcDepth, g.N * PQ - j0);
-    for (int64_t jj = 0; jj < depth; ++jj) {
-      const int64_t j = j0 + jj, n = j / PQ, p = (j % PQ) / g.Q, q = j % g.Q;
-      const int64_t ih = g.in_row(p, r), iw = g.in_col(q, s);
-      b[jj] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W
-                  ? x + ((n * g.H + ih) * g.W + iw) * g.C + grp * Cg + c0
-                  : zero_ws.data();
-    }
+    PositionWalk at(g, j0);
+    for (int64_t jj = 0; jj < depth; ++jj, at.next())
+      b[jj] = nhwc_tap_run(g, x, grp, at.n, at.p, at.q, r, s, zero_ws.data()) + c0;
     for (int64_t k = k0; k < k1; k += MR)
       wgrad_micro_kernel(depth, gy + j0 * g.K + grp * Kg + k, g.K, b,
                          gw + ((grp * Kg + k) * RS + tap) * Cg + c0, RS * Cg,
                          static_cast<int>(std::min<int64_t>(MR, k1 - k)), nr, j0 == 0, nv);
+  }
+}
+
+// C[0:mr, 0:nr] (+)= sum over kk < depth of a[kk][off + i] * b[kk*ldb + 0:nr]: A's columns
+// gathered runs (MR of a run's values), B's rows rows of grad_output (NV vectors of output
+// channels, lane-masked past nr). overwrite stores instead of adding.
+template <typename T, int NV, bool kWhole>
+__attribute__((noinline)) static void wgrad_rows_micro_kernel_n(int64_t depth, const T* const* a,
+                                                                int64_t off, const T* b,
+                                                                int64_t ldb, T* c, int64_t ldc,
+                                                                int mr, int nr, bool overwrite) {
+  constexpr int V = Vec<T>::size;
+  int64_t at[MR];  // rows past mr re-read row 0 and are never stored
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) at[i] = off + (i < mr ? i : 0);
+  vec_t<T> acc[MR][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int h = 0; h < NV; ++h) acc[i][h] = vec_t<T>{};
+  for (int64_t kk = 0; kk < depth; ++kk) {
+    const T* ak = a[kk];
+    const T* bk = b + kk * ldb;
+    vec_t<T> v[NV];
+#pragma GCC unroll 4
+    for (int h = 0; h < NV; ++h) {
+      if constexpr (kWhole)
+        v[h] = loadu(bk + h * V);
+      else
+        v[h] = loadu_n(bk + h * V, std::clamp(nr - h * V, 0, V));
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const vec_t<T> ai = splat(ak[at[i]]);
+#pragma GCC unroll 4
+      for (int h = 0; h < NV; ++h) acc[i][h] += ai * v[h];
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    if (i >= mr) break;
+#pragma GCC unroll 4
+    for (int h = 0; h < NV; ++h) {
+      const int n = std::clamp(nr - h * V, 0, V);
+      T* ci = c + i * ldc + h * V;
+      if (n == V)
+        storeu(ci, overwrite ? acc[i][h] : loadu(ci) + acc[i][h]);
+      else if (n > 0)
+        storeu_n(ci, overwrite ? acc[i][h] : loadu_n(ci, n) + acc[i][h], n);
+    }
+  }
+}
+template <typename T, int NV>
+inline void wgrad_rows_micro_kernel_v(int64_t depth, const T* const* a, int64_t off, const T* b,
+                                      int64_t ldb, T* c, int64_t ldc, int mr, int nr,
+                                      bool overwrite) {
+  if (nr == NV * Vec<T>::size)
+    wgrad_rows_micro_kernel_n<T, NV, true>(depth, a, off, b, ldb, c, ldc, mr, nr, overwrite);
+  else
+    wgrad_rows_micro_kernel_n<T, NV, false>(depth, a, off, b, ldb, c, ldc, mr, nr, overwrite);
+}
+
+// Kernel-row taps' grad-weight (nhwc_taps rows) over positions [j0, j1) of the batch:
+// gwt[t*S*C + u][k] = sum over those positions j of run(j, t)[u] * gy[j][k], for every tap
+// t and all output channels, in a fixed order. Lanes run over output channels: a run's S*C
+// values (9 to 21) fill a panel's lanes poorly, and a chunk of grad_output rows stays in
+// L1 while every tap and every row of the result reads it.
+template <typename T>
+void dense_nhwc_wgrad_rows_tile(const ConvGeometry& g, const T* x, const T* gy, T* gwt, int64_t j0,
+                                int64_t j1) {
+  const NhwcTaps v = nhwc_taps(g);
+  const int nv = nhwc_vectors<T>(g.K), nrmax = nv * Vec<T>::size;
+  const int64_t runs = v.taps * kNhwcDepth;
+  const Workspace<const T*> a_ws(Slot::kTaps, runs);
+  const Workspace<T> zero_ws(Slot::kRow, v.depth), stage_ws(Slot::kStage, runs * v.depth);
+  const T** a = a_ws.data();  // a[t * kNhwcDepth + jj]: tap t's run of position jc + jj
+  zero_fill(zero_ws.data(), v.depth);
+  for (int64_t jc = j0; jc < j1; jc += kNhwcDepth) {
+    const int64_t depth = std::min(kNhwcDepth, j1 - jc);
+    gather_kernel_rows(g, x, jc, depth, zero_ws.data(), stage_ws.data(),
+                       [&](int64_t t, int64_t jj, const T* run) { a[t * kNhwcDepth + jj] = run; });
+    for (int64_t t = 0; t < v.taps; ++t)
+      for (int64_t u = 0; u < v.depth; u += MR)
+        for (int64_t k = 0; k < g.K; k += nrmax) {
+          const int mr = static_cast<int>(std::min<int64_t>(MR, v.depth - u));
+          const int nr = static_cast<int>(std::min<int64_t>(nrmax, g.K - k));
+          T* c = gwt + (t * v.depth + u) * g.K + k;
+          const T* b = gy + jc * g.K + k;
+          if (nv == 1)
+            wgrad_rows_micro_kernel_v<T, 1>(depth, a + t * kNhwcDepth, u, b, g.K, c, g.K, mr, nr,
+                                            jc == j0);
+          else if (kNhwcMaxVectors < 4 || nv == 2)
+            wgrad_rows_micro_kernel_v<T, 2>(depth, a + t * kNhwcDepth, u, b, g.K, c, g.K, mr, nr,
+                                            jc == j0);
+          else
+            wgrad_rows_micro_kernel_v<T, kNhwcMaxVectors>(depth, a + t * kNhwcDepth, u, b, g.K, c,
+                                                          g.K, mr, nr, jc == j0);
+        }
   }
 }
 

@@ -16,6 +16,26 @@ constexpr int kDenseMR = 6;
 constexpr int64_t kNhwcPositions = 16 * kDenseMR;
 constexpr int64_t kNhwcDepth = 128;
 
+// Ungrouped channels_last layers with fewer input channels than this (3-channel first
+// layers) gather whole kernel rows: with dilation 1 along the width, the S*C values of one
+// row of taps are contiguous in NHWC, so the kernels run R taps of S*C values (a 7x7 stem:
+// 7 of 21) rather than R*S taps of C (49 of 3, a pass of the micro-kernel's loop per tap
+// for three FMAs). Where a row crosses the image's left or right edge it is staged with
+// zeros. Ungrouped only: with groups, other groups' channels lie between the runs.
+constexpr int64_t kNhwcRowTapsMaxChannels = 8;
+
+// How the channels_last kernels see a layer: `taps` gathered runs of `depth` contiguous
+// values per position, `rows` where a run is a whole kernel row (S*C values), else one tap
+// (r, s) of a group's C/G channels.
+struct NhwcTaps {
+  int64_t taps, depth;
+  bool rows;
+};
+inline NhwcTaps nhwc_taps(const ConvGeometry& g) {
+  if (g.groups == 1 && g.dil_w == 1 && g.C < kNhwcRowTapsMaxChannels) return {g.R, g.S * g.C, true};
+  return {g.R * g.S, g.C_per_group(), false};
+}
+
 template <typename T>
 struct DenseKernels {
   // Output channels [k0, k1) (k0 a multiple of MR) of group grp x positions [j0, j1) of the
@@ -40,8 +60,8 @@ struct DenseKernels {
   void (*nhwc_pack_panels)(const T* src, int64_t ld, int64_t n, int64_t kc, T* dst,
                            int64_t lanes_of);
   // Positions [j0, j1) x output-channel panels [kp0, kp1) of group grp (w: the group's
-  // panels of its K/G rows in the weight's order, [c][tap], or [tap][c] where w_cl; bias
-  // the group's or null).
+  // panels of its K/G rows in the weight's order, [c][tap], or [tap][c] where w_cl, which
+  // kernel-row taps (nhwc_taps) need; bias the group's or null).
   void (*nhwc_forward_tile)(const ConvGeometry& g, const T* x, const T* w_packed, bool w_cl,
                             const T* bias, T* y, int64_t grp, int64_t kp0, int64_t kp1, int64_t j0,
                             int64_t j1);
@@ -56,9 +76,14 @@ struct DenseKernels {
                                int64_t grp, int64_t cp0, int64_t cp1, int64_t n, int64_t h0,
                                int64_t h1);
   // gw[k][r][s][c] (channels_last) of tap r*S + s, group grp, output channels [k0, k1) of
-  // the group, input-channel panel cp: the whole reduction in a fixed order.
+  // the group, input-channel panel cp: the whole reduction in a fixed order (not for
+  // kernel-row taps).
   void (*nhwc_grad_weight_tile)(const ConvGeometry& g, const T* x, const T* gy, T* gw, int64_t grp,
                                 int64_t tap, int64_t cp, int64_t k0, int64_t k1);
+  // Kernel-row taps (nhwc_taps rows): gwt[t*S*C + u][k] = the sum over positions [j0, j1)
+  // of the batch of tap t's run value u times grad_output channel k, every tap and channel.
+  void (*nhwc_grad_weight_rows_tile)(const ConvGeometry& g, const T* x, const T* gy, T* gwt,
+                                     int64_t j0, int64_t j1);
 };
 
 }  // namespace fastconv

@@ -107,7 +107,8 @@ void winograd_nhwc_fwd_tiles(const ConvGeometry& g, const T* x, const T* panels,
         for (int64_t t = 0; t < tiles; t += MR) {
           const T* rows[MR];
           for (int i = 0; i < MR; ++i) rows[i] = vb + xi * v_plane + std::min(t + i, tiles - 1) * C;
-          gather_micro_kernel(int64_t{1}, kc, c0, rows, &b, nrmax, static_cast<const T*>(nullptr),
+          gather_micro_kernel(int64_t{1}, kc, c0, rows, MR, &b, nrmax,
+                              static_cast<const T*>(nullptr),
                               mb + xi * m_plane + t * K + kp * nrmax, K,
                               static_cast<int>(std::min<int64_t>(MR, tiles - t)), nr, c0 > 0, nv);
         }
