@@ -144,6 +144,40 @@ inline void for_each_gather_slice(int64_t taps, int64_t depth, Fn&& fn) {
   for (int64_t t = 0; t < taps; t += per) fn(t, std::min(per, taps - t), 0, depth);
 }
 
+// The grad-weight micro-kernels' B row: NV vectors at row (kWhole: all nr = NV*V lanes,
+// else lane-masked past nr).
+template <typename T, int NV, bool kWhole>
+inline void load_wgrad_row(const T* row, int nr, vec_t<T>* v) {
+  constexpr int V = Vec<T>::size;
+#pragma GCC unroll 4
+  for (int h = 0; h < NV; ++h) {
+    if constexpr (kWhole)
+      v[h] = loadu(row + h * V);
+    else
+      v[h] = loadu_n(row + h * V, std::clamp(nr - h * V, 0, V));
+  }
+}
+
+// Their results: C[0:mr, 0:nr] = (overwrite) or += acc.
+template <typename T, int NV>
+inline void store_wgrad_tile(const vec_t<T> (*acc)[NV], T* c, int64_t ldc, int mr, int nr,
+                             bool overwrite) {
+  constexpr int V = Vec<T>::size;
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    if (i >= mr) break;
+#pragma GCC unroll 4
+    for (int h = 0; h < NV; ++h) {
+      const int n = std::clamp(nr - h * V, 0, V);
+      T* ci = c + i * ldc + h * V;
+      if (n == V)
+        storeu(ci, overwrite ? acc[i][h] : loadu(ci) + acc[i][h]);
+      else if (n > 0)
+        storeu_n(ci, overwrite ? acc[i][h] : loadu_n(ci, n) + acc[i][h], n);
+    }
+  }
+}
+
 // C[0:mr, 0:nr] (+)= sum over kk < depth of a[kk*lda + i] * b[kk][0:nr]: A's columns are
 // rows of grad_output (MR output channels of one position), B's rows gathered input rows
 // (NV vectors of channels; kWhole: all of them, else lane-masked past nr). overwrite stores instead
@@ -152,7 +186,6 @@ template <typename T, int NV, bool kWhole>
 __attribute__((noinline)) static void wgrad_micro_kernel_n(int64_t depth, const T* a, int64_t lda,
                                                            const T* const* b, T* c, int64_t ldc,
                                                            int mr, int nr, bool overwrite) {
-  constexpr int V = Vec<T>::size;
   const T* ar[MR];  // rows past mr re-read row 0 and are never stored
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) ar[i] = a + (i < mr ? i : 0);
@@ -162,15 +195,8 @@ __attribute__((noinline)) static void wgrad_micro_kernel_n(int64_t depth, const 
 #pragma GCC unroll 4
     for (int h = 0; h < NV; ++h) acc[i][h] = vec_t<T>{};
   for (int64_t kk = 0; kk < depth; ++kk) {
-    const T* bk = b[kk];
     vec_t<T> v[NV];
-#pragma GCC unroll 4
-    for (int h = 0; h < NV; ++h) {
-      if constexpr (kWhole)
-        v[h] = loadu(bk + h * V);
-      else
-        v[h] = loadu_n(bk + h * V, std::clamp(nr - h * V, 0, V));
-    }
+    load_wgrad_row<T, NV, kWhole>(b[kk], nr, v);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const vec_t<T> ai = splat(ar[i][kk * lda]);
@@ -178,20 +204,7 @@ __attribute__((noinline)) static void wgrad_micro_kernel_n(int64_t depth, const 
       for (int h = 0; h < NV; ++h) acc[i][h] += ai * v[h];
     }
   }
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    if (i >= mr) break;
-#pragma GCC unroll 4
-    for (int h = 0; h < NV; ++h) {
-      const int n = std::clamp(nr - h * V, 0, V);
-      T* ci = c + i * ldc + h * V;
-      if (n == V) {
-        storeu(ci, overwrite ? acc[i][h] : loadu(ci) + acc[i][h]);
-      } else if (n > 0) {
-        storeu_n(ci, overwrite ? acc[i][h] : loadu_n(ci, n) + acc[i][h], n);
-      }
-    }
-  }
+  store_wgrad_tile<T, NV>(acc, c, ldc, mr, nr, overwrite);
 }
 
 template <typename T, int NV>
@@ -264,8 +277,7 @@ void gather_kernel_rows(const ConvGeometry& g, const T* x, int64_t j, int64_t co
       // Positions [u0, u1) of this stretch are interior; the others are staged.
       const int64_t u0 = std::clamp(q_lo - at.q, int64_t{0}, n);
       const int64_t u1 = std::clamp(q_hi - at.q, u0, n);
-      const T* first = xr + g.in_col(at.q + u0, 0) * g.C;
-      for (int64_t u = u0; u < u1; ++u) put(t, i + u, first + (u - u0) * g.stride_w * g.C);
+      for (int64_t u = u0; u < u1; ++u) put(t, i + u, xr + g.in_col(at.q + u, 0) * g.C);
       const auto staged = [&](int64_t u) {
         const int64_t iw = g.in_col(at.q + u, 0);
         T* st = stage + (t * count + i + u) * SC;
@@ -464,7 +476,6 @@ __attribute__((noinline)) static void wgrad_rows_micro_kernel_n(int64_t depth, c
                                                                 int64_t off, const T* b,
                                                                 int64_t ldb, T* c, int64_t ldc,
                                                                 int mr, int nr, bool overwrite) {
-  constexpr int V = Vec<T>::size;
   int64_t at[MR];  // rows past mr re-read row 0 and are never stored
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) at[i] = off + (i < mr ? i : 0);
@@ -475,15 +486,8 @@ __attribute__((noinline)) static void wgrad_rows_micro_kernel_n(int64_t depth, c
     for (int h = 0; h < NV; ++h) acc[i][h] = vec_t<T>{};
   for (int64_t kk = 0; kk < depth; ++kk) {
     const T* ak = a[kk];
-    const T* bk = b + kk * ldb;
     vec_t<T> v[NV];
-#pragma GCC unroll 4
-    for (int h = 0; h < NV; ++h) {
-      if constexpr (kWhole)
-        v[h] = loadu(bk + h * V);
-      else
-        v[h] = loadu_n(bk + h * V, std::clamp(nr - h * V, 0, V));
-    }
+    load_wgrad_row<T, NV, kWhole>(b + kk * ldb, nr, v);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const vec_t<T> ai = splat(ak[at[i]]);
@@ -491,19 +495,7 @@ __attribute__((noinline)) static void wgrad_rows_micro_kernel_n(int64_t depth, c
       for (int h = 0; h < NV; ++h) acc[i][h] += ai * v[h];
     }
   }
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    if (i >= mr) break;
-#pragma GCC unroll 4
-    for (int h = 0; h < NV; ++h) {
-      const int n = std::clamp(nr - h * V, 0, V);
-      T* ci = c + i * ldc + h * V;
-      if (n == V)
-        storeu(ci, overwrite ? acc[i][h] : loadu(ci) + acc[i][h]);
-      else if (n > 0)
-        storeu_n(ci, overwrite ? acc[i][h] : loadu_n(ci, n) + acc[i][h], n);
-    }
-  }
+  store_wgrad_tile<T, NV>(acc, c, ldc, mr, nr, overwrite);
 }
 template <typename T, int NV>
 inline void wgrad_rows_micro_kernel_v(int64_t depth, const T* const* a, int64_t off, const T* b,
@@ -530,6 +522,7 @@ void dense_nhwc_wgrad_rows_tile(const ConvGeometry& g, const T* x, const T* gy, 
   const Workspace<T> zero_ws(Slot::kRow, v.depth), stage_ws(Slot::kStage, runs * v.depth);
   const T** a = a_ws.data();  // a[t * kNhwcDepth + jj]: tap t's run of position jc + jj
   zero_fill(zero_ws.data(), v.depth);
+  if (j0 >= j1) zero_fill(gwt, g.weight_numel());  // no positions: a zero sum
   for (int64_t jc = j0; jc < j1; jc += kNhwcDepth) {
     const int64_t depth = std::min(kNhwcDepth, j1 - jc);
     gather_kernel_rows(g, x, jc, depth, zero_ws.data(), stage_ws.data(),
