@@ -110,6 +110,17 @@ def parse_args(argv):
         "anyway where the file is missing)",
     )
     args = p.parse_args(argv)
+    # Only the committed list is rebuilt where it is missing: another path that does not
+    # exist is a typo (or a layer name), not a request to collect every layer into it.
+    if (
+        args.zoo_layers != zoo.LAYERS_PATH
+        and not args.zoo_collect
+        and not os.path.exists(args.zoo_layers)
+    ):
+        p.error(
+            f"--zoo-layers: no such layer list {args.zoo_layers!r} (a JSON file as "
+            "--zoo-collect writes; add --zoo-collect to create it)"
+        )
     if args.dtype == "tf32" and args.device != "cuda":
         p.error("--dtype tf32 needs --device cuda")
     if args.device == "cuda" and not torch.cuda.is_available():

@@ -113,6 +113,16 @@ def test_cli_end_to_end(tmp_path):
     assert not (tmp_path / "models.png").exists()
 
 
+def test_a_missing_zoo_layer_list_is_an_error_naming_the_argument(tmp_path, capsys):
+    missing = tmp_path / "vgg16:features.0"
+    with pytest.raises(SystemExit):
+        parse_args(["--suite", "zoo", "--zoo-layers", str(missing)])
+    assert "--zoo-layers" in capsys.readouterr().err
+    assert not missing.exists()
+    args = parse_args(["--suite", "zoo", "--zoo-layers", str(missing), "--zoo-collect"])
+    assert args.zoo_layers == str(missing)
+
+
 def test_default_run_has_the_models_but_not_the_zoo():
     suites = parse_args([]).suites
     assert set(cases.SUITES) < set(suites)
