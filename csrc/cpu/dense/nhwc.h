@@ -329,6 +329,8 @@ void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w_packed, b
   if (v.rows) {
     gather_kernel_rows(g, x, j0, j1 - j0, zero_ws.data(), stage_ws.data(),
                        [&](int64_t t, int64_t jj, const T* run) { a[t * ld + jj] = run; });
+  } else if (g.pointwise_in_place()) {  // position j's run is row j of x
+    for (int64_t jj = 0; jj < j1 - j0; ++jj) a[jj] = x + (j0 + jj) * g.C + grp * Cg;
   } else {
     PositionWalk at(g, j0);
     for (int64_t jj = 0; jj < j1 - j0; ++jj, at.next())
@@ -458,9 +460,13 @@ void dense_nhwc_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw
   zero_fill(zero_ws.data(), Cg);
   for (int64_t j0 = 0; j0 < g.N * PQ; j0 += kNhwcDepth) {
     const int64_t depth = std::min(kNhwcDepth, g.N * PQ - j0);
-    PositionWalk at(g, j0);
-    for (int64_t jj = 0; jj < depth; ++jj, at.next())
-      b[jj] = nhwc_tap_run(g, x, grp, at.n, at.p, at.q, r, s, zero_ws.data()) + c0;
+    if (g.pointwise_in_place()) {  // position j's run is row j of x
+      for (int64_t jj = 0; jj < depth; ++jj) b[jj] = x + (j0 + jj) * g.C + grp * Cg + c0;
+    } else {
+      PositionWalk at(g, j0);
+      for (int64_t jj = 0; jj < depth; ++jj, at.next())
+        b[jj] = nhwc_tap_run(g, x, grp, at.n, at.p, at.q, r, s, zero_ws.data()) + c0;
+    }
     for (int64_t k = k0; k < k1; k += MR)
       wgrad_micro_kernel(depth, gy + j0 * g.K + grp * Kg + k, g.K, b,
                          gw + ((grp * Kg + k) * RS + tap) * Cg + c0, RS * Cg,

@@ -20,16 +20,11 @@ constexpr int64_t kTaskInputChannels = 64;   // per grad-input task
 // is position m.
 bool rows_are_positions(Layout l, int64_t plane) { return l == Layout::kNhwc || plane == 1; }
 
-// Whether output position m reads input position m.
-bool same_positions(const ConvGeometry& g) {
-  return g.pad_h == 0 && g.pad_w == 0 && g.P == g.H && g.Q == g.W;
-}
-
 // Whether the input's rows are the output positions' (row m: what output position m reads),
 // and whether an output-sized tensor's rows are its positions: then it is read or written
 // in place, else through gathered rows.
 bool input_in_place(const ConvGeometry& g, Layout l) {
-  return same_positions(g) && rows_are_positions(l, g.H * g.W);
+  return g.pointwise_in_place() && rows_are_positions(l, g.H * g.W);
 }
 bool output_in_place(const ConvGeometry& g, Layout l) { return rows_are_positions(l, g.P * g.Q); }
 
