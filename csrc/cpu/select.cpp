@@ -175,12 +175,12 @@ namespace {
 enum class Pass { kForward, kGradInput, kGradWeight };
 
 // Whether a pass of family f reads and writes channels_last activations in place. The
-// dense kernels' NR-lane panels run over output channels (forward) or input channels
-// (grad-input), or the values of a gathered run (grad-weight: a tap's channels, or a kernel
-// row's S*C values, dense/table.h's nhwc_taps); with fewer than kNhwcMinLanes of them most
-// lanes would idle, and NCHW kernels with layout copies are faster. So are they where the
-// forward's gathered runs are shorter than kNhwcMinRun values, or a kernel row's runs
-// leave a grad-weight panel mostly idle.
+// dense kernels' NR-lane panels run over output channels (forward), input channels
+// (grad-input) or a tap's input channels (grad-weight); with fewer than kNhwcMinLanes of
+// them most lanes would idle, and NCHW kernels with layout copies are faster. So are they
+// where the gathered runs (a tap's channels, or a kernel row's S*C values:
+// dense/table.h's nhwc_taps) are shorter than kNhwcMinRun values, for the forward and for
+// a kernel-row grad-weight (whose lanes run over output channels).
 constexpr int64_t kNhwcMinLanes = 16;
 constexpr int64_t kNhwcMinRun = 8;
 NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, Pass pass) {

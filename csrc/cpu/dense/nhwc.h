@@ -512,6 +512,16 @@ inline void wgrad_rows_micro_kernel_v(int64_t depth, const T* const* a, int64_t 
   else
     wgrad_rows_micro_kernel_n<T, NV, false>(depth, a, off, b, ldb, c, ldc, mr, nr, overwrite);
 }
+template <typename T>
+inline void wgrad_rows_micro_kernel(int64_t depth, const T* const* a, int64_t off, const T* b,
+                                    int64_t ldb, T* c, int64_t ldc, int mr, int nr, bool overwrite,
+                                    int nv) {
+  if (nv == 1)
+    return wgrad_rows_micro_kernel_v<T, 1>(depth, a, off, b, ldb, c, ldc, mr, nr, overwrite);
+  if (kNhwcMaxVectors < 4 || nv == 2)
+    return wgrad_rows_micro_kernel_v<T, 2>(depth, a, off, b, ldb, c, ldc, mr, nr, overwrite);
+  wgrad_rows_micro_kernel_v<T, kNhwcMaxVectors>(depth, a, off, b, ldb, c, ldc, mr, nr, overwrite);
+}
 
 // Kernel-row taps' grad-weight (nhwc_taps rows) over positions [j0, j1) of the batch:
 // gwt[t*S*C + u][k] = sum over those positions j of run(j, t)[u] * gy[j][k], for every tap
@@ -538,17 +548,8 @@ void dense_nhwc_wgrad_rows_tile(const ConvGeometry& g, const T* x, const T* gy, 
         for (int64_t k = 0; k < g.K; k += nrmax) {
           const int mr = static_cast<int>(std::min<int64_t>(MR, v.depth - u));
           const int nr = static_cast<int>(std::min<int64_t>(nrmax, g.K - k));
-          T* c = gwt + (t * v.depth + u) * g.K + k;
-          const T* b = gy + jc * g.K + k;
-          if (nv == 1)
-            wgrad_rows_micro_kernel_v<T, 1>(depth, a + t * kNhwcDepth, u, b, g.K, c, g.K, mr, nr,
-                                            jc == j0);
-          else if (kNhwcMaxVectors < 4 || nv == 2)
-            wgrad_rows_micro_kernel_v<T, 2>(depth, a + t * kNhwcDepth, u, b, g.K, c, g.K, mr, nr,
-                                            jc == j0);
-          else
-            wgrad_rows_micro_kernel_v<T, kNhwcMaxVectors>(depth, a + t * kNhwcDepth, u, b, g.K, c,
-                                                          g.K, mr, nr, jc == j0);
+          wgrad_rows_micro_kernel(depth, a + t * kNhwcDepth, u, gy + jc * g.K + k, g.K,
+                                  gwt + (t * v.depth + u) * g.K + k, g.K, mr, nr, jc == j0, nv);
         }
   }
 }
