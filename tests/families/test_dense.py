@@ -59,6 +59,31 @@ def test_channels_last_layers(layer, dtype):
         compare_with_torch(x, w, b, stride, padding, dilation, groups, **tol)
 
 
+# 1x1 layers that read x in place (stride 1 without padding, or a 1x1 map): the forward and
+# the grad-input are plain GEMMs on the rows of x and grad_output; the grad-input runs on the
+# forward's tasks with the grad-input's panels (lanes over C/G, any K/G, with groups).
+@given(
+    st.integers(1, 3),
+    st.integers(16, 70),
+    st.integers(1, 70),
+    st.sampled_from([1, 1, 2, 3]),
+    st.integers(1, 9),
+    st.integers(1, 9),
+    st.booleans(),
+    st.sampled_from([1, 1, 2]),
+)
+def test_channels_last_pointwise_matches_torch_float64(n, cg, kg, groups, h, w_, weight_cl, stride):
+    if stride > 1:  # strided only where the map is 1x1, so the layer still reads x in place
+        h = w_ = 1
+    x = torch.randn(n, cg * groups, h, w_, dtype=torch.float64).contiguous(memory_format=CL)
+    w = torch.randn(kg * groups, cg, 1, 1, dtype=torch.float64)
+    if weight_cl:
+        w = w.contiguous(memory_format=CL)
+    with fastconv.cpu_algorithm("dense"):
+        assert family(x, w, stride, 0, 1, groups, "grad_input") == "dense"
+        compare_with_torch(x, w, torch.randn(kg * groups, dtype=torch.float64), stride, 0, 1, groups)
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 def test_channels_last_passes_make_no_layout_copy(stride):
     x = torch.randn(2, 32, 12, 12)

@@ -70,19 +70,15 @@ void weight_to_channels_last(const ConvGeometry& g, const T* w, T* dst) {
       for (int64_t t = 0; t < RS; ++t) dst[(k * RS + t) * Cg + c] = w[(k * Cg + c) * RS + t];
 }
 
+// The channels_last forward's tasks over `packed` (pack_nhwc_weight by_k; w_cl: panels in
+// [tap][c] order). Blocks of at most kNhwcPositions positions, all of one size (whole
+// micro-tiles), so that equal shares of tasks are equal shares of the work.
 template <typename T>
-void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
+void run_forward_nhwc(const ConvGeometry& g, const T* x, const T* packed, bool w_cl, const T* bias,
+                      T* y) {
   const auto& kt = kernels<T>();
   const int64_t Kg = g.K_per_group(), nr = kt.dense.nhwc_lanes(Kg), KP = (Kg + nr - 1) / nr;
   const int64_t group = g.R * g.S * KP * g.C_per_group() * nr;  // one group's panels
-  // Kernel-row taps read the weight as [tap][c] panels.
-  const bool reorder = nhwc_taps(g).rows && a.w_layout != Layout::kNhwc;
-  const Workspace<T> w_cl_copy(Slot::kWeightTaps, reorder ? g.weight_numel() : 0);
-  if (reorder) weight_to_channels_last(g, a.w, w_cl_copy.data());
-  const bool w_cl = reorder || a.w_layout == Layout::kNhwc;
-  const Workspace<T> packed = pack_nhwc_weight(g, reorder ? w_cl_copy.data() : a.w, w_cl, nr, true);
-  // Blocks of at most kNhwcPositions positions, all of one size (whole micro-tiles), so
-  // that equal shares of tasks are equal shares of the work.
   const int64_t positions = g.N * g.P * g.Q, units = (positions + kDenseMR - 1) / kDenseMR;
   const int64_t blocks = (positions + kNhwcPositions - 1) / kNhwcPositions;
   const int64_t split = pieces(g.groups * blocks, KP);
@@ -93,11 +89,23 @@ void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
           const int64_t piece = t % split, blk = (t / split) % blocks, grp = t / (split * blocks);
           const int64_t j0 = blk * units / blocks * kDenseMR;
           const int64_t j1 = std::min(positions, (blk + 1) * units / blocks * kDenseMR);
-          kt.dense.nhwc_forward_tile(g, a.x, packed.data() + grp * group, w_cl,
-                                     a.bias ? a.bias + grp * Kg : nullptr, a.y, grp,
-                                     piece * KP / split, (piece + 1) * KP / split, j0, j1);
+          kt.dense.nhwc_forward_tile(g, x, packed + grp * group, w_cl,
+                                     bias ? bias + grp * Kg : nullptr, y, grp, piece * KP / split,
+                                     (piece + 1) * KP / split, j0, j1);
         }
       });
+}
+
+template <typename T>
+void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
+  const int64_t nr = kernels<T>().dense.nhwc_lanes(g.K_per_group());
+  // Kernel-row taps read the weight as [tap][c] panels.
+  const bool reorder = nhwc_taps(g).rows && a.w_layout != Layout::kNhwc;
+  const Workspace<T> w_cl_copy(Slot::kWeightTaps, reorder ? g.weight_numel() : 0);
+  if (reorder) weight_to_channels_last(g, a.w, w_cl_copy.data());
+  const bool w_cl = reorder || a.w_layout == Layout::kNhwc;
+  const Workspace<T> packed = pack_nhwc_weight(g, reorder ? w_cl_copy.data() : a.w, w_cl, nr, true);
+  run_forward_nhwc(g, a.x, packed.data(), w_cl, a.bias, a.y);
 }
 
 template <typename T>
@@ -106,6 +114,13 @@ void grad_input_nhwc(const ConvGeometry& g, const GradInputArgs<T>& a) {
   const int64_t Cg = g.C_per_group(), nr = kt.dense.nhwc_lanes(Cg), CP = (Cg + nr - 1) / nr;
   const int64_t group = g.R * g.S * CP * g.K_per_group() * nr;  // one group's panels
   const Workspace<T> packed = pack_nhwc_weight(g, a.w, a.w_layout == Layout::kNhwc, nr, false);
+  // A 1x1 layer that reads x in place: grad_input is the GEMM gy * W, and the grad-input
+  // panels [C/G / NR][K/G][NR] are the forward's panels of that GEMM (K/G values deep,
+  // lanes over C/G), so it runs on the forward's tasks, flat over positions rather than by
+  // image rows (7 or 14 columns leave most of a row's last micro-tile empty).
+  if (g.pointwise_in_place())
+    return run_forward_nhwc(dgrad_as_forward(g), a.gy, packed.data(), false,
+                            static_cast<const T*>(nullptr), a.gx);
   // Tasks: (image, group, block of rows), rows split until there are enough tasks.
   const int64_t split = pieces(g.N * g.groups * CP, g.H);
   at::parallel_for(0, g.N * g.groups * CP * split,

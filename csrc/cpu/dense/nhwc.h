@@ -375,7 +375,7 @@ void dense_nhwc_pack_dgrad_weight(const ConvGeometry& g, const T* w, bool w_cl, 
   };
   for (int64_t k = k0; k < k1; ++k) {
     const T* wk = w + (grp * Kg + k) * Cg * RS;
-    if (w_cl) {
+    if (w_cl || RS == 1) {  // a 1x1 weight's two layouts are one
       for (int64_t t = 0; t < RS; ++t)
         for (int64_t c0 = 0; c0 < Cg; c0 += V) {
           const int nc = static_cast<int>(std::min<int64_t>(V, Cg - c0));
