@@ -81,7 +81,8 @@ def test_channels_last_pointwise_matches_torch_float64(n, cg, kg, groups, h, w_,
         w = w.contiguous(memory_format=CL)
     with fastconv.cpu_algorithm("dense"):
         assert family(x, w, stride, 0, 1, groups, "grad_input") == "dense"
-        compare_with_torch(x, w, torch.randn(kg * groups, dtype=torch.float64), stride, 0, 1, groups)
+        b = torch.randn(kg * groups, dtype=torch.float64)
+        compare_with_torch(x, w, b, stride, 0, 1, groups)
 
 
 @pytest.mark.parametrize("stride", [1, 2])
