@@ -179,8 +179,8 @@ enum class Pass { kForward, kGradInput, kGradWeight };
 // (grad-input) or a tap's input channels (grad-weight); with fewer than kNhwcMinLanes of
 // them most lanes would idle, and NCHW kernels with layout copies are faster. So are they
 // where the gathered runs (a tap's channels, or a kernel row's S*C values:
-// dense/table.h's nhwc_taps) are shorter than kNhwcMinRun values, for the forward and for
-// a kernel-row grad-weight (whose lanes run over output channels).
+// dense/table.h's nhwc_taps and nhwc_wgrad_taps) are shorter than kNhwcMinRun values, for
+// the forward and for a kernel-row grad-weight (whose lanes run over output channels).
 constexpr int64_t kNhwcMinLanes = 16;
 constexpr int64_t kNhwcMinRun = 8;
 NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, Pass pass) {
@@ -201,9 +201,11 @@ NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, Pass pass) {
         case Pass::kGradInput:  // tap by tap, lanes over C/G
           nhwc = g.C_per_group() >= kNhwcMinLanes;
           break;
-        case Pass::kGradWeight:
-          nhwc = v.depth >= (v.rows ? kNhwcMinRun : kNhwcMinLanes);
+        case Pass::kGradWeight: {
+          const NhwcTaps wv = nhwc_wgrad_taps(g);
+          nhwc = wv.depth >= (wv.rows ? kNhwcMinRun : kNhwcMinLanes);
           break;
+        }
       }
       return nhwc ? NhwcSupport::kAll : NhwcSupport::kNone;
     }

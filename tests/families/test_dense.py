@@ -97,6 +97,8 @@ def test_channels_last_passes_make_no_layout_copy(stride):
 # Few-channel ungrouped layers (3-channel first layers) on channels_last gather whole kernel
 # rows (dense/table.h's nhwc_taps): R runs of S*C values per position, staged with zeros where
 # a row crosses the width's edges; their grad-weight sums fixed slices of the positions.
+# Grad-weight also takes them for more channels where a row's run is short (S*C <= 48,
+# K >= C: dense/table.h's nhwc_wgrad_taps), so C goes past the forward's limit of 8.
 @st.composite
 def kernel_row_geometries(draw):
     r, s = draw(st.integers(1, 7)), draw(st.integers(1, 7))
@@ -107,7 +109,7 @@ def kernel_row_geometries(draw):
     w = max(1, dilation[1] * (s - 1) + 1 - 2 * padding[1]) + draw(st.integers(0, 12))
     return dict(
         n=draw(st.integers(1, 3)),
-        c=draw(st.integers(1, 7)),
+        c=draw(st.integers(1, 20)),
         k=draw(st.sampled_from([16, 17, 24, 32, 40])),
         h=h,
         w=w,
@@ -139,13 +141,16 @@ STEMS = [  # (C, H, K, R, stride, padding): torchvision's first layers, at reduc
     (3, 32, 24, 4, 4, 0),
     (3, 29, 32, 3, 2, 0),
     (4, 20, 20, 3, 1, 1),
+    (16, 20, 48, 1, 1, 0),  # and layers whose grad-weight alone takes kernel rows
+    (16, 21, 16, 3, 2, 1),
 ]
 
 
 @pytest.mark.parametrize("stem", STEMS, ids=lambda s: "c{}_h{}_k{}_r{}_s{}_p{}".format(*s))
 def test_kernel_row_forward_and_grad_weight_make_no_layout_copy(stem):
-    """A first layer's input needs no gradient: its forward and grad-weight read and write
-    channels_last tensors in place, and match torch in float64."""
+    """A first layer's input needs no gradient: its forward and grad-weight (and those of the
+    other kernel-row grad-weights) read and write channels_last tensors in place, and match
+    torch in float64."""
     c, size, k, r, stride, padding = stem
     x = torch.randn(2, c, size, size, dtype=torch.float64).contiguous(memory_format=CL)
     w = torch.randn(k, c, r, r, dtype=torch.float64).contiguous(memory_format=CL)

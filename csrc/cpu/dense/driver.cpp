@@ -157,7 +157,7 @@ void grad_weight_nhwc_rows(const ConvGeometry& g, const GradWeightArgs<T>& a) {
 template <typename T>
 void grad_weight_nhwc(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const auto& kt = kernels<T>();
-  if (nhwc_taps(g).rows) return grad_weight_nhwc_rows(g, a);
+  if (nhwc_wgrad_taps(g).rows) return grad_weight_nhwc_rows(g, a);
   const int64_t Kg = g.K_per_group(), taps = g.R * g.S, nr = kt.dense.nhwc_lanes(g.C_per_group());
   const int64_t CP = (g.C_per_group() + nr - 1) / nr, KB = (Kg + kDenseMR - 1) / kDenseMR;
   const int64_t split = pieces(g.groups * taps * CP, KB);

@@ -446,7 +446,7 @@ void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed
 
 // Grad-weight of tap (r, s) for group grp, output channels [k0, k1) of the group and
 // input-channel panel cp: gw (channels_last, [K][R][S][C/G]) over every position in a fixed
-// order. (Kernel-row taps take dense_nhwc_wgrad_rows_tile.)
+// order. (Kernel-row taps, nhwc_wgrad_taps, take dense_nhwc_wgrad_rows_tile.)
 template <typename T>
 void dense_nhwc_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int64_t grp,
                            int64_t tap, int64_t cp, int64_t k0, int64_t k1) {
@@ -523,7 +523,7 @@ inline void wgrad_rows_micro_kernel(int64_t depth, const T* const* a, int64_t of
   wgrad_rows_micro_kernel_v<T, kNhwcMaxVectors>(depth, a, off, b, ldb, c, ldc, mr, nr, overwrite);
 }
 
-// Kernel-row taps' grad-weight (nhwc_taps rows) over positions [j0, j1) of the batch:
+// Kernel-row taps' grad-weight (nhwc_wgrad_taps rows) over positions [j0, j1) of the batch:
 // gwt[t*S*C + u][k] = sum over those positions j of run(j, t)[u] * gy[j][k], for every tap
 // t and all output channels, in a fixed order. Lanes run over output channels: a run's S*C
 // values (9 to 21) fill a panel's lanes poorly, and a chunk of grad_output rows stays in
@@ -531,7 +531,7 @@ inline void wgrad_rows_micro_kernel(int64_t depth, const T* const* a, int64_t of
 template <typename T>
 void dense_nhwc_wgrad_rows_tile(const ConvGeometry& g, const T* x, const T* gy, T* gwt, int64_t j0,
                                 int64_t j1) {
-  const NhwcTaps v = nhwc_taps(g);
+  const NhwcTaps v = kernel_row_taps(g);
   const int nv = nhwc_vectors<T>(g.K), nrmax = nv * Vec<T>::size;
   const int64_t runs = v.taps * kNhwcDepth;
   const Workspace<const T*> a_ws(Slot::kTaps, runs);
