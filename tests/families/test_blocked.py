@@ -139,3 +139,26 @@ def test_channels_last_passes_make_no_layout_copy(stride):
     w = torch.randn(32, 1, 3, 3)
     assert family(x.contiguous(memory_format=torch.channels_last), w, stride, 1, 1, 32) == "blocked"
     assert_channels_last_passes_copy_nothing(x, w, torch.randn(32), stride, 1, 1, 32)
+
+
+# Channels_last inputs of 8 MB and more (blocked/driver.cpp's kNhwcBandMinBytes) run in
+# bands of output rows that stage every block of channels at once: (N, C, H, W, kernel,
+# stride, padding, dilation), float64, channel counts that leave a partial last block.
+BANDED = [
+    (2, 40, 112, 120, 3, 1, 1, 1),
+    (1, 96, 112, 112, 3, 2, 1, 1),
+    (1, 33, 181, 181, (5, 3), (2, 1), (3, 0), 1),
+    (1, 17, 256, 250, 3, 1, 2, 2),
+]
+
+
+@pytest.mark.parametrize("layer", BANDED, ids=lambda layer: "x".join(map(str, layer[:4])))
+def test_large_channels_last_inputs_match_torch_float64(layer):
+    n, c, h, w, kernel, stride, padding, dilation = layer
+    x = torch.randn(n, c, h, w, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    assert x.numel() * x.element_size() >= 8 << 20
+    r, s = (kernel, kernel) if isinstance(kernel, int) else kernel
+    wt = torch.randn(c, 1, r, s, dtype=torch.float64)
+    with fastconv.cpu_algorithm("blocked"):
+        assert family(x, wt, stride, padding, dilation, c) == "blocked"
+        compare_with_torch(x, wt, torch.randn(c, dtype=torch.float64), stride, padding, dilation, c)

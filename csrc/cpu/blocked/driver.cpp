@@ -1,4 +1,5 @@
-// Threads of the blocked family: tasks over (image, block of vec channels).
+// Threads of the blocked family: tasks over (image, block of vec channels), or for large
+// channels_last inputs over (image, band of output rows) with every block.
 #include "blocked.h"
 
 #include <algorithm>
@@ -11,11 +12,37 @@
 namespace fastconv {
 namespace blocked {
 
+// Channels_last inputs from this size on take bands of rows: below it the batch's input
+// stays in the last-level cache across the blocks' passes, and a block per task (no halo
+// rows staged twice) is faster; above it the bands' contiguous reads win (MobileNet-V2's
+// 96x112^2 stride-2 layer at batch 8: 0.39x -> 0.66x torch; docs/measurements.md).
+constexpr int64_t kNhwcBandMinBytes = int64_t{8} << 20;
+// Input rows (all channels) that one band stages: they stay in L2 while every block of
+// channels reads them.
+constexpr int64_t kNhwcBandBytes = 256 << 10;
+
 template <typename T>
 void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const auto& kt = kernels<T>();
   const int64_t V = kt.vec, blocks = (g.C + V - 1) / V;
   const bool nhwc = a.y_layout == Layout::kNhwc;  // x's too
+  if (nhwc && g.input_numel() * int64_t(sizeof(T)) >= kNhwcBandMinBytes) {
+    // Tasks over (image, band of output rows), each staging every block of channels of its
+    // band in one pass: x is read row after row, whole positions at a time. A block per
+    // task reads one vector of each position, C apart, across the whole image.
+    const int64_t row = g.W * g.C * int64_t(sizeof(T)) * g.stride_h;
+    const int64_t band = std::clamp<int64_t>(kNhwcBandBytes / std::max<int64_t>(row, 1), 1, g.P);
+    const int64_t bands = (g.P + band - 1) / band;
+    at::parallel_for(
+        0, g.N * bands, grain_for(g.C * band * g.Q * g.R * g.S), [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) {
+            const int64_t n = i / bands, p0 = i % bands * band;
+            kt.blocked.forward_nhwc_rows(g, a.x + n * g.C * g.H * g.W, a.w, a.bias,
+                                         a.y + n * g.K * g.P * g.Q, p0, std::min(g.P, p0 + band));
+          }
+        });
+    return;
+  }
   at::parallel_for(
       0, g.N * blocks, grain_for(V * g.P * g.Q * g.R * g.S), [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i)

@@ -11,6 +11,7 @@ template <typename T>
 BlockedKernels<T> blocked_kernels() {
   BlockedKernels<T> k{};
   k.forward = &blocked_fwd<T>;
+  k.forward_nhwc_rows = &blocked_fwd_nhwc_rows<T>;
   k.grad_input = &blocked_dgrad<T>;
   k.grad_weight = &blocked_wgrad<T>;
   return k;

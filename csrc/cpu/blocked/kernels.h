@@ -118,17 +118,14 @@ constexpr auto blocked_fwd_tiles(std::integer_sequence<int, Q...>) {
   return std::array{&blocked_fwd_tile<T, Q + 1, SW>...};
 }
 
-// Forward for channels [c0, c0 + V) of one image (x, y: the image, NCHW or, nhwc, both
-// channels_last; w: [C][R*S]; bias: [C] or null).
+// Output rows [p0, p1) of channels [c0, c0 + nc) from their staged block buf (frame f,
+// holding the input rows those outputs read; y: the image, NCHW or, nhwc, channels_last).
 template <typename T>
-void blocked_fwd(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, bool nhwc,
-                 int64_t c0) {
+void blocked_fwd_rows(const ConvGeometry& g, const T* buf, const BlockFrame& f, const T* w,
+                      const T* bias, T* y, bool nhwc, int64_t c0, int nc, int64_t p0, int64_t p1) {
   constexpr int V = Vec<T>::size;
-  const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
-  const BlockFrame f = input_frame(g);
-  const Workspace<T> buf_ws(Slot::kStage, f.Hb * f.Wb * V), wb_ws(Slot::kTaps, g.R * g.S * V);
-  T *buf = buf_ws.data(), *wb = wb_ws.data();
-  stage_input(g, x, nhwc, c0, nc, f, buf);
+  const Workspace<T> wb_ws(Slot::kTaps, g.R * g.S * V);
+  T* wb = wb_ws.data();
   block_taps(w, g.R * g.S, c0, nc, wb);
   vec_t<T> bv{};
   for (int c = 0; c < nc; ++c) bv[c] = bias ? bias[c0 + c] : T(0);
@@ -138,13 +135,46 @@ void blocked_fwd(const ConvGeometry& g, const T* x, const T* w, const T* bias, T
   static constexpr auto two = blocked_fwd_tiles<T, 2>(std::make_integer_sequence<int, V>{});
   static constexpr auto any = blocked_fwd_tiles<T, 0>(std::make_integer_sequence<int, V>{});
   const auto& tiles = g.stride_w == 1 ? unit : g.stride_w == 2 ? two : any;
-  for (int64_t p = 0; p < g.P; ++p) {
-    const T* xrow = buf + p * g.stride_h * f.Wb * V;
+  for (int64_t p = p0; p < p1; ++p) {
+    const T* xrow = buf + (p - p0) * g.stride_h * f.Wb * V;
     for (int64_t q = 0; q < g.Q; q += V) {
       const int qb = static_cast<int>(std::min<int64_t>(V, g.Q - q));
       T* y0 = nhwc ? y + (p * g.Q + q) * g.K + c0 : y + c0 * g.P * g.Q + p * g.Q + q;
       tiles[qb - 1](a, bv, xrow + q * g.stride_w * V, y0);
     }
+  }
+}
+
+// Forward for channels [c0, c0 + V) of one image (x, y: the image, NCHW or, nhwc, both
+// channels_last; w: [C][R*S]; bias: [C] or null).
+template <typename T>
+void blocked_fwd(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, bool nhwc,
+                 int64_t c0) {
+  constexpr int V = Vec<T>::size;
+  const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
+  const BlockFrame f = input_frame(g);
+  const Workspace<T> buf_ws(Slot::kStage, f.Hb * f.Wb * V);
+  stage_input(g, x, nhwc, c0, nc, f, buf_ws.data());
+  blocked_fwd_rows(g, buf_ws.data(), f, w, bias, y, nhwc, c0, nc, 0, g.P);
+}
+
+// Channels_last forward of output rows [p0, p1) of one image, every channel: the input rows
+// they read are staged for all blocks of channels in one pass that reads each position's
+// channels contiguously (one block at a time reads one line of each position, C apart:
+// the prefetchers do not follow, and at batch 8 the loads miss to memory).
+template <typename T>
+void blocked_fwd_nhwc_rows(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
+                           int64_t p0, int64_t p1) {
+  constexpr int V = Vec<T>::size;
+  const int64_t blocks = (g.C + V - 1) / V;
+  const BlockFrame f = input_frame(g, p0, p1);
+  const int64_t block = f.Hb * f.Wb * V;
+  const Workspace<T> buf_ws(Slot::kStage, blocks * block);
+  T* buf = buf_ws.data();
+  stage_nhwc_blocks(g, x, f, blocks, buf);
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int nc = static_cast<int>(std::min<int64_t>(V, g.C - blk * V));
+    blocked_fwd_rows(g, buf + blk * block, f, w, bias, y, true, blk * V, nc, p0, p1);
   }
 }
 

@@ -18,11 +18,12 @@ struct BlockFrame {
   int64_t col_hi(int64_t W) const { return std::min(W, Wb - left); }
 };
 
-// The input positions a layer's output reads, staged with its zero padding: every tap of
-// every output lands inside.
-inline BlockFrame input_frame(const ConvGeometry& g) {
-  return {(g.P - 1) * g.stride_h + (g.R - 1) * g.dil_h + 1,
-          (g.Q - 1) * g.stride_w + (g.S - 1) * g.dil_w + 1, g.pad_h, g.pad_w};
+// The input positions a layer's output rows [p0, p1) read (all of them by default), staged
+// with its zero padding: every tap of every such output lands inside.
+inline BlockFrame input_frame(const ConvGeometry& g, int64_t p0 = 0, int64_t p1 = -1) {
+  if (p1 < 0) p1 = g.P;
+  return {(p1 - p0 - 1) * g.stride_h + (g.R - 1) * g.dil_h + 1,
+          (g.Q - 1) * g.stride_w + (g.S - 1) * g.dil_w + 1, g.pad_h - p0 * g.stride_h, g.pad_w};
 }
 
 // Fills a staged block row by row: zero rows and borders outside the H x W plane, and
@@ -76,6 +77,38 @@ void stage_input(const ConvGeometry& g, const T* x, bool nhwc, int64_t c0, int n
     for (int64_t iw = lo; iw < hi; ++iw)
       storeu(row + iw * V, nc == V ? loadu(src + iw * g.C) : loadu_n(src + iw * g.C, nc));
   });
+}
+
+// Every channel of one channels_last image as staged blocks [C / V][Hb][Wb][V] (frame f),
+// position by position: a position's C values are read in order, one vector per block.
+template <typename T>
+void stage_nhwc_blocks(const ConvGeometry& g, const T* x, const BlockFrame& f, int64_t blocks,
+                       T* buf) {
+  constexpr int V = Vec<T>::size;
+  const int64_t block = f.Hb * f.Wb * V, lo = f.col_lo(), hi = f.col_hi(g.W);
+  const int last = static_cast<int>(g.C - (blocks - 1) * V);
+  for (int64_t b = 0; b < f.Hb; ++b) {
+    const int64_t ih = b - f.top;
+    const bool inside = ih >= 0 && ih < g.H && lo < hi;
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      T* row = buf + blk * block + b * f.Wb * V;
+      if (!inside) {
+        std::fill_n(row, f.Wb * V, T(0));
+        continue;
+      }
+      std::fill_n(row, (lo + f.left) * V, T(0));
+      std::fill(row + (hi + f.left) * V, row + f.Wb * V, T(0));
+    }
+    if (!inside) continue;
+    const T* src = x + ih * g.W * g.C;
+    T* dst = buf + (b * f.Wb + f.left) * V;
+    for (int64_t iw = lo; iw < hi; ++iw) {
+      const T* sp = src + iw * g.C;
+      T* dp = dst + iw * V;
+      for (int64_t blk = 0; blk + 1 < blocks; ++blk) storeu(dp + blk * block, loadu(sp + blk * V));
+      storeu(dp + (blocks - 1) * block, load_lanes(sp + (blocks - 1) * V, last));
+    }
+  }
 }
 
 // grad_output's channels [c0, c0 + nc) of one image as an unpadded P x Q block (P*Q*V

@@ -14,6 +14,9 @@ struct BlockedKernels {
   // all channels_last), w at the whole [C][R*S] weight, bias at [C] or null.
   void (*forward)(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y, bool nhwc,
                   int64_t c0);
+  // Channels_last forward of output rows [p0, p1) of one image, every channel.
+  void (*forward_nhwc_rows)(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
+                            int64_t p0, int64_t p1);
   // Grad-input of any stride (the driver runs stride 1 as forward).
   void (*grad_input)(const ConvGeometry& g, const T* gy, const T* w, T* gx, bool nhwc, int64_t c0);
   // This image's grad-weight for the block: partial[r*S + s][vec].
