@@ -77,9 +77,17 @@ def test_blocked_path_gradcheck_and_gradgradcheck(blocked):
     assert torch.autograd.gradgradcheck(f, (x, w, b))
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_blocked_grads_bitwise_equal_across_thread_counts(blocked, stride):
-    x = torch.randn(5, 40, 19, 23)
+@pytest.mark.parametrize(
+    "stride, shape, fmt",
+    [
+        (1, (5, 40, 19, 23), torch.contiguous_format),
+        (2, (5, 40, 19, 23), torch.contiguous_format),
+        # 8 MB and more in channels_last: the grad-weight's bands sum into fixed slabs
+        (2, (3, 40, 130, 140), torch.channels_last),
+    ],
+)
+def test_blocked_grads_bitwise_equal_across_thread_counts(blocked, stride, shape, fmt):
+    x = torch.randn(*shape).contiguous(memory_format=fmt)
     w = torch.randn(40, 1, 5, 5)
     gy = torch.randn_like(fastconv.conv2d(x, w, None, stride, 2, 1, 40))
     op = torch.ops.fastconv.conv2d_backward

@@ -21,17 +21,27 @@ constexpr int64_t kNhwcBandMinBytes = int64_t{8} << 20;
 // channels reads them.
 constexpr int64_t kNhwcBandBytes = 256 << 10;
 
+// The grad-weight's bands of one image go into at most this many partial sums (fixed by
+// the problem, so the bits do not depend on the thread count).
+constexpr int64_t kNhwcWgradSlabs = 4;
+
+// Output rows per band of a channels_last pass, or 0 where it runs a block per task.
+// Bands stage every block of channels in one pass: x is read row after row, whole
+// positions at a time, where a block per task reads one vector of each position, C apart,
+// across the whole image.
+template <typename T>
+int64_t nhwc_band_rows(const ConvGeometry& g) {
+  if (g.input_numel() * int64_t(sizeof(T)) < kNhwcBandMinBytes) return 0;
+  const int64_t row = g.W * g.C * int64_t(sizeof(T)) * g.stride_h;
+  return std::clamp<int64_t>(kNhwcBandBytes / std::max<int64_t>(row, 1), 1, g.P);
+}
+
 template <typename T>
 void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const auto& kt = kernels<T>();
   const int64_t V = kt.vec, blocks = (g.C + V - 1) / V;
-  const bool nhwc = a.y_layout == Layout::kNhwc;  // x's too
-  if (nhwc && g.input_numel() * int64_t(sizeof(T)) >= kNhwcBandMinBytes) {
-    // Tasks over (image, band of output rows), each staging every block of channels of its
-    // band in one pass: x is read row after row, whole positions at a time. A block per
-    // task reads one vector of each position, C apart, across the whole image.
-    const int64_t row = g.W * g.C * int64_t(sizeof(T)) * g.stride_h;
-    const int64_t band = std::clamp<int64_t>(kNhwcBandBytes / std::max<int64_t>(row, 1), 1, g.P);
+  const bool nhwc = a.y_layout == Layout::kNhwc;               // x's too
+  if (const int64_t band = nhwc ? nhwc_band_rows<T>(g) : 0) {  // tasks: (image, band)
     const int64_t bands = (g.P + band - 1) / band;
     at::parallel_for(
         0, g.N * bands, grain_for(g.C * band * g.Q * g.R * g.S), [&](int64_t b, int64_t e) {
@@ -71,6 +81,27 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const auto& kt = kernels<T>();
   const int64_t V = kt.vec, blocks = (g.C + V - 1) / V, RS = g.R * g.S;
   const bool nhwc = a.gy_layout == Layout::kNhwc;
+  const auto first = [&](int64_t i) {  // gw[c][rs] sums partial[chunk][c / V][rs][c % V]
+    const int64_t c = i / RS, rs = i % RS;
+    return ((c / V) * RS + rs) * V + c % V;
+  };
+  if (const int64_t band = nhwc ? nhwc_band_rows<T>(g) : 0) {  // tasks: (image, slab of bands)
+    const int64_t bands = (g.P + band - 1) / band, slabs = std::min(bands, kNhwcWgradSlabs);
+    const int64_t part = blocks * RS * V;
+    const Workspace<T> partial(Slot::kPartials, g.N * slabs * part);
+    at::parallel_for(0, g.N * slabs, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t n = i / slabs, sl = i % slabs;
+        T* out = partial.data() + i * part;
+        std::fill_n(out, part, T(0));
+        for (int64_t bd = sl * bands / slabs; bd < (sl + 1) * bands / slabs; ++bd)
+          kt.blocked.grad_weight_nhwc_rows(g, a.x + n * g.C * g.H * g.W, a.gy + n * g.K * g.P * g.Q,
+                                           out, bd * band, std::min(g.P, (bd + 1) * band));
+      }
+    });
+    sum_chunks_in_order(g.C * RS, g.N * slabs, part, partial.data(), a.gw, first);
+    return;
+  }
   const Workspace<T> partial(Slot::kPartials, g.N * blocks * RS * V);
   at::parallel_for(0, g.N * blocks, grain_for(V * g.P * g.Q * RS), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i)
@@ -78,11 +109,7 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
                              a.gy + (i / blocks) * g.K * g.P * g.Q, partial.data() + i * RS * V,
                              nhwc, (i % blocks) * V);
   });
-  // gw[c][rs] = sum over images n of partial[n][c / V][rs][c % V].
-  sum_chunks_in_order(g.C * RS, g.N, blocks * RS * V, partial.data(), a.gw, [&](int64_t i) {
-    const int64_t c = i / RS, rs = i % RS;
-    return ((c / V) * RS + rs) * V + c % V;
-  });
+  sum_chunks_in_order(g.C * RS, g.N, blocks * RS * V, partial.data(), a.gw, first);
 }
 
 FASTCONV_INSTANTIATE_FAMILY_PASSES()

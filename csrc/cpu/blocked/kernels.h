@@ -268,17 +268,13 @@ constexpr auto blocked_wgrad_kernels(std::integer_sequence<int, S...>) {
   return std::array{&blocked_wgrad_taps<T, S + 1, SW>...};
 }
 
-// Grad-weight partial of one image for channels [c0, c0 + V): out[r*S + s][V].
+// out[r*S + s][V] += the grad-weight of `rows` output rows from their staged input buf
+// (frame f) and grad_output gyb (rows x Q x V), in a fixed order.
 template <typename T>
-void blocked_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* out, bool nhwc, int64_t c0) {
+void blocked_wgrad_rows(const ConvGeometry& g, const T* buf, const BlockFrame& f, const T* gyb,
+                        int64_t rows, T* out) {
   constexpr int V = Vec<T>::size;
   constexpr int kMaxTaps = 8;
-  const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
-  const BlockFrame f = input_frame(g);
-  const Workspace<T> buf_ws(Slot::kStage, f.Hb * f.Wb * V), gyb_ws(Slot::kStage2, g.P * g.Q * V);
-  T *buf = buf_ws.data(), *gyb = gyb_ws.data();
-  stage_input(g, x, nhwc, c0, nc, f, buf);
-  stage_grad_output(g, gy, nhwc, c0, nc, gyb);
   using Taps = std::make_integer_sequence<int, kMaxTaps>;
   static constexpr auto unit = blocked_wgrad_kernels<T, 1>(Taps{});
   static constexpr auto two = blocked_wgrad_kernels<T, 2>(Taps{});
@@ -288,16 +284,47 @@ void blocked_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* out, bool 
   // kernel row reads stay in L1 across all the taps: streamed from L2 once per tap chunk,
   // the loop ran at under half an FMA a cycle (13x13 kernels).
   const int64_t band = std::max<int64_t>(1, 128 / g.Q);
-  std::fill_n(out, g.R * g.S * V, T(0));
-  for (int64_t p0 = 0; p0 < g.P; p0 += band)
+  for (int64_t p0 = 0; p0 < rows; p0 += band)
     for (int64_t r = 0; r < g.R; ++r)
       for (int64_t s0 = 0; s0 < g.S; s0 += kMaxTaps) {
         const int sb = static_cast<int>(std::min<int64_t>(kMaxTaps, g.S - s0));
         const T* x0 = buf + ((p0 * g.stride_h + r * g.dil_h) * f.Wb + s0 * g.dil_w) * V;
-        kernels[sb - 1](x0, gyb + p0 * g.Q * V, std::min(band, g.P - p0), g.Q,
+        kernels[sb - 1](x0, gyb + p0 * g.Q * V, std::min(band, rows - p0), g.Q,
                         g.stride_h * f.Wb * V, g.stride_w * V, g.dil_w * V,
                         out + (r * g.S + s0) * V);
       }
+}
+
+// Grad-weight partial of one image for channels [c0, c0 + V): out[r*S + s][V].
+template <typename T>
+void blocked_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* out, bool nhwc, int64_t c0) {
+  constexpr int V = Vec<T>::size;
+  const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
+  const BlockFrame f = input_frame(g);
+  const Workspace<T> buf_ws(Slot::kStage, f.Hb * f.Wb * V), gyb_ws(Slot::kStage2, g.P * g.Q * V);
+  stage_input(g, x, nhwc, c0, nc, f, buf_ws.data());
+  stage_grad_output(g, gy, nhwc, c0, nc, gyb_ws.data());
+  std::fill_n(out, g.R * g.S * V, T(0));
+  blocked_wgrad_rows(g, buf_ws.data(), f, gyb_ws.data(), g.P, out);
+}
+
+// Channels_last grad-weight of output rows [p0, p1) of one image, every channel, added into
+// out[C / V][R*S][V]: x's and grad_output's rows staged for all blocks in one pass each
+// (as blocked_fwd_nhwc_rows).
+template <typename T>
+void blocked_wgrad_nhwc_rows(const ConvGeometry& g, const T* x, const T* gy, T* out, int64_t p0,
+                             int64_t p1) {
+  constexpr int V = Vec<T>::size;
+  const int64_t blocks = (g.C + V - 1) / V, rows = p1 - p0;
+  const BlockFrame f = input_frame(g, p0, p1);
+  const int64_t block = f.Hb * f.Wb * V, gblock = rows * g.Q * V;
+  const Workspace<T> buf_ws(Slot::kStage, blocks * block), gyb_ws(Slot::kStage2, blocks * gblock);
+  T *buf = buf_ws.data(), *gyb = gyb_ws.data();
+  stage_nhwc_blocks(g, x, f, blocks, buf);
+  stage_nhwc_grad_output_blocks(g, gy + p0 * g.Q * g.K, rows * g.Q, blocks, gyb);
+  for (int64_t blk = 0; blk < blocks; ++blk)
+    blocked_wgrad_rows(g, buf + blk * block, f, gyb + blk * gblock, rows,
+                       out + blk * g.R * g.S * V);
 }
 
 }  // namespace FC_ISA

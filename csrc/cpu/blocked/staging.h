@@ -111,6 +111,22 @@ void stage_nhwc_blocks(const ConvGeometry& g, const T* x, const BlockFrame& f, i
   }
 }
 
+// `positions` channels_last grad_output positions, every channel, as blocks
+// [K / V][positions][V], read position by position.
+template <typename T>
+void stage_nhwc_grad_output_blocks(const ConvGeometry& g, const T* gy, int64_t positions,
+                                   int64_t blocks, T* gyb) {
+  constexpr int V = Vec<T>::size;
+  const int last = static_cast<int>(g.K - (blocks - 1) * V);
+  for (int64_t pq = 0; pq < positions; ++pq) {
+    const T* sp = gy + pq * g.K;
+    T* dp = gyb + pq * V;
+    for (int64_t blk = 0; blk + 1 < blocks; ++blk)
+      storeu(dp + blk * positions * V, loadu(sp + blk * V));
+    storeu(dp + (blocks - 1) * positions * V, load_lanes(sp + (blocks - 1) * V, last));
+  }
+}
+
 // grad_output's channels [c0, c0 + nc) of one image as an unpadded P x Q block (P*Q*V
 // values), from NCHW planes or channels_last memory.
 template <typename T>

@@ -22,6 +22,10 @@ struct BlockedKernels {
   // This image's grad-weight for the block: partial[r*S + s][vec].
   void (*grad_weight)(const ConvGeometry& g, const T* x, const T* gy, T* partial, bool nhwc,
                       int64_t c0);
+  // Channels_last: the grad-weight of output rows [p0, p1) of one image, every channel,
+  // added into partial[C / vec][r*S + s][vec].
+  void (*grad_weight_nhwc_rows)(const ConvGeometry& g, const T* x, const T* gy, T* partial,
+                                int64_t p0, int64_t p1);
 };
 
 }  // namespace fastconv
