@@ -6,7 +6,9 @@
 // A call stages its V input planes as a zero-bordered [row][col][V] buffer through V x V
 // register transposes (NCHW stays the tensor layout; no bounds checks after staging),
 // computes with one vector per position and tap, and transposes results back into NCHW
-// rows in registers.
+// rows in registers. Large channels_last inputs go by bands of output rows instead, each
+// staging every block of channels in one pass over its positions (the *_nhwc_rows
+// kernels): a block at a time would read one cache line of each position, C apart.
 //   Fprop: a tile is QB <= V output columns of one row: QB accumulators, and per tap one
 //     weight vector and QB input vectors (memory operands of the FMAs).
 //   Dgrad, strided: grad_output * w scattered into a zeroed staged grad_input, then
