@@ -4,9 +4,13 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+#include <type_traits>
+
 #include "family.h"
 #include "runtime/parallel.h"
 #include "runtime/workspace.h"
+#include "simd/kernel_table.h"
 
 namespace fastconv {
 
@@ -17,6 +21,23 @@ Workspace<T> flip_transpose_weight(const ConvGeometry& g, const T* w, bool w_cl 
   const int64_t Kg = g.K_per_group(), Cg = g.C_per_group(), RS = g.R * g.S;
   Workspace<T> buf(Slot::kFlippedWeight, g.weight_numel());
   T* out = buf.data();
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    // A 1x1 weight (both layouts [K][C/G]) is a plain transpose per group: vector blocks
+    // through register transposes. The loop below reads one value per output channel, C/G
+    // apart: for a 2048x512 weight 0.9 ms, five times the GEMM it feeds at batch 1.
+    if (RS == 1) {
+      const auto& kt = kernels<T>();
+      const int64_t V = kt.vec, chunks = (Cg + V - 1) / V;
+      at::parallel_for(0, g.groups * chunks, grain_for(V * Kg), [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          const int64_t grp = i / chunks, c0 = i % chunks * V;
+          kt.layout.to_nhwc(w + grp * Kg * Cg, out + grp * Cg * Kg, Kg, Cg, c0,
+                            std::min(Cg, c0 + V));
+        }
+      });
+      return buf;
+    }
+  }
   at::parallel_for(0, g.groups * Cg, grain_for(Kg * RS), [&](int64_t b, int64_t e) {
     for (int64_t gc = b; gc < e; ++gc) {
       const int64_t grp = gc / Cg, c = gc % Cg;
