@@ -79,6 +79,16 @@ void stage_input(const ConvGeometry& g, const T* x, bool nhwc, int64_t c0, int n
   });
 }
 
+// One channels_last position's C values, read in order, as one vector per block of V
+// channels: block b's vector at dst + b * stride (lanes past C zero).
+template <typename T>
+inline void scatter_position(const T* src, int64_t C, int64_t blocks, T* dst, int64_t stride) {
+  constexpr int V = Vec<T>::size;
+  for (int64_t blk = 0; blk + 1 < blocks; ++blk) storeu(dst + blk * stride, loadu(src + blk * V));
+  const int last = static_cast<int>(C - (blocks - 1) * V);
+  storeu(dst + (blocks - 1) * stride, load_lanes(src + (blocks - 1) * V, last));
+}
+
 // Every channel of one channels_last image as staged blocks [C / V][Hb][Wb][V] (frame f),
 // position by position: a position's C values are read in order, one vector per block.
 template <typename T>
@@ -86,28 +96,15 @@ void stage_nhwc_blocks(const ConvGeometry& g, const T* x, const BlockFrame& f, i
                        T* buf) {
   constexpr int V = Vec<T>::size;
   const int64_t block = f.Hb * f.Wb * V, lo = f.col_lo(), hi = f.col_hi(g.W);
-  const int last = static_cast<int>(g.C - (blocks - 1) * V);
+  for (int64_t blk = 0; blk < blocks; ++blk)  // the zero rows and borders of each block
+    stage_rows_of(f, g.H, g.W, buf + blk * block, [](T*, int64_t, int64_t, int64_t) {});
   for (int64_t b = 0; b < f.Hb; ++b) {
     const int64_t ih = b - f.top;
-    const bool inside = ih >= 0 && ih < g.H && lo < hi;
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-      T* row = buf + blk * block + b * f.Wb * V;
-      if (!inside) {
-        std::fill_n(row, f.Wb * V, T(0));
-        continue;
-      }
-      std::fill_n(row, (lo + f.left) * V, T(0));
-      std::fill(row + (hi + f.left) * V, row + f.Wb * V, T(0));
-    }
-    if (!inside) continue;
+    if (ih < 0 || ih >= g.H) continue;
     const T* src = x + ih * g.W * g.C;
     T* dst = buf + (b * f.Wb + f.left) * V;
-    for (int64_t iw = lo; iw < hi; ++iw) {
-      const T* sp = src + iw * g.C;
-      T* dp = dst + iw * V;
-      for (int64_t blk = 0; blk + 1 < blocks; ++blk) storeu(dp + blk * block, loadu(sp + blk * V));
-      storeu(dp + (blocks - 1) * block, load_lanes(sp + (blocks - 1) * V, last));
-    }
+    for (int64_t iw = lo; iw < hi; ++iw)
+      scatter_position(src + iw * g.C, g.C, blocks, dst + iw * V, block);
   }
 }
 
@@ -117,14 +114,8 @@ template <typename T>
 void stage_nhwc_grad_output_blocks(const ConvGeometry& g, const T* gy, int64_t positions,
                                    int64_t blocks, T* gyb) {
   constexpr int V = Vec<T>::size;
-  const int last = static_cast<int>(g.K - (blocks - 1) * V);
-  for (int64_t pq = 0; pq < positions; ++pq) {
-    const T* sp = gy + pq * g.K;
-    T* dp = gyb + pq * V;
-    for (int64_t blk = 0; blk + 1 < blocks; ++blk)
-      storeu(dp + blk * positions * V, loadu(sp + blk * V));
-    storeu(dp + (blocks - 1) * positions * V, load_lanes(sp + (blocks - 1) * V, last));
-  }
+  for (int64_t pq = 0; pq < positions; ++pq)
+    scatter_position(gy + pq * g.K, g.K, blocks, gyb + pq * V, positions * V);
 }
 
 // grad_output's channels [c0, c0 + nc) of one image as an unpadded P x Q block (P*Q*V
