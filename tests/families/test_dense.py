@@ -192,3 +192,49 @@ def test_kernel_row_grad_weight_does_not_depend_on_threads():
         gy.double(), x.double(), w.double(), None, *args[:3], False, [0, 0], 1, args[4]
     )[1]
     torch.testing.assert_close(one.double(), want, rtol=1e-4, atol=1e-3)
+
+
+# The tap-by-tap channels_last grad-weight over many positions runs in fixed slices of them
+# (dense/driver.cpp's kWgradSlicePositions), each task over every input-channel panel, the
+# partial weights added in slice order: several slices, groups, a partial last panel,
+# strided and padded taps, an in-place 1x1 layer. (N, C, H, W, K, R, S, stride, padding,
+# dilation, groups)
+SLICED_WGRAD_LAYERS = [
+    (2, 40, 48, 48, 24, 1, 1, 1, 0, 1, 1),
+    (1, 32, 70, 70, 20, 3, 3, 1, 1, 1, 2),
+    (4, 36, 64, 64, 18, 3, 3, 2, 1, 1, 1),
+]
+
+
+def _grad_weight(gy, x, w, stride, padding, dilation, groups):
+    args = ([stride] * 2, [padding] * 2, [dilation] * 2, groups, [False, True, False])
+    return torch.ops.fastconv.conv2d_backward(gy, x, w, *args)[1]
+
+
+@pytest.mark.parametrize("layer", SLICED_WGRAD_LAYERS, ids=lambda layer: "x".join(map(str, layer[:7])))
+def test_sliced_channels_last_grad_weight(layer):
+    n, c, h, w_, k, r, s, stride, padding, dilation, groups = layer
+    x = torch.randn(n, c, h, w_, dtype=torch.float64).contiguous(memory_format=CL)
+    w = torch.randn(k, c // groups, r, s, dtype=torch.float64).contiguous(memory_format=CL)
+    gy = torch.randn_like(F.conv2d(x, w, None, stride, padding, dilation, groups))
+    assert gy.shape[0] * gy.shape[2] * gy.shape[3] >= 2 * 2048  # two slices at least
+    with fastconv.cpu_algorithm("dense"):
+        assert family(x, w, stride, padding, dilation, groups, "grad_weight") == "dense"
+        got = _grad_weight(gy, x, w, stride, padding, dilation, groups)
+        want = torch.ops.aten.convolution_backward(
+            gy, x, w, None, [stride] * 2, [padding] * 2, [dilation] * 2, False, [0, 0], groups,
+            [False, True, False],
+        )[1]
+        torch.testing.assert_close(got, want)
+        assert got.is_contiguous(memory_format=CL)
+        # float32: the same bits on one thread and on several
+        x32, w32, gy32 = x.float(), w.float(), gy.float()
+        threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)
+            one = _grad_weight(gy32, x32, w32, stride, padding, dilation, groups)
+            torch.set_num_threads(max(2, threads))
+            many = _grad_weight(gy32, x32, w32, stride, padding, dilation, groups)
+        finally:
+            torch.set_num_threads(threads)
+        assert torch.equal(one, many)

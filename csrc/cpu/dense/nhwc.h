@@ -445,32 +445,46 @@ void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed
 }
 
 // Grad-weight of tap (r, s) for group grp, output channels [k0, k1) of the group and
-// input-channel panel cp: gw (channels_last, [K][R][S][C/G]) over every position in a fixed
-// order. (Kernel-row taps, nhwc_wgrad_taps, take dense_nhwc_wgrad_rows_tile.)
+// input-channel panels [cp0, cp1), summed over positions [j0, j1) of the batch in a fixed
+// order and stored into gw (channels_last, [K][R][S][C/G]). A chunk of positions serves
+// every panel of the range before the next is gathered, so x's rows are read whole where
+// the range is all of them. (Kernel-row taps, nhwc_wgrad_taps, take
+// dense_nhwc_wgrad_rows_tile.)
 template <typename T>
 void dense_nhwc_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int64_t grp,
-                           int64_t tap, int64_t cp, int64_t k0, int64_t k1) {
+                           int64_t tap, int64_t cp0, int64_t cp1, int64_t k0, int64_t k1,
+                           int64_t j0, int64_t j1) {
   const int nv = nhwc_vectors<T>(g.C_per_group()), nrmax = nv * Vec<T>::size;
-  const int64_t RS = g.R * g.S, Cg = g.C_per_group(), Kg = g.K_per_group(), PQ = g.P * g.Q;
-  const int64_t r = tap / g.S, s = tap % g.S, c0 = cp * nrmax;
-  const int nr = static_cast<int>(std::min<int64_t>(nrmax, Cg - c0));
-  const Workspace<const T*> b_ws(Slot::kTaps, kNhwcDepth);
+  const int64_t RS = g.R * g.S, Cg = g.C_per_group(), Kg = g.K_per_group();
+  const int64_t r = tap / g.S, s = tap % g.S;
+  const Workspace<const T*> b_ws(Slot::kTaps, 2 * kNhwcDepth);
   const Workspace<T> zero_ws(Slot::kRow, Cg);
-  const T** b = b_ws.data();
+  const T** runs = b_ws.data();  // the chunk's runs of the group's channels
+  const T** b = runs + kNhwcDepth;  // ... from one panel's first channel on
   zero_fill(zero_ws.data(), Cg);
-  for (int64_t j0 = 0; j0 < g.N * PQ; j0 += kNhwcDepth) {
-    const int64_t depth = std::min(kNhwcDepth, g.N * PQ - j0);
+  T* out = gw + ((grp * Kg) * RS + tap) * Cg;  // row k of the result at out + k * RS * Cg
+  if (j0 >= j1)  // no positions: a zero sum
+    for (int64_t k = k0; k < k1; ++k)
+      std::fill(out + k * RS * Cg + cp0 * nrmax, out + k * RS * Cg + std::min(Cg, cp1 * nrmax),
+                T(0));
+  for (int64_t jc = j0; jc < j1; jc += kNhwcDepth) {
+    const int64_t depth = std::min(kNhwcDepth, j1 - jc);
     if (g.pointwise_in_place()) {  // position j's run is row j of x
-      for (int64_t jj = 0; jj < depth; ++jj) b[jj] = x + (j0 + jj) * g.C + grp * Cg + c0;
+      for (int64_t jj = 0; jj < depth; ++jj) runs[jj] = x + (jc + jj) * g.C + grp * Cg;
     } else {
-      PositionWalk at(g, j0);
+      PositionWalk at(g, jc);
       for (int64_t jj = 0; jj < depth; ++jj, at.next())
-        b[jj] = nhwc_tap_run(g, x, grp, at.n, at.p, at.q, r, s, zero_ws.data()) + c0;
+        runs[jj] = nhwc_tap_run(g, x, grp, at.n, at.p, at.q, r, s, zero_ws.data());
     }
-    for (int64_t k = k0; k < k1; k += MR)
-      wgrad_micro_kernel(depth, gy + j0 * g.K + grp * Kg + k, g.K, b,
-                         gw + ((grp * Kg + k) * RS + tap) * Cg + c0, RS * Cg,
-                         static_cast<int>(std::min<int64_t>(MR, k1 - k)), nr, j0 == 0, nv);
+    for (int64_t cp = cp0; cp < cp1; ++cp) {
+      const int64_t c0 = cp * nrmax;
+      const int nr = static_cast<int>(std::min<int64_t>(nrmax, Cg - c0));
+      for (int64_t jj = 0; jj < depth; ++jj) b[jj] = runs[jj] + c0;
+      for (int64_t k = k0; k < k1; k += MR)
+        wgrad_micro_kernel(depth, gy + jc * g.K + grp * Kg + k, g.K, b, out + k * RS * Cg + c0,
+                           RS * Cg, static_cast<int>(std::min<int64_t>(MR, k1 - k)), nr, jc == j0,
+                           nv);
+    }
   }
 }
 

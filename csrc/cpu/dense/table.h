@@ -91,10 +91,11 @@ struct DenseKernels {
                                int64_t grp, int64_t cp0, int64_t cp1, int64_t n, int64_t h0,
                                int64_t h1);
   // gw[k][r][s][c] (channels_last) of tap r*S + s, group grp, output channels [k0, k1) of
-  // the group, input-channel panel cp: the whole reduction in a fixed order (not for
-  // kernel-row taps).
+  // the group, input-channel panels [cp0, cp1) (of nhwc_lanes(C/G) channels): the sum over
+  // positions [j0, j1) of the batch in a fixed order, stored (not for kernel-row taps).
   void (*nhwc_grad_weight_tile)(const ConvGeometry& g, const T* x, const T* gy, T* gw, int64_t grp,
-                                int64_t tap, int64_t cp, int64_t k0, int64_t k1);
+                                int64_t tap, int64_t cp0, int64_t cp1, int64_t k0, int64_t k1,
+                                int64_t j0, int64_t j1);
   // Kernel-row taps (nhwc_wgrad_taps rows): gwt[t*S*C + u][k] = the sum over positions [j0, j1)
   // of the batch of tap t's run value u times grad_output channel k, every tap and channel.
   void (*nhwc_grad_weight_rows_tile)(const ConvGeometry& g, const T* x, const T* gy, T* gwt,
