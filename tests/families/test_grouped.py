@@ -47,6 +47,22 @@ def test_grouped_matches_torch_float64(geo):
     compare_with_torch(x, wt, b, stride, pad, dil, groups)
 
 
+@given(grouped_geometries())
+def test_one_group_per_vector_matches_torch_float32(geo):
+    """A whole group per vector (16 float32 channels on AVX-512): the kernels broadcast
+    input channels instead of permuting them (float64 meets this path at gw = its lanes)."""
+    n, _, groups, h, w, r, s, stride, pad, dil, bias = geo
+    gw = vector_lanes(torch.float32)
+    c = gw * groups
+    x = torch.randn(n, c, h, w).contiguous(memory_format=CL)
+    wt = torch.randn(c, gw, r, s).contiguous(memory_format=CL)
+    b = torch.randn(c) if bias else None
+    if conv_memory_format(x, wt) == CL:
+        for p in ("forward", "grad_input", "grad_weight"):
+            assert family(x, wt, stride, pad, dil, groups, p) == "grouped"
+    compare_with_torch(x, wt, b, stride, pad, dil, groups, rtol=1e-4, atol=1e-3)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("gw", [4, 8, 16])
 def test_regnet_and_resnext_layers(gw, dtype):

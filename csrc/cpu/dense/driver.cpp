@@ -19,14 +19,6 @@ namespace {
 // slice's partial weight, written once, is a small part of its work.
 constexpr int64_t kWgradRowsSlicePositions = 512;
 
-// Tasks of a channels_last pass: `base` natural tasks, each split into up to `parts` pieces
-// until there are four per thread (pieces never change the result: no reduction crosses
-// them).
-int64_t pieces(int64_t base, int64_t parts) {
-  const int64_t want = 4 * at::get_num_threads();
-  return base >= want ? 1 : std::min(parts, (want + base - 1) / base);
-}
-
 // The weight as the channels_last kernels read it, in panels of nr channels: by_k (forward)
 // [grp][K/G / nr][C/G * R*S][nr] with lanes over output channels (register transposes of
 // its rows, in the weight's own order), else (grad-input) [grp][R*S][C/G / nr][K/G][nr]

@@ -1,10 +1,11 @@
 // Threads of the grouped family: the weight packed once per call, then tasks over blocks of
-// positions (forward), rows of images (grad-input) or (tap, channel vector) pairs
-// (grad-weight, each summing every position in a fixed order). Channels_last only.
+// positions (forward), rows of images (grad-input) or channel vectors (grad-weight, each
+// summing every position for every tap in a fixed order). Channels_last only.
 #include "grouped.h"
 
 #include <algorithm>
 
+#include "../flipped_weight.h"
 #include "../runtime/parallel.h"
 #include "../runtime/workspace.h"
 #include "../simd/kernel_table.h"
@@ -15,16 +16,18 @@ namespace {
 
 template <typename T>
 Workspace<T> pack(const ConvGeometry& g, const T* w, Layout w_layout, bool dgrad) {
-  const auto& kt = kernels<T>().grouped;
-  Workspace<T> wp(Slot::kWeight, g.R * g.S * g.C_per_group() * g.K);
-  at::parallel_for(0, g.K, grain_for(g.R * g.S * g.C_per_group()), [&](int64_t b, int64_t e) {
-    kt.pack_weight(g, w, w_layout == Layout::kNhwc, dgrad, wp.data(), b, e);
+  const auto& kt = kernels<T>();
+  const int64_t vecs = (g.K + kt.vec - 1) / kt.vec, panel = g.R * g.S * g.C_per_group() * kt.vec;
+  Workspace<T> wp(Slot::kWeight, vecs * panel);
+  at::parallel_for(0, vecs, grain_for(panel), [&](int64_t b, int64_t e) {
+    kt.grouped.pack_weight(g, w, w_layout == Layout::kNhwc, dgrad, wp.data(), b, e);
   });
   return wp;
 }
 
-// Positions per forward task: a few row segments, enough tasks for every thread.
-constexpr int64_t kPositions = 64;
+// Positions per forward task: a few row segments, enough tasks for every thread; whole
+// calls of the kernel (kernels.h's kGroupedCols and kGroupedBroadcastCols divide it).
+constexpr int64_t kPositions = 96;
 
 }  // namespace
 
@@ -34,15 +37,23 @@ void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const Workspace<T> wp = pack(g, a.w, a.w_layout, false);
   const int64_t positions = g.N * g.P * g.Q, vecs = (g.K + kt.vec - 1) / kt.vec;
   const int64_t blocks = (positions + kPositions - 1) / kPositions;
-  at::parallel_for(0, blocks, grain_for(kPositions * g.K * g.R * g.S * g.C_per_group()),
-                   [&](int64_t b, int64_t e) {
-                     kt.grouped.forward_tile(g, a.x, wp.data(), a.bias, a.y, 0, vecs,
-                                             b * kPositions, std::min(positions, e * kPositions));
-                   });
+  const int64_t split = pieces(blocks, vecs);  // small maps: channel vectors split too
+  at::parallel_for(
+      0, blocks * split, grain_for(g.macs() / (blocks * split)), [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          const int64_t blk = t / split, piece = t % split;
+          kt.grouped.forward_tile(g, a.x, wp.data(), a.bias, a.y, piece * vecs / split,
+                                  (piece + 1) * vecs / split, blk * kPositions,
+                                  std::min(positions, (blk + 1) * kPositions));
+        }
+      });
 }
 
 template <typename T>
 void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
+  // Stride 1: the forward on the flipped weight, whose tasks run flat over positions (image
+  // rows of 7 or 14 columns leave most of a row's last call of the kernel empty).
+  if (g.unit_stride()) return grad_input_as_forward(g, a, &forward<T>);
   const auto& kt = kernels<T>();
   const Workspace<T> wp = pack(g, a.w, a.w_layout, true);
   const int64_t vecs = (g.C + kt.vec - 1) / kt.vec;
@@ -61,10 +72,8 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const auto& kt = kernels<T>();
   const int64_t RS = g.R * g.S, gw = g.C_per_group(), vecs = (g.K + kt.vec - 1) / kt.vec;
   const Workspace<T> acc(Slot::kPartials, RS * gw * g.K);  // [tap][c'][k]
-  at::parallel_for(0, RS * vecs, grain_for(g.macs() / (RS * vecs)), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i)
-      kt.grouped.grad_weight_tile(g, a.x, a.gy, acc.data() + (i / vecs) * gw * g.K, i / vecs,
-                                  i % vecs);
+  at::parallel_for(0, vecs, grain_for(g.macs() / vecs), [&](int64_t b, int64_t e) {
+    for (int64_t v = b; v < e; ++v) kt.grouped.grad_weight_tile(g, a.x, a.gy, acc.data(), v);
   });
   // gw in channels_last order [K][R][S][C/groups] (the family runs only channels_last).
   at::parallel_for(0, g.K, grain_for(RS * gw), [&](int64_t b, int64_t e) {

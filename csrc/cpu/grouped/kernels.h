@@ -22,8 +22,14 @@ namespace fastconv {
 namespace FC_ISA {
 
 // Output positions per call of the gathered kernel: QB accumulators and QB input vectors in
-// registers.
+// registers; with one group per vector (broadcasts, no input vectors) more accumulators,
+// so that more FMA chains are in flight than the FMA latency times the ports.
 constexpr int kGroupedCols = 8;
+constexpr int kGroupedBroadcastCols = 12;
+template <typename T>
+constexpr int grouped_cols(int64_t gw) {
+  return gw == Vec<T>::size ? kGroupedBroadcastCols : kGroupedCols;
+}
 
 // idx[c'][lane] = (lane / gw) * gw + c': the input lane that output lane `lane` needs for
 // channel c' of its group.
@@ -42,27 +48,42 @@ template <typename T, int GW, bool kWhole>
 __attribute__((noinline)) static void grouped_gather(int64_t taps, int64_t off, const T* const* a,
                                                      const T* const* w, int64_t ldw, const T* bias,
                                                      T* out, int64_t ldo, int qb, int nc) {
-  constexpr int QB = kGroupedCols;
+  constexpr int QB = grouped_cols<T>(GW);
   typename IVec<T>::type idx[GW];
   grouped_lanes<T>(GW, idx);
   vec_t<T> acc[QB];
   const vec_t<T> b = bias ? load_lanes(bias, nc) : vec_t<T>{};
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int i = 0; i < QB; ++i) acc[i] = b;
   for (int64_t t = 0; t < taps; ++t) {
-    vec_t<T> xv[QB];
-#pragma GCC unroll 8
-    for (int i = 0; i < QB; ++i)
-      xv[i] = kWhole ? loadu_keep(a[t * QB + i] + off) : loadu_n(a[t * QB + i] + off, nc);
     const T* wt = w[t];
+    if constexpr (GW == Vec<T>::size) {
+      // One group per vector: every lane wants the same input channel, so the permutation
+      // is a broadcast, read straight from memory (a load, where a permutation would take
+      // an FMA's share of the vector ports).
+      const T* ar[QB];
 #pragma GCC unroll 16
-    for (int c = 0; c < GW; ++c) {
-      const vec_t<T> wv = kWhole ? loadu_keep(wt + c * ldw) : loadu_n(wt + c * ldw, nc);
-#pragma GCC unroll 8
-      for (int i = 0; i < QB; ++i) acc[i] += __builtin_shuffle(xv[i], idx[c]) * wv;
+      for (int i = 0; i < QB; ++i) ar[i] = a[t * QB + i] + off;
+#pragma GCC unroll 16
+      for (int c = 0; c < GW; ++c) {
+        const vec_t<T> wv = kWhole ? loadu(wt + c * ldw) : loadu_n(wt + c * ldw, nc);
+#pragma GCC unroll 16
+        for (int i = 0; i < QB; ++i) acc[i] += splat(ar[i][c]) * wv;
+      }
+    } else {
+      vec_t<T> xv[QB];
+#pragma GCC unroll 16
+      for (int i = 0; i < QB; ++i)
+        xv[i] = kWhole ? loadu_keep(a[t * QB + i] + off) : loadu_n(a[t * QB + i] + off, nc);
+#pragma GCC unroll 16
+      for (int c = 0; c < GW; ++c) {
+        const vec_t<T> wv = kWhole ? loadu_keep(wt + c * ldw) : loadu_n(wt + c * ldw, nc);
+#pragma GCC unroll 16
+        for (int i = 0; i < QB; ++i) acc[i] += __builtin_shuffle(xv[i], idx[c]) * wv;
+      }
     }
   }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int i = 0; i < QB; ++i)
     if (i < qb) store_lanes(out + i * ldo, acc[i], nc);
 }
@@ -93,20 +114,42 @@ inline void grouped_gather_any(int gw, int64_t taps, int64_t off, const T* const
   }
 }
 
-// The weight as the kernels read it, for lanes (channels) [k0, k1): forward wp[tap][c'][k] =
-// w[k][c'][tap]; grad-input (dgrad) wp[tap][k'][c] = w[grp(c)*gw + k'][c % gw][tap]. w:
-// [K][gw][R][S], or (w_cl) channels_last [K][R][S][gw].
+// The weight as the kernels read it, in panels of one vector of lanes (channels), for the
+// vectors [v0, v1): panel v is [tap][c'][V], contiguous, so a call of the kernel streams
+// its weights from consecutive lines. Forward: lane k of panel (tap, c') is w[k][c'][tap];
+// grad-input (dgrad): lane c of panel (tap, k') is w[grp(c)*gw + k'][c % gw][tap]. w:
+// [K][gw][R][S], or (w_cl) channels_last [K][R][S][gw]; lanes past the channels are left
+// as they are (the kernels never load them).
 template <typename T>
 void grouped_pack_weight(const ConvGeometry& g, const T* w, bool w_cl, bool dgrad, T* wp,
-                         int64_t k0, int64_t k1) {
-  const int64_t RS = g.R * g.S, gw = g.C_per_group();
-  const auto at = [&](int64_t k, int64_t c, int64_t t) {
-    return w_cl ? w[(k * RS + t) * gw + c] : w[(k * gw + c) * RS + t];
-  };
-  for (int64_t l = k0; l < k1; ++l)
-    for (int64_t c = 0; c < gw; ++c)
-      for (int64_t t = 0; t < RS; ++t)
-        wp[(t * gw + c) * g.K + l] = dgrad ? at((l / gw) * gw + c, l % gw, t) : at(l, c, t);
+                         int64_t v0, int64_t v1) {
+  constexpr int V = Vec<T>::size;
+  const int64_t RS = g.R * g.S, gw = g.C_per_group(), cols = RS * gw;
+  for (int64_t v = v0; v < v1; ++v) {
+    const int64_t kb = v * V;
+    const int nk = static_cast<int>(std::min<int64_t>(V, g.K - kb));
+    T* panel = wp + v * cols * V;  // row (tap, c') at panel + (tap * gw + c') * V
+    if (!dgrad) {
+      // V rows of the weight x V of their values at a time through register transposes.
+      for (int64_t j0 = 0; j0 < cols; j0 += V) {
+        const int cnt = static_cast<int>(std::min<int64_t>(V, cols - j0));
+        vec_t<T> t[V];  // t[j]: value j0 + j of rows kb..
+        load_transposed(t, cnt, nk, w + kb * cols + j0, cols);
+        for (int j = 0; j < cnt; ++j) {
+          const int64_t col = j0 + j;  // tap * gw + c', or c' * RS + tap
+          const int64_t row = w_cl ? col : (col % RS) * gw + col / RS;
+          store_lanes(panel + row * V, t[j], nk);
+        }
+      }
+      continue;
+    }
+    for (int64_t t = 0; t < RS; ++t)
+      for (int64_t kq = 0; kq < gw; ++kq)
+        for (int l = 0; l < nk; ++l) {
+          const int64_t k = (kb + l) / gw * gw + kq, c = (kb + l) % gw;
+          panel[(t * gw + kq) * V + l] = w_cl ? w[(k * RS + t) * gw + c] : w[(k * gw + c) * RS + t];
+        }
+  }
 }
 
 // Forward of output positions [j0, j1) of the batch, channel vectors [v0, v1) (channels
@@ -114,8 +157,9 @@ void grouped_pack_weight(const ConvGeometry& g, const T* w, bool w_cl, bool dgra
 template <typename T>
 void grouped_fwd_tile(const ConvGeometry& g, const T* x, const T* wp, const T* bias, T* y,
                       int64_t v0, int64_t v1, int64_t j0, int64_t j1) {
-  constexpr int V = Vec<T>::size, QB = kGroupedCols;
+  constexpr int V = Vec<T>::size;
   const int64_t RS = g.R * g.S, gw = g.C_per_group(), PQ = g.P * g.Q;
+  const int QB = grouped_cols<T>(gw);
   const Workspace<const T*> a_ws(Slot::kTaps, RS * QB), w_ws(Slot::kRow2, RS);
   const Workspace<T> zero_ws(Slot::kRow, g.C + V);
   const T** a = a_ws.data();
@@ -134,8 +178,8 @@ void grouped_fwd_tile(const ConvGeometry& g, const T* x, const T* wp, const T* b
     }
     for (int64_t v = v0; v < v1; ++v) {
       const int nc = static_cast<int>(std::min<int64_t>(V, g.K - v * V));
-      for (int64_t t = 0; t < RS; ++t) wv[t] = wp + t * gw * g.K + v * V;
-      grouped_gather_any(static_cast<int>(gw), RS, v * V, a, wv, g.K, bias ? bias + v * V : nullptr,
+      for (int64_t t = 0; t < RS; ++t) wv[t] = wp + (v * RS + t) * gw * V;
+      grouped_gather_any(static_cast<int>(gw), RS, v * V, a, wv, V, bias ? bias + v * V : nullptr,
                          y + j * g.K + v * V, g.K, qb, nc);
     }
   }
@@ -147,8 +191,9 @@ void grouped_fwd_tile(const ConvGeometry& g, const T* x, const T* wp, const T* b
 template <typename T>
 void grouped_dgrad_tile(const ConvGeometry& g, const T* gy, const T* wp, T* gx, int64_t v0,
                         int64_t v1, int64_t n, int64_t h0, int64_t h1) {
-  constexpr int V = Vec<T>::size, QB = kGroupedCols;
+  constexpr int V = Vec<T>::size;
   const int64_t RS = g.R * g.S, gw = g.C_per_group();
+  const int QB = grouped_cols<T>(gw);
   const Workspace<const T*> a_ws(Slot::kTaps, RS * QB), w_ws(Slot::kRow2, RS);
   const Workspace<int64_t> taps_ws(Slot::kStage2, 2 * RS);
   const Workspace<T> zero_ws(Slot::kRow, g.K + V);
@@ -175,60 +220,85 @@ void grouped_dgrad_tile(const ConvGeometry& g, const T* gy, const T* wp, T* gx, 
         const int64_t w0 = phase + m0 * g.stride_w;
         for (int64_t v = v0; v < v1; ++v) {
           const int nc = static_cast<int>(std::min<int64_t>(V, g.C - v * V));
-          for (int64_t t = 0; t < nt; ++t) wv[t] = wp + taps[2 * t] * gw * g.C + v * V;
+          for (int64_t t = 0; t < nt; ++t) wv[t] = wp + (v * RS + taps[2 * t]) * gw * V;
           grouped_gather_any(
-              static_cast<int>(gw), nt, v * V, a, wv, g.C, static_cast<const T*>(nullptr),
+              static_cast<int>(gw), nt, v * V, a, wv, V, static_cast<const T*>(nullptr),
               gx + ((n * g.H + h) * g.W + w0) * g.C + v * V, g.stride_w * g.C, qb, nc);
         }
       }
     }
 }
 
-// gw_acc[tap][c'][k] for channel vectors [v0, v1) and tap `tap`: sum over every position in
-// order of gy[pos][k] * x[pos, tap][grp(k) * gw + c'] (stored, not added).
+// Output positions per band of the grad-weight: every tap of a band re-reads its rows of
+// x and grad_output (a vector of each position) from L1 rather than from memory.
+constexpr int64_t kGroupedWgradBand = 64;
+
+// acc_out[tap][c'][k] for channel vector v and every tap: the sum over every position of
+// gy[pos][k] * x[pos, tap][grp(k) * gw + c'], in a fixed order (images, then bands of
+// output rows, then the band's positions), stored, not added to what was there.
 template <typename T, int GW>
 __attribute__((noinline)) static void grouped_wgrad(const ConvGeometry& g, const T* x, const T* gy,
-                                                    T* acc_out, int64_t tap, int64_t v) {
+                                                    T* acc_out, int64_t v) {
   constexpr int V = Vec<T>::size;
   typename IVec<T>::type idx[GW];
   grouped_lanes<T>(GW, idx);
-  const int64_t r = tap / g.S, s = tap % g.S;
+  const int64_t RS = g.R * g.S;
   const int nc = static_cast<int>(std::min<int64_t>(V, g.K - v * V));
-  // The output columns whose input column iw = q * stride_w + off lies inside the image, so
-  // that the inner loop has neither a bounds test nor an index division.
-  const int64_t off = g.in_col(0, s);
-  const int64_t q_lo = off >= 0 ? 0 : (-off + g.stride_w - 1) / g.stride_w;
-  const int64_t q_hi = off > g.W - 1 ? 0 : std::min(g.Q, (g.W - 1 - off) / g.stride_w + 1);
-  vec_t<T> acc[GW][2] = {};  // two position chains per c'
+  const int64_t rows = std::min(g.P, (kGroupedWgradBand + g.Q - 1) / g.Q);  // per band
+  for (int64_t t = 0; t < RS; ++t)
+    for (int c = 0; c < GW; ++c) store_lanes(acc_out + (t * GW + c) * g.K + v * V, vec_t<T>{}, nc);
   for (int64_t n = 0; n < g.N; ++n)
-    for (int64_t p = 0; p < g.P; ++p) {
-      const int64_t ih = g.in_row(p, r);
-      if (ih < 0 || ih >= g.H) continue;
-      const T* gy_row = gy + (n * g.P + p) * g.Q * g.K + v * V;
-      const T* x_row = x + (n * g.H + ih) * g.W * g.C + v * V;
-      for (int64_t q = q_lo; q < q_hi; ++q) {
-        const vec_t<T> gv = load_lanes(gy_row + q * g.K, nc);
-        const vec_t<T> xv = load_lanes(x_row + (q * g.stride_w + off) * g.C, nc);
+    for (int64_t p0 = 0; p0 < g.P; p0 += rows)
+      for (int64_t r = 0; r < g.R; ++r)
+        for (int64_t s = 0; s < g.S; ++s) {
+          // The output columns whose input column iw = q * stride_w + off lies inside the
+          // image, so that the inner loop has neither a bounds test nor an index division.
+          const int64_t off = g.in_col(0, s);
+          const int64_t q_lo = off >= 0 ? 0 : (-off + g.stride_w - 1) / g.stride_w;
+          const int64_t q_hi = off > g.W - 1 ? 0 : std::min(g.Q, (g.W - 1 - off) / g.stride_w + 1);
+          // One group per vector: the permutations are broadcasts read from memory, and GW
+          // accumulators are chains enough (two per c' would not fit the registers).
+          constexpr int kChains = GW == V ? 1 : 2;
+          vec_t<T> acc[GW][kChains] = {};  // position chains per c'
+          for (int64_t p = p0; p < std::min(g.P, p0 + rows); ++p) {
+            const int64_t ih = g.in_row(p, r);
+            if (ih < 0 || ih >= g.H) continue;
+            const T* gy_row = gy + (n * g.P + p) * g.Q * g.K + v * V;
+            const T* x_row = x + (n * g.H + ih) * g.W * g.C + v * V;
+            for (int64_t q = q_lo; q < q_hi; ++q) {
+              const vec_t<T> gv = load_lanes(gy_row + q * g.K, nc);
+              const T* xp = x_row + (q * g.stride_w + off) * g.C;
+              if constexpr (GW == V) {
 #pragma GCC unroll 16
-        for (int c = 0; c < GW; ++c) acc[c][q & 1] += gv * __builtin_shuffle(xv, idx[c]);
-      }
-    }
+                for (int c = 0; c < GW; ++c) acc[c][0] += gv * splat(xp[c]);
+              } else {
+                const vec_t<T> xv = load_lanes(xp, nc);
 #pragma GCC unroll 16
-  for (int c = 0; c < GW; ++c) store_lanes(acc_out + c * g.K + v * V, acc[c][0] + acc[c][1], nc);
+                for (int c = 0; c < GW; ++c) acc[c][q & 1] += gv * __builtin_shuffle(xv, idx[c]);
+              }
+            }
+          }
+          T* out = acc_out + (r * g.S + s) * GW * g.K + v * V;
+#pragma GCC unroll 16
+          for (int c = 0; c < GW; ++c) {
+            vec_t<T> sum = acc[c][0];
+            if constexpr (kChains == 2) sum += acc[c][1];
+            store_lanes(out + c * g.K, load_lanes(out + c * g.K, nc) + sum, nc);
+          }
+        }
 }
 
 template <typename T>
-void grouped_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* acc, int64_t tap,
-                        int64_t v) {
+void grouped_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* acc, int64_t v) {
   switch (g.C_per_group()) {
     case 2:
-      return grouped_wgrad<T, 2>(g, x, gy, acc, tap, v);
+      return grouped_wgrad<T, 2>(g, x, gy, acc, v);
     case 4:
-      return grouped_wgrad<T, 4>(g, x, gy, acc, tap, v);
+      return grouped_wgrad<T, 4>(g, x, gy, acc, v);
     case 8:
-      return grouped_wgrad<T, 8>(g, x, gy, acc, tap, v);
+      return grouped_wgrad<T, 8>(g, x, gy, acc, v);
     default:
-      if constexpr (Vec<T>::size >= 16) return grouped_wgrad<T, 16>(g, x, gy, acc, tap, v);
+      if constexpr (Vec<T>::size >= 16) return grouped_wgrad<T, 16>(g, x, gy, acc, v);
   }
 }
 

@@ -21,6 +21,14 @@ inline int64_t grain_for(int64_t macs_per_item) {
   return std::max<int64_t>(1, kTaskMacs / std::max<int64_t>(1, macs_per_item));
 }
 
+// How many pieces to cut each of `base` natural tasks into (at most `parts`) so that there
+// are four tasks per thread. Only for pieces that no reduction crosses: the result must not
+// depend on the thread count.
+inline int64_t pieces(int64_t base, int64_t parts) {
+  const int64_t want = 4 * at::get_num_threads();
+  return base >= want ? 1 : std::min(parts, (want + base - 1) / base);
+}
+
 // out[i] = sum over chunks c of partial[first(i) + c * chunk_stride], c = 0, 1, ... in
 // order, for i < n: the fixed-order sum of per-chunk partials.
 template <typename T, typename First>
