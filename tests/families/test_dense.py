@@ -211,7 +211,9 @@ def _grad_weight(gy, x, w, stride, padding, dilation, groups):
     return torch.ops.fastconv.conv2d_backward(gy, x, w, *args)[1]
 
 
-@pytest.mark.parametrize("layer", SLICED_WGRAD_LAYERS, ids=lambda layer: "x".join(map(str, layer[:7])))
+@pytest.mark.parametrize(
+    "layer", SLICED_WGRAD_LAYERS, ids=lambda layer: "x".join(map(str, layer[:7]))
+)
 def test_sliced_channels_last_grad_weight(layer):
     n, c, h, w_, k, r, s, stride, padding, dilation, groups = layer
     x = torch.randn(n, c, h, w_, dtype=torch.float64).contiguous(memory_format=CL)
@@ -222,7 +224,16 @@ def test_sliced_channels_last_grad_weight(layer):
         assert family(x, w, stride, padding, dilation, groups, "grad_weight") == "dense"
         got = _grad_weight(gy, x, w, stride, padding, dilation, groups)
         want = torch.ops.aten.convolution_backward(
-            gy, x, w, None, [stride] * 2, [padding] * 2, [dilation] * 2, False, [0, 0], groups,
+            gy,
+            x,
+            w,
+            None,
+            [stride] * 2,
+            [padding] * 2,
+            [dilation] * 2,
+            False,
+            [0, 0],
+            groups,
             [False, True, False],
         )[1]
         torch.testing.assert_close(got, want)

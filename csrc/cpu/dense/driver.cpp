@@ -163,28 +163,29 @@ void grad_weight_nhwc(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const int64_t Kg = g.K_per_group(), taps = g.R * g.S, nr = kt.dense.nhwc_lanes(g.C_per_group());
   const int64_t CP = (g.C_per_group() + nr - 1) / nr, KB = (Kg + kDenseMR - 1) / kDenseMR;
   const int64_t positions = g.N * g.P * g.Q, numel = g.weight_numel();
-  const int64_t slices = std::clamp<int64_t>(
-      std::min<int64_t>(positions / kWgradSlicePositions,
-                        kWgradMaxPartialBytes / (numel * int64_t{sizeof(T)})),
-      1, 16);
+  const int64_t slices =
+      std::clamp<int64_t>(std::min<int64_t>(positions / kWgradSlicePositions,
+                                            kWgradMaxPartialBytes / (numel * int64_t{sizeof(T)})),
+                          1, 16);
   // Few positions (one slice): a task per panel; the map's strips stay in cache.
   const int64_t parts = slices > 1 ? 1 : CP;
   const int64_t base = slices * g.groups * taps * parts, split = pieces(base, KB);
   const Workspace<T> partial(Slot::kPartials, slices > 1 ? slices * numel : 0);
   T* out = slices > 1 ? partial.data() : a.gw;
-  at::parallel_for(0, base * split, grain_for(g.macs() / (base * split)), [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t piece = t % split, part = (t / split) % parts;
-      const int64_t tap = (t / (split * parts)) % taps, rest = t / (split * parts * taps);
-      const int64_t grp = rest % g.groups, sl = rest / g.groups;
-      const int64_t k0 = piece * KB / split * kDenseMR;
-      const int64_t k1 = std::min(Kg, (piece + 1) * KB / split * kDenseMR);
-      if (k0 < k1)
-        kt.dense.nhwc_grad_weight_tile(g, a.x, a.gy, out + sl * numel, grp, tap, part * CP / parts,
-                                       (part + 1) * CP / parts, k0, k1, sl * positions / slices,
-                                       (sl + 1) * positions / slices);
-    }
-  });
+  at::parallel_for(
+      0, base * split, grain_for(g.macs() / (base * split)), [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          const int64_t piece = t % split, part = (t / split) % parts;
+          const int64_t tap = (t / (split * parts)) % taps, rest = t / (split * parts * taps);
+          const int64_t grp = rest % g.groups, sl = rest / g.groups;
+          const int64_t k0 = piece * KB / split * kDenseMR;
+          const int64_t k1 = std::min(Kg, (piece + 1) * KB / split * kDenseMR);
+          if (k0 < k1)
+            kt.dense.nhwc_grad_weight_tile(g, a.x, a.gy, out + sl * numel, grp, tap,
+                                           part * CP / parts, (part + 1) * CP / parts, k0, k1,
+                                           sl * positions / slices, (sl + 1) * positions / slices);
+        }
+      });
   if (slices > 1)
     sum_chunks_in_order(numel, slices, numel, partial.data(), a.gw, [](int64_t i) { return i; });
 }

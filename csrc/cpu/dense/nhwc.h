@@ -459,11 +459,11 @@ void dense_nhwc_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw
   const int64_t r = tap / g.S, s = tap % g.S;
   const Workspace<const T*> b_ws(Slot::kTaps, 2 * kNhwcDepth);
   const Workspace<T> zero_ws(Slot::kRow, Cg);
-  const T** runs = b_ws.data();  // the chunk's runs of the group's channels
+  const T** runs = b_ws.data();     // the chunk's runs of the group's channels
   const T** b = runs + kNhwcDepth;  // ... from one panel's first channel on
   zero_fill(zero_ws.data(), Cg);
   T* out = gw + ((grp * Kg) * RS + tap) * Cg;  // row k of the result at out + k * RS * Cg
-  if (j0 >= j1)  // no positions: a zero sum
+  if (j0 >= j1)                                // no positions: a zero sum
     for (int64_t k = k0; k < k1; ++k)
       std::fill(out + k * RS * Cg + cp0 * nrmax, out + k * RS * Cg + std::min(Cg, cp1 * nrmax),
                 T(0));

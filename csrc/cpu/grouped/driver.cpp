@@ -38,15 +38,15 @@ void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const int64_t positions = g.N * g.P * g.Q, vecs = (g.K + kt.vec - 1) / kt.vec;
   const int64_t blocks = (positions + kPositions - 1) / kPositions;
   const int64_t split = pieces(blocks, vecs);  // small maps: channel vectors split too
-  at::parallel_for(
-      0, blocks * split, grain_for(g.macs() / (blocks * split)), [&](int64_t b, int64_t e) {
-        for (int64_t t = b; t < e; ++t) {
-          const int64_t blk = t / split, piece = t % split;
-          kt.grouped.forward_tile(g, a.x, wp.data(), a.bias, a.y, piece * vecs / split,
-                                  (piece + 1) * vecs / split, blk * kPositions,
-                                  std::min(positions, (blk + 1) * kPositions));
-        }
-      });
+  at::parallel_for(0, blocks * split, grain_for(g.macs() / (blocks * split)),
+                   [&](int64_t b, int64_t e) {
+                     for (int64_t t = b; t < e; ++t) {
+                       const int64_t blk = t / split, piece = t % split;
+                       kt.grouped.forward_tile(g, a.x, wp.data(), a.bias, a.y, piece * vecs / split,
+                                               (piece + 1) * vecs / split, blk * kPositions,
+                                               std::min(positions, (blk + 1) * kPositions));
+                     }
+                   });
 }
 
 template <typename T>
