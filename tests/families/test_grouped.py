@@ -108,3 +108,30 @@ def test_channels_last_passes_make_no_layout_copy(stride):
     gw = min(8, vector_lanes(torch.float64))  # the helper runs float64; RegNet has 8 per group
     x, w = torch.randn(2, 32, 10, 9), torch.randn(32, gw, 3, 3)
     assert_channels_last_passes_copy_nothing(x, w, torch.randn(32), stride, 1, 1, 32 // gw)
+
+
+@pytest.mark.parametrize("gw,stride", [(8, 1), (4, 2), (16, 1)])
+def test_grad_weight_slabs_match_torch_and_do_not_depend_on_threads(gw, stride):
+    """Many positions: the grad-weight runs in fixed slabs of output row bands
+    (grouped/driver.cpp's kWgradSlabPositions) whose partials are added in order, so the
+    float32 bits are the same on one thread and on several."""
+    if vector_lanes(torch.float32) % gw:
+        pytest.skip("groups of this width do not fit this build's vectors")
+    groups, n, hw = 5, 2, 50 * stride
+    x = torch.randn(n, gw * groups, hw, hw, dtype=torch.float64).contiguous(memory_format=CL)
+    w = torch.randn(gw * groups, gw, 3, 3, dtype=torch.float64).contiguous(memory_format=CL)
+    gy = torch.randn(n, gw * groups, 50, 50, dtype=torch.float64).contiguous(memory_format=CL)
+    args = ([stride] * 2, [1, 1], [1, 1], groups, [False, True, False])
+    assert family(x.float(), w.float(), stride, 1, 1, groups, "grad_weight") == "grouped"
+    got = torch.ops.fastconv.conv2d_backward(gy, x, w, *args)[1]
+    want = torch.ops.aten.convolution_backward(gy, x, w, None, *args[:3], False, [0, 0], *args[3:])
+    torch.testing.assert_close(got, want[1])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = torch.ops.fastconv.conv2d_backward(gy.float(), x.float(), w.float(), *args)[1]
+        torch.set_num_threads(max(2, threads))
+        many = torch.ops.fastconv.conv2d_backward(gy.float(), x.float(), w.float(), *args)[1]
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, many)

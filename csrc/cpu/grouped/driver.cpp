@@ -1,6 +1,6 @@
 // Threads of the grouped family: the weight packed once per call, then tasks over blocks of
-// positions (forward), rows of images (grad-input) or channel vectors (grad-weight, each
-// summing every position for every tap in a fixed order). Channels_last only.
+// positions (forward), rows of images (grad-input) or slabs of output rows and channel
+// vectors (grad-weight, every tap, partials added in a fixed order). Channels_last only.
 #include "grouped.h"
 
 #include <algorithm>
@@ -67,20 +67,45 @@ void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
                    });
 }
 
+// The grad-weight runs in fixed slabs of output row bands (set by the problem, so the sum's
+// order does not depend on the thread count), each into its own partial [tap][c'][K], added
+// in slab order. A task takes every channel vector of its bands where there are enough
+// slabs, so the positions' lines are read once: a task per vector read one line of every
+// position, 2 KB apart on a 512-channel layer. A slab is at least this many positions...
+constexpr int64_t kWgradSlabPositions = 2048;
+// ...and the partials take at most this many bytes.
+constexpr int64_t kWgradMaxPartialBytes = int64_t{16} << 20;
+
 template <typename T>
 void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const auto& kt = kernels<T>();
   const int64_t RS = g.R * g.S, gw = g.C_per_group(), vecs = (g.K + kt.vec - 1) / kt.vec;
-  const Workspace<T> acc(Slot::kPartials, RS * gw * g.K);  // [tap][c'][k]
-  at::parallel_for(0, vecs, grain_for(g.macs() / vecs), [&](int64_t b, int64_t e) {
-    for (int64_t v = b; v < e; ++v) kt.grouped.grad_weight_tile(g, a.x, a.gy, acc.data(), v);
+  const int64_t part = RS * gw * g.K, bands = grouped_wgrad_bands(g).count;
+  const int64_t slabs =
+      std::clamp<int64_t>(std::min({g.N * g.P * g.Q / kWgradSlabPositions, bands,
+                                    kWgradMaxPartialBytes / (part * int64_t{sizeof(T)})}),
+                          1, 16);
+  const Workspace<T> acc(Slot::kPartials, slabs * part);  // [slab][tap][c'][k]
+  const int64_t split = pieces(slabs, vecs);
+  at::parallel_for(0, slabs * split, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t sl = t / split, piece = t % split;
+      kt.grouped.grad_weight_tile(g, a.x, a.gy, acc.data() + sl * part, piece * vecs / split,
+                                  (piece + 1) * vecs / split, sl * bands / slabs,
+                                  (sl + 1) * bands / slabs);
+    }
   });
-  // gw in channels_last order [K][R][S][C/groups] (the family runs only channels_last).
-  at::parallel_for(0, g.K, grain_for(RS * gw), [&](int64_t b, int64_t e) {
+  // gw in channels_last order [K][R][S][C/groups] (the family runs only channels_last), the
+  // slabs added in order.
+  at::parallel_for(0, g.K, grain_for(RS * gw * slabs), [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k)
       for (int64_t t = 0; t < RS; ++t)
-        for (int64_t c = 0; c < gw; ++c)
-          a.gw[(k * RS + t) * gw + c] = acc.data()[(t * gw + c) * g.K + k];
+        for (int64_t c = 0; c < gw; ++c) {
+          const T* p = acc.data() + (t * gw + c) * g.K + k;
+          T sum = 0;
+          for (int64_t sl = 0; sl < slabs; ++sl) sum += p[sl * part];
+          a.gw[(k * RS + t) * gw + c] = sum;
+        }
   });
 }
 

@@ -229,26 +229,32 @@ void grouped_dgrad_tile(const ConvGeometry& g, const T* gy, const T* wp, T* gx, 
     }
 }
 
-// Output positions per band of the grad-weight: every tap of a band re-reads its rows of
-// x and grad_output (a vector of each position) from L1 rather than from memory.
-constexpr int64_t kGroupedWgradBand = 64;
-
-// acc_out[tap][c'][k] for channel vector v and every tap: the sum over every position of
-// gy[pos][k] * x[pos, tap][grp(k) * gw + c'], in a fixed order (images, then bands of
-// output rows, then the band's positions), stored, not added to what was there.
+// acc_out[tap][c'][k] for channel vectors [v0, v1) and every tap: the sum over the bands
+// [b0, b1) of the batch's output rows (grouped_wgrad_bands: band b is image b / per_image,
+// rows from b % per_image * rows) of gy[pos][k] * x[pos, tap][grp(k) * gw + c'], band by
+// band, then vector, tap and position in order; stored, not added to what was there. A
+// band's rows of x and grad_output, whole positions, stay in cache while every vector and
+// tap reads them.
 template <typename T, int GW>
 __attribute__((noinline)) static void grouped_wgrad(const ConvGeometry& g, const T* x, const T* gy,
-                                                    T* acc_out, int64_t v) {
+                                                    T* acc_out, int64_t v0, int64_t v1, int64_t b0,
+                                                    int64_t b1) {
   constexpr int V = Vec<T>::size;
   typename IVec<T>::type idx[GW];
   grouped_lanes<T>(GW, idx);
   const int64_t RS = g.R * g.S;
-  const int nc = static_cast<int>(std::min<int64_t>(V, g.K - v * V));
-  const int64_t rows = std::min(g.P, (kGroupedWgradBand + g.Q - 1) / g.Q);  // per band
-  for (int64_t t = 0; t < RS; ++t)
-    for (int c = 0; c < GW; ++c) store_lanes(acc_out + (t * GW + c) * g.K + v * V, vec_t<T>{}, nc);
-  for (int64_t n = 0; n < g.N; ++n)
-    for (int64_t p0 = 0; p0 < g.P; p0 += rows)
+  const GroupedWgradBands bands = grouped_wgrad_bands(g);
+  for (int64_t v = v0; v < v1; ++v) {
+    const int nc = static_cast<int>(std::min<int64_t>(V, g.K - v * V));
+    for (int64_t t = 0; t < RS; ++t)
+      for (int c = 0; c < GW; ++c)
+        store_lanes(acc_out + (t * GW + c) * g.K + v * V, vec_t<T>{}, nc);
+  }
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t n = b / bands.per_image, p0 = b % bands.per_image * bands.rows;
+    const int64_t p1 = std::min(g.P, p0 + bands.rows);
+    for (int64_t v = v0; v < v1; ++v) {
+      const int nc = static_cast<int>(std::min<int64_t>(V, g.K - v * V));
       for (int64_t r = 0; r < g.R; ++r)
         for (int64_t s = 0; s < g.S; ++s) {
           // The output columns whose input column iw = q * stride_w + off lies inside the
@@ -260,7 +266,7 @@ __attribute__((noinline)) static void grouped_wgrad(const ConvGeometry& g, const
           // accumulators are chains enough (two per c' would not fit the registers).
           constexpr int kChains = GW == V ? 1 : 2;
           vec_t<T> acc[GW][kChains] = {};  // position chains per c'
-          for (int64_t p = p0; p < std::min(g.P, p0 + rows); ++p) {
+          for (int64_t p = p0; p < p1; ++p) {
             const int64_t ih = g.in_row(p, r);
             if (ih < 0 || ih >= g.H) continue;
             const T* gy_row = gy + (n * g.P + p) * g.Q * g.K + v * V;
@@ -286,19 +292,22 @@ __attribute__((noinline)) static void grouped_wgrad(const ConvGeometry& g, const
             store_lanes(out + c * g.K, load_lanes(out + c * g.K, nc) + sum, nc);
           }
         }
+    }
+  }
 }
 
 template <typename T>
-void grouped_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* acc, int64_t v) {
+void grouped_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* acc, int64_t v0,
+                        int64_t v1, int64_t b0, int64_t b1) {
   switch (g.C_per_group()) {
     case 2:
-      return grouped_wgrad<T, 2>(g, x, gy, acc, v);
+      return grouped_wgrad<T, 2>(g, x, gy, acc, v0, v1, b0, b1);
     case 4:
-      return grouped_wgrad<T, 4>(g, x, gy, acc, v);
+      return grouped_wgrad<T, 4>(g, x, gy, acc, v0, v1, b0, b1);
     case 8:
-      return grouped_wgrad<T, 8>(g, x, gy, acc, v);
+      return grouped_wgrad<T, 8>(g, x, gy, acc, v0, v1, b0, b1);
     default:
-      if constexpr (Vec<T>::size >= 16) return grouped_wgrad<T, 16>(g, x, gy, acc, v);
+      if constexpr (Vec<T>::size >= 16) return grouped_wgrad<T, 16>(g, x, gy, acc, v0, v1, b0, b1);
   }
 }
 

@@ -2,11 +2,25 @@
 // channels_last activations, C/groups = K/groups dividing the vector width.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "../../conv_geometry.h"
 
 namespace fastconv {
+
+// The grad-weight's bands of output rows: at least kGroupedWgradBand positions (every tap
+// of a band re-reads its rows of x and grad_output from cache rather than from memory);
+// band b of the batch is image b / per_image, rows from b % per_image * rows.
+constexpr int64_t kGroupedWgradBand = 64;
+struct GroupedWgradBands {
+  int64_t rows, per_image, count;
+};
+inline GroupedWgradBands grouped_wgrad_bands(const ConvGeometry& g) {
+  const int64_t rows = std::max<int64_t>(1, std::min(g.P, (kGroupedWgradBand + g.Q - 1) / g.Q));
+  const int64_t per_image = (g.P + rows - 1) / rows;
+  return {rows, per_image, g.N * per_image};
+}
 
 template <typename T>
 struct GroupedKernels {
@@ -21,9 +35,10 @@ struct GroupedKernels {
   // Grad-input rows [h0, h1) of image n x channel vectors [v0, v1), any stride.
   void (*grad_input_tile)(const ConvGeometry& g, const T* gy, const T* wp, T* gx, int64_t v0,
                           int64_t v1, int64_t n, int64_t h0, int64_t h1);
-  // acc[tap][c'][K] for channel vector v, every tap: the weight gradient summed over every
-  // position in a fixed order.
-  void (*grad_weight_tile)(const ConvGeometry& g, const T* x, const T* gy, T* acc, int64_t v);
+  // acc[tap][c'][K] for channel vectors [v0, v1), every tap: the weight gradient summed over
+  // output row bands [b0, b1) (grouped_wgrad_bands) in a fixed order, stored.
+  void (*grad_weight_tile)(const ConvGeometry& g, const T* x, const T* gy, T* acc, int64_t v0,
+                           int64_t v1, int64_t b0, int64_t b1);
 };
 
 }  // namespace fastconv
