@@ -123,6 +123,20 @@ def vector_lanes(dtype=torch.float32):
     return width // torch.empty((), dtype=dtype).element_size()
 
 
+def on_one_and_many_threads(fn):
+    """fn() on one torch thread and on several (at least two), the thread count restored:
+    for the reductions whose bits must not depend on it."""
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = fn()
+        torch.set_num_threads(max(2, threads))
+        many = fn()
+    finally:
+        torch.set_num_threads(threads)
+    return one, many
+
+
 def family(x, w, stride=1, padding=0, dilation=1, groups=1, pass_="forward"):
     """The CPU kernel family fastconv runs for this call (fastconv.cpu_family)."""
     return fastconv.cpu_family(x, w, stride, padding, dilation, groups, pass_)

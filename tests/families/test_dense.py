@@ -18,6 +18,7 @@ from ..helpers import (
     compare_with_torch,
     family,
     geometries,
+    on_one_and_many_threads,
 )
 
 CL = torch.channels_last
@@ -179,14 +180,9 @@ def test_kernel_row_grad_weight_does_not_depend_on_threads():
     w = torch.randn(32, 3, 3, 3).contiguous(memory_format=CL)
     gy = torch.randn(2, 32, 48, 48).contiguous(memory_format=CL)
     args = ([2, 2], [1, 1], [1, 1], 1, [False, True, False])
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = torch.ops.fastconv.conv2d_backward(gy, x, w, *args)[1]
-        torch.set_num_threads(max(2, threads))
-        many = torch.ops.fastconv.conv2d_backward(gy, x, w, *args)[1]
-    finally:
-        torch.set_num_threads(threads)
+    one, many = on_one_and_many_threads(
+        lambda: torch.ops.fastconv.conv2d_backward(gy, x, w, *args)[1]
+    )
     assert torch.equal(one, many)
     want = torch.ops.aten.convolution_backward(
         gy.double(), x.double(), w.double(), None, *args[:3], False, [0, 0], 1, args[4]
@@ -195,7 +191,7 @@ def test_kernel_row_grad_weight_does_not_depend_on_threads():
 
 
 # The tap-by-tap channels_last grad-weight over many positions runs in fixed slices of them
-# (dense/driver.cpp's kWgradSlicePositions), each task over every input-channel panel, the
+# (runtime/parallel.h's reduction_slices), each task over every input-channel panel, the
 # partial weights added in slice order: several slices, groups, a partial last panel,
 # strided and padded taps, an in-place 1x1 layer. (N, C, H, W, K, R, S, stride, padding,
 # dilation, groups)
@@ -240,12 +236,7 @@ def test_sliced_channels_last_grad_weight(layer):
         assert got.is_contiguous(memory_format=CL)
         # float32: the same bits on one thread and on several
         x32, w32, gy32 = x.float(), w.float(), gy.float()
-        threads = torch.get_num_threads()
-        try:
-            torch.set_num_threads(1)
-            one = _grad_weight(gy32, x32, w32, stride, padding, dilation, groups)
-            torch.set_num_threads(max(2, threads))
-            many = _grad_weight(gy32, x32, w32, stride, padding, dilation, groups)
-        finally:
-            torch.set_num_threads(threads)
+        one, many = on_one_and_many_threads(
+            lambda: _grad_weight(gy32, x32, w32, stride, padding, dilation, groups)
+        )
         assert torch.equal(one, many)

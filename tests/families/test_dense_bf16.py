@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import fastconv
 
-from ..helpers import family
+from ..helpers import family, on_one_and_many_threads
 
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups): odd C*R*S (a half pair), K not a
 # multiple of the 6-row panel, positions not a multiple of 32, groups, stride, dilation,
@@ -119,12 +119,5 @@ def test_this_machine_has_the_bf16_kernel_when_its_cpu_says_so():
 
 def test_bf16_kernel_is_deterministic_across_thread_counts():
     x, w, b = tensors(LAYERS[2])
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = fastconv.conv2d(x, w, b, 1, 1)
-        torch.set_num_threads(max(2, threads))
-        many = fastconv.conv2d(x, w, b, 1, 1)
-    finally:
-        torch.set_num_threads(threads)
+    one, many = on_one_and_many_threads(lambda: fastconv.conv2d(x, w, b, 1, 1))
     assert torch.equal(one, many)

@@ -14,6 +14,7 @@ from ..helpers import (
     assert_channels_last_passes_copy_nothing,
     compare_with_torch,
     family,
+    on_one_and_many_threads,
     vector_lanes,
 )
 
@@ -113,7 +114,7 @@ def test_channels_last_passes_make_no_layout_copy(stride):
 @pytest.mark.parametrize("gw,stride", [(8, 1), (4, 2), (16, 1)])
 def test_grad_weight_slabs_match_torch_and_do_not_depend_on_threads(gw, stride):
     """Many positions: the grad-weight runs in fixed slabs of output row bands
-    (grouped/driver.cpp's kWgradSlabPositions) whose partials are added in order, so the
+    (runtime/parallel.h's reduction_slices) whose partials are added in order, so the
     float32 bits are the same on one thread and on several."""
     if vector_lanes(torch.float32) % gw:
         pytest.skip("groups of this width do not fit this build's vectors")
@@ -126,12 +127,7 @@ def test_grad_weight_slabs_match_torch_and_do_not_depend_on_threads(gw, stride):
     got = torch.ops.fastconv.conv2d_backward(gy, x, w, *args)[1]
     want = torch.ops.aten.convolution_backward(gy, x, w, None, *args[:3], False, [0, 0], *args[3:])
     torch.testing.assert_close(got, want[1])
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = torch.ops.fastconv.conv2d_backward(gy.float(), x.float(), w.float(), *args)[1]
-        torch.set_num_threads(max(2, threads))
-        many = torch.ops.fastconv.conv2d_backward(gy.float(), x.float(), w.float(), *args)[1]
-    finally:
-        torch.set_num_threads(threads)
+    one, many = on_one_and_many_threads(
+        lambda: torch.ops.fastconv.conv2d_backward(gy.float(), x.float(), w.float(), *args)[1]
+    )
     assert torch.equal(one, many)

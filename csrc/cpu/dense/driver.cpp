@@ -146,16 +146,11 @@ void grad_weight_nhwc_rows(const ConvGeometry& g, const GradWeightArgs<T>& a) {
                       [&](int64_t i) { return i % RSC * g.K + i / RSC; });
 }
 
-// The tap-by-tap grad-weight over many positions runs in fixed slices of them (set by the
-// problem alone, so the sum's order does not depend on the thread count), each into its
-// own partial weight, added in slice order; a task takes every input-channel panel of its
-// chunks of positions, so x's rows are read whole. A task per panel instead reads a strip
-// of each row, C apart, and on 56x56 maps at batch 8 those reads miss to memory
-// (docs/measurements.md). A slice is at least this many positions...
-constexpr int64_t kWgradSlicePositions = 2048;
-// ...and the partial weights take at most this many bytes.
-constexpr int64_t kWgradMaxPartialBytes = int64_t{16} << 20;
-
+// The tap-by-tap grad-weight over many positions runs in fixed slices of them
+// (reduction_slices), each into its own partial weight, added in slice order; a task takes
+// every input-channel panel of its chunks of positions, so x's rows are read whole. A task
+// per panel instead reads a strip of each row, C apart, and on 56x56 maps at batch 8 those
+// reads miss to memory (docs/measurements.md).
 template <typename T>
 void grad_weight_nhwc(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const auto& kt = kernels<T>();
@@ -163,10 +158,7 @@ void grad_weight_nhwc(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const int64_t Kg = g.K_per_group(), taps = g.R * g.S, nr = kt.dense.nhwc_lanes(g.C_per_group());
   const int64_t CP = (g.C_per_group() + nr - 1) / nr, KB = (Kg + kDenseMR - 1) / kDenseMR;
   const int64_t positions = g.N * g.P * g.Q, numel = g.weight_numel();
-  const int64_t slices =
-      std::clamp<int64_t>(std::min<int64_t>(positions / kWgradSlicePositions,
-                                            kWgradMaxPartialBytes / (numel * int64_t{sizeof(T)})),
-                          1, 16);
+  const int64_t slices = reduction_slices(positions, numel * int64_t{sizeof(T)});
   // Few positions (one slice): a task per panel; the map's strips stay in cache.
   const int64_t parts = slices > 1 ? 1 : CP;
   const int64_t base = slices * g.groups * taps * parts, split = pieces(base, KB);

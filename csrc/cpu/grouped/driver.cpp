@@ -67,24 +67,16 @@ void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
                    });
 }
 
-// The grad-weight runs in fixed slabs of output row bands (set by the problem, so the sum's
-// order does not depend on the thread count), each into its own partial [tap][c'][K], added
-// in slab order. A task takes every channel vector of its bands where there are enough
-// slabs, so the positions' lines are read once: a task per vector read one line of every
-// position, 2 KB apart on a 512-channel layer. A slab is at least this many positions...
-constexpr int64_t kWgradSlabPositions = 2048;
-// ...and the partials take at most this many bytes.
-constexpr int64_t kWgradMaxPartialBytes = int64_t{16} << 20;
-
+// The grad-weight runs in fixed slabs of output row bands (reduction_slices), each into its
+// own partial [tap][c'][K], added in slab order. A task takes every channel vector of its
+// bands where there are enough slabs, so the positions' lines are read once: a task per
+// vector read one line of every position, 2 KB apart on a 512-channel layer.
 template <typename T>
 void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const auto& kt = kernels<T>();
   const int64_t RS = g.R * g.S, gw = g.C_per_group(), vecs = (g.K + kt.vec - 1) / kt.vec;
   const int64_t part = RS * gw * g.K, bands = grouped_wgrad_bands(g).count;
-  const int64_t slabs =
-      std::clamp<int64_t>(std::min({g.N * g.P * g.Q / kWgradSlabPositions, bands,
-                                    kWgradMaxPartialBytes / (part * int64_t{sizeof(T)})}),
-                          1, 16);
+  const int64_t slabs = reduction_slices(g.N * g.P * g.Q, part * int64_t{sizeof(T)}, bands);
   const Workspace<T> acc(Slot::kPartials, slabs * part);  // [slab][tap][c'][k]
   const int64_t split = pieces(slabs, vecs);
   at::parallel_for(0, slabs * split, 1, [&](int64_t b, int64_t e) {
@@ -96,7 +88,8 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
     }
   });
   // gw in channels_last order [K][R][S][C/groups] (the family runs only channels_last), the
-  // slabs added in order.
+  // slabs added in order; loops rather than sum_chunks_in_order, whose per-value index
+  // divisions had doubled a 400x7^2 layer's time.
   at::parallel_for(0, g.K, grain_for(RS * gw * slabs), [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k)
       for (int64_t t = 0; t < RS; ++t)

@@ -29,6 +29,21 @@ inline int64_t pieces(int64_t base, int64_t parts) {
   return base >= want ? 1 : std::min(parts, (want + base - 1) / base);
 }
 
+// How many fixed slices a reduction over `positions` runs in, each into its own partial of
+// `partial_bytes`, the partials added in slice order: at least kSlicePositions positions a
+// slice (its partial, written once, stays a small part of its work), at most kMaxSlices
+// and `max_slices`, and all the partials within kMaxPartialBytes. Set by the problem alone,
+// so the sum's order does not depend on the thread count.
+constexpr int64_t kSlicePositions = 2048;
+constexpr int64_t kMaxSlices = 16;
+constexpr int64_t kMaxPartialBytes = int64_t{16} << 20;
+inline int64_t reduction_slices(int64_t positions, int64_t partial_bytes,
+                                int64_t max_slices = kMaxSlices) {
+  const int64_t by_bytes = kMaxPartialBytes / std::max<int64_t>(partial_bytes, 1);
+  return std::clamp<int64_t>(std::min({positions / kSlicePositions, by_bytes, max_slices}), 1,
+                             kMaxSlices);
+}
+
 // out[i] = sum over chunks c of partial[first(i) + c * chunk_stride], c = 0, 1, ... in
 // order, for i < n: the fixed-order sum of per-chunk partials.
 template <typename T, typename First>
