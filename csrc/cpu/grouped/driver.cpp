@@ -78,7 +78,8 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const int64_t part = RS * gw * g.K, bands = grouped_wgrad_bands(g).count;
   const int64_t slabs = reduction_slices(g.N * g.P * g.Q, part * int64_t{sizeof(T)}, bands);
   const Workspace<T> acc(Slot::kPartials, slabs * part);  // [slab][tap][c'][k]
-  const int64_t split = pieces(slabs, vecs);
+  // One slab (a small map, in cache anyway): a task per vector, as many as balance best.
+  const int64_t split = slabs > 1 ? pieces(slabs, vecs) : vecs;
   at::parallel_for(0, slabs * split, 1, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       const int64_t sl = t / split, piece = t % split;
@@ -95,8 +96,8 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
       for (int64_t t = 0; t < RS; ++t)
         for (int64_t c = 0; c < gw; ++c) {
           const T* p = acc.data() + (t * gw + c) * g.K + k;
-          T sum = 0;
-          for (int64_t sl = 0; sl < slabs; ++sl) sum += p[sl * part];
+          T sum = p[0];
+          for (int64_t sl = 1; sl < slabs; ++sl) sum += p[sl * part];
           a.gw[(k * RS + t) * gw + c] = sum;
         }
   });
