@@ -27,6 +27,28 @@ static inline int64_t slice_depth(int64_t n) {
   return (n + slices - 1) / slices;
 }
 
+// A register tile's results: C[0:mr, 0:nr] = (overwrite) or += acc. Unrolled whole, so
+// that acc stays in registers (a loop over rows with a variable bound makes the compiler
+// keep the tile in memory, stored in the prologue and reloaded here).
+template <typename T, int NV>
+inline void store_register_tile(const vec_t<T> (*acc)[NV], T* c, int64_t ldc, int mr, int nr,
+                                bool overwrite) {
+  constexpr int V = Vec<T>::size;
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    if (i >= mr) break;
+#pragma GCC unroll 4
+    for (int h = 0; h < NV; ++h) {
+      const int n = std::clamp(nr - h * V, 0, V);
+      T* ci = c + i * ldc + h * V;
+      if (n == V)
+        storeu(ci, overwrite ? acc[i][h] : loadu(ci) + acc[i][h]);
+      else if (n > 0)
+        storeu_n(ci, overwrite ? acc[i][h] : loadu_n(ci, n) + acc[i][h], n);
+    }
+  }
+}
+
 // C[0:mr, 0:nr] (+)= A (mr x kc, rows lda apart, read in place) * B micro-panel (kc x NR,
 // packed so the loop reads it front to back); `overwrite` stores instead of adding (a first
 // slice then needs no zero-filled C). Broadcasts take any address, so A needs no packing
@@ -55,22 +77,7 @@ __attribute__((noinline)) static void micro_kernel(int64_t kc, const T* __restri
       acc[i][1] += ai * b1;
     }
   }
-  if (mr == MR && nr == 2 * V) {
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      T* ci = c + i * ldc;
-      storeu(ci, overwrite ? acc[i][0] : loadu(ci) + acc[i][0]);
-      storeu(ci + V, overwrite ? acc[i][1] : loadu(ci + V) + acc[i][1]);
-    }
-    return;
-  }
-  for (int i = 0; i < mr; ++i)
-    for (int h = 0; h < 2; ++h) {
-      const int n = std::min(V, nr - h * V);
-      if (n <= 0) break;
-      T* ci = c + i * ldc + h * V;
-      storeu_n(ci, overwrite ? acc[i][h] : loadu_n(ci, n) + acc[i][h], n);
-    }
+  store_register_tile<T, 2>(acc, c, ldc, mr, nr, overwrite);
 }
 
 // C[0:m_len, 0:nb] (+)= A * B over one packed slice of depth kc. B micro-panels stay in L1

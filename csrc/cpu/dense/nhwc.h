@@ -99,16 +99,7 @@ __attribute__((noinline)) static void gather_micro_kernel_n(
       }
     }
   }
-  for (int i = 0; i < mr; ++i)
-    for (int h = 0; h < NV; ++h) {
-      const int n = std::min(V, nr - h * V);
-      if (n <= 0) break;
-      T* ci = c + i * ldc + h * V;
-      if (n == V)
-        storeu(ci, acc[i][h]);
-      else
-        storeu_n(ci, acc[i][h], n);
-    }
+  store_register_tile<T, NV>(acc, c, ldc, mr, nr, true);
 }
 
 // The gathered micro-kernel with nr <= 4 vectors of columns: NV = ceil(nr / V) rounded up to
@@ -131,6 +122,8 @@ inline void gather_micro_kernel(int64_t taps, int64_t depth, int64_t off, const 
 // slice's B panel stays in L1 while the positions' rows stream: whole taps where a tap is
 // shallower, else pieces of one tap. fn(first tap, taps, first value, values).
 constexpr int64_t kGatherSlice = 2 * kKC;
+// Bytes of weight panels a forward slice may cycle through per micro-tile (half of L1).
+constexpr int64_t kGatherPanelsL1Bytes = 16 << 10;
 template <typename Fn>
 inline void for_each_gather_slice(int64_t taps, int64_t depth, Fn&& fn) {
   if (depth >= kGatherSlice) {
@@ -155,26 +148,6 @@ inline void load_wgrad_row(const T* row, int nr, vec_t<T>* v) {
       v[h] = loadu(row + h * V);
     else
       v[h] = loadu_n(row + h * V, std::clamp(nr - h * V, 0, V));
-  }
-}
-
-// Their results: C[0:mr, 0:nr] = (overwrite) or += acc.
-template <typename T, int NV>
-inline void store_wgrad_tile(const vec_t<T> (*acc)[NV], T* c, int64_t ldc, int mr, int nr,
-                             bool overwrite) {
-  constexpr int V = Vec<T>::size;
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    if (i >= mr) break;
-#pragma GCC unroll 4
-    for (int h = 0; h < NV; ++h) {
-      const int n = std::clamp(nr - h * V, 0, V);
-      T* ci = c + i * ldc + h * V;
-      if (n == V)
-        storeu(ci, overwrite ? acc[i][h] : loadu(ci) + acc[i][h]);
-      else if (n > 0)
-        storeu_n(ci, overwrite ? acc[i][h] : loadu_n(ci, n) + acc[i][h], n);
-    }
   }
 }
 
@@ -204,7 +177,7 @@ __attribute__((noinline)) static void wgrad_micro_kernel_n(int64_t depth, const 
       for (int h = 0; h < NV; ++h) acc[i][h] += ai * v[h];
     }
   }
-  store_wgrad_tile<T, NV>(acc, c, ldc, mr, nr, overwrite);
+  store_register_tile<T, NV>(acc, c, ldc, mr, nr, overwrite);
 }
 
 template <typename T, int NV>
@@ -318,7 +291,7 @@ void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w_packed, b
   const NhwcTaps v = nhwc_taps(g);
   const int64_t Cg = g.C_per_group(), Kg = g.K_per_group(), RS = g.R * g.S;
   const int64_t ld = (j1 - j0 + MR - 1) / MR * MR, runs = v.taps * ld;  // whole micro-tiles
-  const Workspace<const T*> a_ws(Slot::kTaps, runs), b_ws(Slot::kRow2, v.taps);
+  const Workspace<const T*> a_ws(Slot::kTaps, runs), b_ws(Slot::kRow2, (kp1 - kp0) * v.taps);
   const Workspace<T> zero_ws(Slot::kRow, v.depth);
   const Workspace<T> stage_ws(Slot::kStage, v.rows ? runs * v.depth : 0);
   const T** a = a_ws.data();
@@ -344,18 +317,29 @@ void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w_packed, b
   // kernel row r starts at r*S*C).
   const int64_t tap_step = w_cl ? v.depth : 1, c_step = w_cl ? 1 : RS;
   for_each_gather_slice(v.taps, v.depth, [&](int64_t t0, int64_t nt, int64_t off, int64_t depth) {
-    for (int64_t kp = kp0; kp < kp1; ++kp) {
-      const int nr = static_cast<int>(std::min<int64_t>(nrmax, Kg - kp * nrmax));
+    const auto tile = [&](int64_t kp, int64_t jj, const T* const* bk) {
+      const int64_t j = j0 + jj;
+      gather_micro_kernel(nt, depth, off, a + t0 * ld + jj, ld, bk, c_step * nrmax,
+                          bias ? bias + kp * nrmax : nullptr, y + j * g.K + grp * Kg + kp * nrmax,
+                          g.K, static_cast<int>(std::min<int64_t>(MR, j1 - j)),
+                          static_cast<int>(std::min<int64_t>(nrmax, Kg - kp * nrmax)),
+                          t0 > 0 || off > 0, nv);
+    };
+    const int64_t np = kp1 - kp0;
+    for (int64_t kp = kp0; kp < kp1; ++kp)
       for (int64_t t = 0; t < nt; ++t)
-        b[t] = w_packed + (kp * Cg * RS + (t0 + t) * tap_step) * nrmax;
-      for (int64_t jj = 0; jj < ld; jj += MR) {
-        const int64_t j = j0 + jj;
-        gather_micro_kernel(nt, depth, off, a + t0 * ld + jj, ld, b, c_step * nrmax,
-                            bias ? bias + kp * nrmax : nullptr, y + j * g.K + grp * Kg + kp * nrmax,
-                            g.K, static_cast<int>(std::min<int64_t>(MR, j1 - j)), nr,
-                            t0 > 0 || off > 0, nv);
-      }
+        b[(kp - kp0) * nt + t] = w_packed + (kp * Cg * RS + (t0 + t) * tap_step) * nrmax;
+    // Shallow slices whose panels all fit in L1 together: every panel of a micro-tile's
+    // positions in turn, so each output row is written whole, line after line. Panel by
+    // panel, each row is written in strips by separate sweeps, which made MobileNet's
+    // 24->144 1x1 on 56x56 at batch 8 about 1.7x slower (docs/measurements.md).
+    if (np * nt * depth * nrmax * int64_t{sizeof(T)} <= kGatherPanelsL1Bytes) {
+      for (int64_t jj = 0; jj < ld; jj += MR)
+        for (int64_t kp = kp0; kp < kp1; ++kp) tile(kp, jj, b + (kp - kp0) * nt);
+      return;
     }
+    for (int64_t kp = kp0; kp < kp1; ++kp)
+      for (int64_t jj = 0; jj < ld; jj += MR) tile(kp, jj, b + (kp - kp0) * nt);
   });
 }
 
@@ -515,7 +499,7 @@ __attribute__((noinline)) static void wgrad_rows_micro_kernel_n(int64_t depth, c
       for (int h = 0; h < NV; ++h) acc[i][h] += ai * v[h];
     }
   }
-  store_wgrad_tile<T, NV>(acc, c, ldc, mr, nr, overwrite);
+  store_register_tile<T, NV>(acc, c, ldc, mr, nr, overwrite);
 }
 template <typename T, int NV>
 inline void wgrad_rows_micro_kernel_v(int64_t depth, const T* const* a, int64_t off, const T* b,
