@@ -60,6 +60,40 @@ def test_channels_last_layers(layer, dtype):
         compare_with_torch(x, w, b, stride, padding, dilation, groups, **tol)
 
 
+# Few positions and four or more output-channel panels (dense/driver.cpp, forward_nhwc):
+# the forward packs each slice of a channels_last (or 1x1) weight in its tasks instead of
+# packing the whole weight first. Partial last panels, slices of one tap's channels (C/G >
+# 256), groups, strides and dilation, a shallow 1x1 (every panel per micro-tile),
+# kernel-row taps (3 channels), two blocks of positions, and a 1x1 NCHW weight.
+RAW_ROWS_LAYERS = [
+    (1, 40, 7, 7, 200, 3, 3, 1, 1, 1, 1, True),
+    (1, 300, 5, 6, 160, 3, 3, 1, 1, 1, 1, True),
+    (2, 64, 9, 9, 256, 3, 3, 2, 1, 1, 2, True),
+    (1, 8, 10, 10, 256, 1, 1, 1, 0, 1, 1, True),
+    (1, 3, 16, 16, 256, 7, 7, 2, 3, 1, 1, True),
+    (3, 64, 12, 12, 128, 3, 3, 1, 2, 2, 1, True),
+    (1, 96, 7, 7, 192, 1, 1, 1, 0, 1, 1, False),
+]
+
+
+@pytest.mark.parametrize("layer", RAW_ROWS_LAYERS, ids=lambda layer: "x".join(map(str, layer[:7])))
+def test_channels_last_forward_packing_in_tasks(layer):
+    n, c, h, w_, k, r, s, stride, padding, dilation, groups, weight_cl = layer
+    x = torch.randn(n, c, h, w_, dtype=torch.float64).contiguous(memory_format=CL)
+    w = torch.randn(k, c // groups, r, s, dtype=torch.float64)
+    w = w.contiguous(memory_format=CL) if weight_cl else w
+    b = torch.randn(k, dtype=torch.float64)
+    args = (stride, padding, dilation, groups)
+    with fastconv.cpu_algorithm("dense"):
+        assert family(x, w, *args) == "dense"
+        compare_with_torch(x, w, b, *args, grads=False)
+        # float32: the same bits on one thread and on several (blocks and tasks differ)
+        x32, w32, b32 = x.float(), w.float(), b.float()
+        one, many = on_one_and_many_threads(lambda: fastconv.conv2d(x32, w32, b32, *args))
+        assert torch.equal(one, many)
+        torch.testing.assert_close(one.double(), F.conv2d(x, w, b, *args), rtol=1e-4, atol=1e-4)
+
+
 # 1x1 layers that read x in place (stride 1 without padding, or a 1x1 map): the forward and
 # the grad-input are plain GEMMs on the rows of x and grad_output; the grad-input runs on the
 # forward's tasks with the grad-input's panels (lanes over C/G, any K/G, with groups).

@@ -62,17 +62,18 @@ void weight_to_channels_last(const ConvGeometry& g, const T* w, T* dst) {
       for (int64_t t = 0; t < RS; ++t) dst[(k * RS + t) * Cg + c] = w[(k * Cg + c) * RS + t];
 }
 
-// The channels_last forward's tasks over `packed` (pack_nhwc_weight by_k; w_cl: panels in
-// [tap][c] order). Blocks of at most kNhwcPositions positions, all of one size (whole
-// micro-tiles), so that equal shares of tasks are equal shares of the work.
+// The channels_last forward's tasks over w (as wk says): `blocks` blocks of positions (by
+// default of at most kNhwcPositions), all of one size (whole micro-tiles), so that equal
+// shares of tasks are equal shares of the work.
 template <typename T>
-void run_forward_nhwc(const ConvGeometry& g, const T* x, const T* packed, bool w_cl, const T* bias,
-                      T* y) {
+void run_forward_nhwc(const ConvGeometry& g, const T* x, const T* w, NhwcWeight wk, const T* bias,
+                      T* y, int64_t blocks = 0) {
   const auto& kt = kernels<T>();
   const int64_t Kg = g.K_per_group(), nr = kt.dense.nhwc_lanes(Kg), KP = (Kg + nr - 1) / nr;
-  const int64_t group = g.R * g.S * KP * g.C_per_group() * nr;  // one group's panels
+  const int64_t group = wk == NhwcWeight::kRawRows ? Kg * g.C_per_group() * g.R * g.S
+                                                   : g.R * g.S * KP * g.C_per_group() * nr;
   const int64_t positions = g.N * g.P * g.Q, units = (positions + kDenseMR - 1) / kDenseMR;
-  const int64_t blocks = (positions + kNhwcPositions - 1) / kNhwcPositions;
+  if (blocks == 0) blocks = (positions + kNhwcPositions - 1) / kNhwcPositions;
   const int64_t split = pieces(g.groups * blocks, KP);
   at::parallel_for(
       0, g.groups * blocks * split, grain_for(g.macs() / (g.groups * blocks * split)),
@@ -81,23 +82,39 @@ void run_forward_nhwc(const ConvGeometry& g, const T* x, const T* packed, bool w
           const int64_t piece = t % split, blk = (t / split) % blocks, grp = t / (split * blocks);
           const int64_t j0 = blk * units / blocks * kDenseMR;
           const int64_t j1 = std::min(positions, (blk + 1) * units / blocks * kDenseMR);
-          kt.dense.nhwc_forward_tile(g, x, packed + grp * group, w_cl,
-                                     bias ? bias + grp * Kg : nullptr, y, grp, piece * KP / split,
-                                     (piece + 1) * KP / split, j0, j1);
+          kt.dense.nhwc_forward_tile(g, x, w + grp * group, wk, bias ? bias + grp * Kg : nullptr, y,
+                                     grp, piece * KP / split, (piece + 1) * KP / split, j0, j1);
         }
       });
 }
 
 template <typename T>
 void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
-  const int64_t nr = kernels<T>().dense.nhwc_lanes(g.K_per_group());
+  const int64_t Kg = g.K_per_group(), nr = kernels<T>().dense.nhwc_lanes(Kg);
+  const int64_t KP = (Kg + nr - 1) / nr, positions = g.N * g.P * g.Q;
   // Kernel-row taps read the weight as [tap][c] panels.
   const bool reorder = nhwc_taps(g).rows && a.w_layout != Layout::kNhwc;
+  const bool w_cl = reorder || a.w_layout == Layout::kNhwc;
+  // Few positions, and panels enough for every thread: each task packs the slices of its
+  // panels from the weight's own rows as it reaches them (into L2), where packing the whole
+  // weight first writes it out and reads it back; on small maps at batch 1 the weight is
+  // most of the data, and on this project's VM the packing's stores stalled in some
+  // processes (docs/benchmarks.md, "Noise").
+  const int64_t threads = at::get_num_threads(), panels = g.groups * KP;
+  int64_t blocks = (positions + kNhwcRawRowsPositions - 1) / kNhwcRawRowsPositions;
+  if (!reorder && (w_cl || g.R * g.S == 1) && blocks <= kNhwcRawRowsMaxBlocks &&
+      panels * blocks >= 2 * threads) {
+    // As few blocks as share the tasks evenly (5 panels on 2 threads: 2 blocks).
+    const int64_t units = (positions + kDenseMR - 1) / kDenseMR;
+    while (panels * blocks % threads != 0 && panels * blocks < 4 * threads && blocks < units)
+      ++blocks;
+    return run_forward_nhwc(g, a.x, a.w, NhwcWeight::kRawRows, a.bias, a.y, blocks);
+  }
   const Workspace<T> w_cl_copy(Slot::kWeightTaps, reorder ? g.weight_numel() : 0);
   if (reorder) weight_to_channels_last(g, a.w, w_cl_copy.data());
-  const bool w_cl = reorder || a.w_layout == Layout::kNhwc;
   const Workspace<T> packed = pack_nhwc_weight(g, reorder ? w_cl_copy.data() : a.w, w_cl, nr, true);
-  run_forward_nhwc(g, a.x, packed.data(), w_cl, a.bias, a.y);
+  run_forward_nhwc(g, a.x, packed.data(), w_cl ? NhwcWeight::kPanelsTapMajor : NhwcWeight::kPanels,
+                   a.bias, a.y);
 }
 
 template <typename T>
@@ -111,7 +128,7 @@ void grad_input_nhwc(const ConvGeometry& g, const GradInputArgs<T>& a) {
   // lanes over C/G), so it runs on the forward's tasks, flat over positions rather than by
   // image rows (7 or 14 columns leave most of a row's last micro-tile empty).
   if (g.pointwise_in_place())
-    return run_forward_nhwc(dgrad_as_forward(g), a.gy, packed.data(), false,
+    return run_forward_nhwc(dgrad_as_forward(g), a.gy, packed.data(), NhwcWeight::kPanels,
                             static_cast<const T*>(nullptr), a.gx);
   // Tasks: (image, group, block of rows), rows split until there are enough tasks.
   const int64_t split = pieces(g.N * g.groups * CP, g.H);

@@ -50,7 +50,7 @@ inline int nhwc_lanes(int64_t channels) {
 }
 
 // C[0:mr, 0:nr] = init + sum over taps t of A_t * B_t, where A_t's row i is the gathered row
-// a[t*lda + i] + off (depth values) and B_t's row kk the NR values at b[t] + (off + kk)*ldb;
+// a[t*lda + i] + off (depth values) and B_t's row kk the NR values at b[t] + kk*ldb;
 // init is C itself (accumulate: a later slice of the depth), else bias[0:nr] or zero. Rows
 // past mr are never stored (their pointers repeat row 0's).
 template <typename T, int NV>
@@ -86,7 +86,7 @@ __attribute__((noinline)) static void gather_micro_kernel_n(
     const T* ar[MR];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) ar[i] = a[t * lda + i] + off;
-    const T* bt = b[t] + off * ldb;
+    const T* bt = b[t];
     for (int64_t kk = 0; kk < depth; ++kk) {
       vec_t<T> v[NV];
 #pragma GCC unroll 4
@@ -280,20 +280,21 @@ const T* nhwc_tap_run(const ConvGeometry& g, const T* x, int64_t grp, int64_t n,
 }
 
 // Positions [j0, j1) of the batch (j = (n*P + p)*Q + q), output-channel panels [kp0, kp1) of
-// group grp. w_packed: the group's panels of NR = nhwc_lanes(K/G) rows of its C/G*R*S
-// weights, in the weight's own order: [c][tap] (w_cl false), or [tap][c] for a channels_last
-// weight; bias: the group's.
+// group grp (NR = nhwc_lanes(K/G) output channels a panel). w: the group's weight as `wk`
+// says (table.h); bias: the group's.
 template <typename T>
-void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w_packed, bool w_cl,
+void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w, NhwcWeight wk,
                          const T* bias, T* y, int64_t grp, int64_t kp0, int64_t kp1, int64_t j0,
                          int64_t j1) {
   const int nv = nhwc_vectors<T>(g.K_per_group()), nrmax = nv * Vec<T>::size;
   const NhwcTaps v = nhwc_taps(g);
-  const int64_t Cg = g.C_per_group(), Kg = g.K_per_group(), RS = g.R * g.S;
+  const int64_t Cg = g.C_per_group(), Kg = g.K_per_group(), RS = g.R * g.S, CRS = Cg * RS;
   const int64_t ld = (j1 - j0 + MR - 1) / MR * MR, runs = v.taps * ld;  // whole micro-tiles
+  const bool raw = wk == NhwcWeight::kRawRows;
   const Workspace<const T*> a_ws(Slot::kTaps, runs), b_ws(Slot::kRow2, (kp1 - kp0) * v.taps);
   const Workspace<T> zero_ws(Slot::kRow, v.depth);
   const Workspace<T> stage_ws(Slot::kStage, v.rows ? runs * v.depth : 0);
+  const Workspace<T> slice_ws(Slot::kPackB, raw ? kGatherSlice * nrmax : 0);
   const T** a = a_ws.data();
   const T** b = b_ws.data();
   zero_fill(zero_ws.data(), v.depth);
@@ -313,33 +314,48 @@ void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w_packed, b
   }
   for (int64_t t = 0; t < v.taps; ++t)
     for (int64_t jj = j1 - j0; jj < ld; ++jj) a[t * ld + jj] = a[t * ld + j1 - j0 - 1];
-  // Row (c, tap) of the panel: c*RS + tap, or tap*C/G + c for a channels_last weight (so
-  // kernel row r starts at r*S*C).
-  const int64_t tap_step = w_cl ? v.depth : 1, c_step = w_cl ? 1 : RS;
+  // Row (c, tap) of a packed panel: c*RS + tap, or tap*C/G + c in [tap][c] order (so kernel
+  // row r starts at r*S*C).
+  const bool tap_major = wk != NhwcWeight::kPanels;
+  const int64_t tap_step = tap_major ? v.depth : 1, c_step = tap_major ? 1 : RS;
+  const int64_t ldb = raw ? nrmax : c_step * nrmax;
   for_each_gather_slice(v.taps, v.depth, [&](int64_t t0, int64_t nt, int64_t off, int64_t depth) {
+    const int64_t np = kp1 - kp0;
+    // b[(kp - kp0) * nt + t]: row `off` of tap t0 + t of panel kp, ldb apart; raw rows are
+    // first packed into slice_ws at `slot` (the slice's taps follow each other in a
+    // channels_last row, so the slice is one run of columns).
+    const auto panel = [&](int64_t kp, int64_t slot) {
+      const T** bk = b + (kp - kp0) * nt;
+      T* dst = raw ? slice_ws.data() + slot * nt * depth * nrmax : nullptr;
+      if (raw)
+        nhwc_pack_panels(w + kp * nrmax * CRS + t0 * tap_step + off, CRS,
+                         std::min<int64_t>(nrmax, Kg - kp * nrmax), nt * depth, dst, Kg);
+      for (int64_t t = 0; t < nt; ++t)
+        bk[t] = raw ? dst + t * depth * nrmax
+                    : w + (kp * CRS + (t0 + t) * tap_step + off * c_step) * nrmax;
+      return bk;
+    };
     const auto tile = [&](int64_t kp, int64_t jj, const T* const* bk) {
       const int64_t j = j0 + jj;
-      gather_micro_kernel(nt, depth, off, a + t0 * ld + jj, ld, bk, c_step * nrmax,
-                          bias ? bias + kp * nrmax : nullptr, y + j * g.K + grp * Kg + kp * nrmax,
-                          g.K, static_cast<int>(std::min<int64_t>(MR, j1 - j)),
-                          static_cast<int>(std::min<int64_t>(nrmax, Kg - kp * nrmax)),
-                          t0 > 0 || off > 0, nv);
+      gather_micro_kernel(
+          nt, depth, off, a + t0 * ld + jj, ld, bk, ldb, bias ? bias + kp * nrmax : nullptr,
+          y + j * g.K + grp * Kg + kp * nrmax, g.K, static_cast<int>(std::min<int64_t>(MR, j1 - j)),
+          static_cast<int>(std::min<int64_t>(nrmax, Kg - kp * nrmax)), t0 > 0 || off > 0, nv);
     };
-    const int64_t np = kp1 - kp0;
-    for (int64_t kp = kp0; kp < kp1; ++kp)
-      for (int64_t t = 0; t < nt; ++t)
-        b[(kp - kp0) * nt + t] = w_packed + (kp * Cg * RS + (t0 + t) * tap_step) * nrmax;
     // Shallow slices whose panels all fit in L1 together: every panel of a micro-tile's
     // positions in turn, so each output row is written whole, line after line. Panel by
     // panel, each row is written in strips by separate sweeps, which made MobileNet's
     // 24->144 1x1 on 56x56 at batch 8 about 1.7x slower (docs/measurements.md).
     if (np * nt * depth * nrmax * int64_t{sizeof(T)} <= kGatherPanelsL1Bytes) {
+      for (int64_t kp = kp0; kp < kp1; ++kp) panel(kp, kp - kp0);
       for (int64_t jj = 0; jj < ld; jj += MR)
         for (int64_t kp = kp0; kp < kp1; ++kp) tile(kp, jj, b + (kp - kp0) * nt);
       return;
     }
-    for (int64_t kp = kp0; kp < kp1; ++kp)
-      for (int64_t jj = 0; jj < ld; jj += MR) tile(kp, jj, b + (kp - kp0) * nt);
+    for (int64_t kp = kp0; kp < kp1; ++kp) {
+      const T* const* bk = panel(kp, 0);
+      for (int64_t jj = 0; jj < ld; jj += MR) tile(kp, jj, bk);
+    }
   });
 }
 
@@ -419,7 +435,8 @@ void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed
             gather_micro_kernel(int64_t{0}, Kg, 0, a, MR, b, nrmax, static_cast<const T*>(nullptr),
                                 c, g.stride_w * g.C, mr, nr, false, nv);
           for_each_gather_slice(nt, Kg, [&](int64_t t0, int64_t ntap, int64_t off, int64_t d) {
-            gather_micro_kernel(ntap, d, off, a + t0 * MR, MR, b + t0, nrmax,
+            const T* piece = b[t0] + off * nrmax;  // off > 0: a piece of one tap
+            gather_micro_kernel(ntap, d, off, a + t0 * MR, MR, off > 0 ? &piece : b + t0, nrmax,
                                 static_cast<const T*>(nullptr), c, g.stride_w * g.C, mr, nr,
                                 t0 > 0 || off > 0, nv);
           });

@@ -14,6 +14,16 @@ constexpr int kDenseMR = 6;
 // (the weight panel, R*S*C/G*NR values in L2, serves this many positions), and positions
 // per step of the grad-weight reduction.
 constexpr int64_t kNhwcPositions = 16 * kDenseMR;
+// Where the forward packs the weight slice by slice in its tasks (NhwcWeight::kRawRows):
+// blocks of up to 288 positions (a slice's gathered rows, 288 KB in float32, stay in L2),
+// at most 4 of them, each packing the weight once more.
+constexpr int64_t kNhwcRawRowsPositions = 48 * kDenseMR;
+constexpr int64_t kNhwcRawRowsMaxBlocks = 4;
+// The weight a channels_last forward tile reads. Packed panels of NR output channels, rows
+// in the weight's own [c][tap] order or in [tap][c] order (kernel-row taps need that); or
+// the group's raw rows [K/G][R*S*C/G] of a channels_last (or 1x1) weight, which the tile
+// packs slice by slice as it reaches them (few positions: see forward_nhwc in driver.cpp).
+enum class NhwcWeight { kPanels, kPanelsTapMajor, kRawRows };
 constexpr int64_t kNhwcDepth = 128;
 
 // Ungrouped channels_last layers with fewer input channels than this (3-channel first
@@ -75,9 +85,8 @@ struct DenseKernels {
   void (*nhwc_pack_panels)(const T* src, int64_t ld, int64_t n, int64_t kc, T* dst,
                            int64_t lanes_of);
   // Positions [j0, j1) x output-channel panels [kp0, kp1) of group grp (w: the group's
-  // panels of its K/G rows in the weight's order, [c][tap], or [tap][c] where w_cl, which
-  // kernel-row taps (nhwc_taps) need; bias the group's or null).
-  void (*nhwc_forward_tile)(const ConvGeometry& g, const T* x, const T* w_packed, bool w_cl,
+  // weight as wk says; bias the group's or null).
+  void (*nhwc_forward_tile)(const ConvGeometry& g, const T* x, const T* w, NhwcWeight wk,
                             const T* bias, T* y, int64_t grp, int64_t kp0, int64_t kp1, int64_t j0,
                             int64_t j1);
   // Grad-input's panels [R*S][C/G / NR][K/G][NR] of group grp for its output channels

@@ -102,7 +102,7 @@ void winograd_nhwc_fwd_tiles(const ConvGeometry& g, const T* x, const T* panels,
     for (int64_t c0 = 0; c0 < C; c0 += kKC) {
       const int64_t kc = std::min(kKC, C - c0);
       for (int64_t kp = 0; kp < KP; ++kp) {
-        const T* b = panels + xi * p_plane + kp * C * nrmax;
+        const T* b = panels + xi * p_plane + (kp * C + c0) * nrmax;
         const int nr = static_cast<int>(std::min<int64_t>(nrmax, K - kp * nrmax));
         for (int64_t t = 0; t < tiles; t += MR) {
           const T* rows[MR];
