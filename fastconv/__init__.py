@@ -18,6 +18,7 @@ from .config import (
     cpu_isa,
     get_cpu_algorithm,
     has_cuda,
+    output_pool_stats,
     set_cpu_algorithm,
 )
 from .functional import conv2d, corr2d
@@ -37,5 +38,6 @@ __all__ = [
     "cpu_family",
     "set_cpu_algorithm",
     "get_cpu_algorithm",
+    "output_pool_stats",
 ]
 __version__ = "0.1.0"

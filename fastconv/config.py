@@ -40,6 +40,15 @@ def cpu_has_bf16_kernel() -> bool:
     return bool(_C.cpu_has_bf16_kernel())
 
 
+def output_pool_stats() -> tuple[int, int]:
+    """(bytes, reuses) of the CPU output pool: outputs of 32 MB and more reuse the memory of
+    earlier ones that were freed, up to FASTCONV_OUTPUT_POOL_MB in all (default 256, 0 turns
+    it off), rather than faulting in fresh pages. bytes: freed blocks kept now; reuses:
+    outputs that took one."""
+    held, reused = _C.output_pool_stats()
+    return int(held), int(reused)
+
+
 def set_cpu_algorithm(name: str) -> None:
     """Which CPU algorithm runs a convolution, process-wide. "auto" (default) picks by cost:
     FFTs for large single-channel kernels (stride 1, dilation 1), channel-blocked loops for

@@ -3,6 +3,7 @@
 #include <torch/extension.h>
 
 #include "../cpu/dense_bf16/dense_bf16.h"
+#include "../cpu/runtime/output.h"
 #include "../cpu/select.h"
 #include "../cpu/simd/kernel_table.h"
 #include "ops.h"
@@ -39,6 +40,13 @@ PYBIND11_MODULE(_C, m) {
       },
       "the CPU kernel families (forward, grad_input, grad_weight) a call with these arguments "
       "runs");
+  m.def(
+      "output_pool_stats",
+      [] {
+        const fastconv::OutputPoolStats s = fastconv::output_pool_stats();
+        return std::make_tuple(s.held_bytes, s.reused);
+      },
+      "(bytes of freed large CPU outputs kept for reuse, outputs that reused one)");
 #ifdef FASTCONV_WITH_CUDA
   m.attr("with_cuda") = true;
 #else
