@@ -3,6 +3,7 @@
 #include <ATen/EmptyTensor.h>
 #include <ATen/ops/empty.h>
 #include <c10/core/Allocator.h>
+#include <c10/util/accumulate.h>
 
 #include <cstdint>
 #include <cstdlib>
