@@ -326,13 +326,15 @@ void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w, NhwcWeig
     // channels_last row, so the slice is one run of columns).
     const auto panel = [&](int64_t kp, int64_t slot) {
       const T** bk = b + (kp - kp0) * nt;
-      T* dst = raw ? slice_ws.data() + slot * nt * depth * nrmax : nullptr;
-      if (raw)
+      if (raw) {
+        T* dst = slice_ws.data() + slot * nt * depth * nrmax;
         nhwc_pack_panels(w + kp * nrmax * CRS + t0 * tap_step + off, CRS,
                          std::min<int64_t>(nrmax, Kg - kp * nrmax), nt * depth, dst, Kg);
-      for (int64_t t = 0; t < nt; ++t)
-        bk[t] = raw ? dst + t * depth * nrmax
-                    : w + (kp * CRS + (t0 + t) * tap_step + off * c_step) * nrmax;
+        for (int64_t t = 0; t < nt; ++t) bk[t] = dst + t * depth * nrmax;
+      } else {
+        for (int64_t t = 0; t < nt; ++t)
+          bk[t] = w + (kp * CRS + (t0 + t) * tap_step + off * c_step) * nrmax;
+      }
       return bk;
     };
     const auto tile = [&](int64_t kp, int64_t jj, const T* const* bk) {

@@ -10,9 +10,8 @@ namespace fastconv {
 
 // Rows of the micro-kernel's register tile (gemm.h); its columns are two SIMD vectors.
 constexpr int kDenseMR = 6;
-// Channels_last tiles (nhwc.h): positions per block of the forward and grad-input tiles
-// (the weight panel, R*S*C/G*NR values in L2, serves this many positions), and positions
-// per step of the grad-weight reduction.
+// Channels_last tiles (nhwc.h): positions per block of the forward (and the 1x1 grad-input
+// run as one) over the packed weight; each slice of a panel serves this many positions.
 constexpr int64_t kNhwcPositions = 16 * kDenseMR;
 // Where the forward packs the weight slice by slice in its tasks (NhwcWeight::kRawRows):
 // blocks of up to 288 positions (a slice's gathered rows, 288 KB in float32, stay in L2),
