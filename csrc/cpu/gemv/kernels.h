@@ -22,38 +22,59 @@ inline int lanes_at(int64_t n, int64_t at) {
   return static_cast<int>(std::clamp<int64_t>(n - at, 0, Vec<T>::size));
 }
 
-// y[m][k] = bias[k] + x[m] . w[k]: kGemvWide weight rows x kGemvBlock activation rows of
-// dot products, vectors along the depth, one horizontal sum per result.
+// y[j][i] = bias[i] + xr[j] . wr[i] for kb weight rows and MB activation rows: vectors along
+// the depth, one horizontal sum per result. MB is the block's real row count, so a batch-1
+// layer does one row's work, not kGemvBlock copies of it.
+template <int MB, typename T>
+inline void gemv_forward_block(int64_t depth, const T* const* xr, const T* const* wr, int kb,
+                               const T* bias, T* y, int64_t ldy) {
+  constexpr int V = Vec<T>::size, KB = kGemvWide;
+  vec_t<T> acc[KB][MB] = {};
+  const auto step = [&](int64_t c, int n) {
+    vec_t<T> wv[KB];
+#pragma GCC unroll 4
+    for (int i = 0; i < KB; ++i) wv[i] = load_lanes(wr[i] + c, n);
+#pragma GCC unroll 4
+    for (int j = 0; j < MB; ++j) {
+      const vec_t<T> xv = load_lanes(xr[j] + c, n);
+#pragma GCC unroll 4
+      for (int i = 0; i < KB; ++i) acc[i][j] += wv[i] * xv;
+    }
+  };
+  int64_t c = 0;
+  for (; c + V <= depth; c += V) step(c, V);
+  if (c < depth) step(c, static_cast<int>(depth - c));
+  for (int i = 0; i < kb; ++i)
+    for (int j = 0; j < MB; ++j) y[j * ldy + i] = (bias ? bias[i] : T(0)) + hsum<T>(acc[i][j]);
+}
+
+// y[m][k] = bias[k] + x[m] . w[k]: blocks of kGemvWide weight rows x kGemvBlock activation
+// rows.
 template <typename T>
 void gemv_forward(int64_t rows, int64_t depth, const T* x, int64_t ldx, const T* w, int64_t ldw,
                   const T* bias, T* y, int64_t ldy, int64_t k0, int64_t k1) {
-  constexpr int V = Vec<T>::size, KB = kGemvWide, MB = kGemvBlock;
+  constexpr int KB = kGemvWide, MB = kGemvBlock;
+  static_assert(MB <= 4, "the partial blocks below are 1, 2 and MB - 1 rows");
   for (int64_t k = k0; k < k1; k += KB) {
     const int kb = static_cast<int>(std::min<int64_t>(KB, k1 - k));
     const T* wr[KB];  // rows past kb repeat the last one and are never stored
     for (int i = 0; i < KB; ++i) wr[i] = w + (k + std::min(i, kb - 1)) * ldw;
+    const T* b = bias ? bias + k : nullptr;
     for (int64_t m = 0; m < rows; m += MB) {
       const int mb = static_cast<int>(std::min<int64_t>(MB, rows - m));
       const T* xr[MB];
-      for (int j = 0; j < MB; ++j) xr[j] = x + (m + std::min(j, mb - 1)) * ldx;
-      vec_t<T> acc[KB][MB] = {};
-      const auto step = [&](int64_t c, int n) {
-        vec_t<T> wv[KB];
-#pragma GCC unroll 4
-        for (int i = 0; i < KB; ++i) wv[i] = load_lanes(wr[i] + c, n);
-#pragma GCC unroll 4
-        for (int j = 0; j < MB; ++j) {
-          const vec_t<T> xv = load_lanes(xr[j] + c, n);
-#pragma GCC unroll 4
-          for (int i = 0; i < KB; ++i) acc[i][j] += wv[i] * xv;
-        }
-      };
-      int64_t c = 0;
-      for (; c + V <= depth; c += V) step(c, V);
-      if (c < depth) step(c, static_cast<int>(depth - c));
-      for (int i = 0; i < kb; ++i)
-        for (int j = 0; j < mb; ++j)
-          y[(m + j) * ldy + k + i] = (bias ? bias[k + i] : T(0)) + hsum<T>(acc[i][j]);
+      for (int j = 0; j < mb; ++j) xr[j] = x + (m + j) * ldx;
+      T* ym = y + m * ldy + k;
+      if (mb == MB)
+        gemv_forward_block<MB>(depth, xr, wr, kb, b, ym, ldy);
+      else if (mb == 1)
+        gemv_forward_block<1>(depth, xr, wr, kb, b, ym, ldy);
+      else if constexpr (MB > 2) {
+        if (mb == 2)
+          gemv_forward_block<2>(depth, xr, wr, kb, b, ym, ldy);
+        else
+          gemv_forward_block<MB - 1>(depth, xr, wr, kb, b, ym, ldy);
+      }
     }
   }
 }

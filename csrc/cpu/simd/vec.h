@@ -114,11 +114,27 @@ template <typename T>
 inline vec_t<T> splat(T s) {
   return s - vec_t<T>{};
 }
+// The sum of a vector's lanes as a tree of halves (lo + hi, then again on the half): a few
+// shuffles and adds where a lane-by-lane sum is a chain of `size` dependent adds. The order
+// is fixed, so the bits are reproducible.
+template <typename T, int Bytes>
+inline T hsum_halves(const void* lanes) {
+  if constexpr (Bytes == sizeof(T)) {
+    T s;
+    __builtin_memcpy(&s, lanes, sizeof(s));
+    return s;
+  } else {
+    typedef T half_t __attribute__((vector_size(Bytes / 2)));
+    half_t lo, hi;
+    __builtin_memcpy(&lo, lanes, sizeof(lo));
+    __builtin_memcpy(&hi, static_cast<const char*>(lanes) + sizeof(lo), sizeof(hi));
+    const half_t s = lo + hi;
+    return hsum_halves<T, Bytes / 2>(&s);
+  }
+}
 template <typename T>
 inline T hsum(vec_t<T> v) {
-  T s = 0;
-  for (int i = 0; i < Vec<T>::size; ++i) s += v[i];
-  return s;
+  return hsum_halves<T, sizeof(v)>(&v);
 }
 
 // Lanes 0, 2, 4, ... of the 2V values a|b (a stride-2 gather of a contiguous run).
