@@ -33,8 +33,10 @@ def test_dense_forced_matches_torch_float64(geo, layout):
 
 
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups): channel counts around the panel
-# width (32 floats, 16 doubles on AVX-512), strides that leave column phases without taps.
+# widths (up to 64 floats, 32 doubles on AVX-512) and last panels of 1, 2 and 3 vectors
+# (96 and 112 channels in float32), strides that leave column phases without taps.
 NHWC_LAYERS = [
+    (2, 96, 7, 7, 112, 3, 3, 1, 1, 1, 1),
     (2, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1),
     (1, 48, 9, 11, 40, 1, 1, 1, 0, 1, 1),
     (2, 16, 15, 13, 70, 3, 3, 2, 1, 1, 1),

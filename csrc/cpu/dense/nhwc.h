@@ -17,6 +17,7 @@
 #pragma once
 
 #include <algorithm>
+#include <type_traits>
 
 #include "../runtime/workspace.h"
 #include "gemm.h"
@@ -26,20 +27,23 @@ namespace FC_ISA {
 
 // Columns of the channels_last micro-kernels' register tile, NV vectors: up to four where
 // there are 32 vector registers (6 x 4 accumulators, 4 B vectors and a broadcast: 10 loads
-// per 24 FMAs), up to two with 16. Fewer where the channels the columns run over would
-// leave most lanes of the last panel idle (24 channels fill 75 % of two vectors, 38 % of
-// four); one vector keeps only 6 FMA chains in flight, so it counts for less.
+// per 24 FMAs), up to two with 16. The last panel runs on the vectors its channels fill
+// (gather_micro_kernel), so the choice weighs what each panel's tile costs per vector: fewer
+// vectors mean more loads per FMA, and one vector keeps only 6 FMA chains in flight. 96
+// channels are a 4- and a 2-vector panel (where 32-wide panels would run 3 narrow tiles);
+// 24 are one 2-vector panel, and only the last vector is partly idle.
 constexpr int kNhwcMaxVectors = FC_VEC_BYTES >= 64 ? 4 : 2;
 template <typename T>
 inline int nhwc_vectors(int64_t channels) {
   constexpr int V = Vec<T>::size;
+  const auto rate = [](int64_t nv) { return nv == 1 ? 0.7 : nv == 2 ? 0.9 : nv == 3 ? 0.95 : 1.0; };
+  const int64_t vectors = (channels + V - 1) / V;
   int best = 1;
-  double best_score = 0;
+  double best_cost = 0;
   for (int nv = 1; nv <= kNhwcMaxVectors; nv *= 2) {
-    const int64_t lanes = nv * V, panels = (channels + lanes - 1) / lanes;
-    const double fill = double(channels) / double(panels * lanes);
-    const double score = fill * (nv == 1 ? 0.7 : nv == 2 ? 0.9 : 1.0);
-    if (score > best_score * 1.0001) best = nv, best_score = score;
+    const int64_t tail = vectors % nv;
+    const double cost = double(vectors / nv) * nv / rate(nv) + (tail ? tail / rate(tail) : 0.0);
+    if (nv == 1 || cost < best_cost * 0.9999) best = nv, best_cost = cost;
   }
   return best;
 }
@@ -102,20 +106,27 @@ __attribute__((noinline)) static void gather_micro_kernel_n(
   store_register_tile<T, NV>(acc, c, ldc, mr, nr, true);
 }
 
-// The gathered micro-kernel with nr <= 4 vectors of columns: NV = ceil(nr / V) rounded up to
-// a power of two (panels are nhwc_lanes wide).
+// fn(std::integral_constant<int, NV>) for the vectors nr columns fill: nv (the panel's, from
+// nhwc_lanes) or fewer on the last panel, whose unused vectors would only multiply zeros
+// (112 channels are a 64- and a 48-wide panel, and 48 is three vectors, not four).
+template <typename T, typename Fn>
+inline void on_filled_vectors(int nv, int nr, Fn&& fn) {
+  const int need = std::min(nv, (nr + Vec<T>::size - 1) / Vec<T>::size);
+  if (need == 1) return fn(std::integral_constant<int, 1>{});
+  if (kNhwcMaxVectors < 4 || need == 2) return fn(std::integral_constant<int, 2>{});
+  if constexpr (kNhwcMaxVectors >= 4)
+    if (need == 3) return fn(std::integral_constant<int, 3>{});
+  fn(std::integral_constant<int, kNhwcMaxVectors>{});
+}
+
 template <typename T>
 inline void gather_micro_kernel(int64_t taps, int64_t depth, int64_t off, const T* const* a,
                                 int64_t lda, const T* const* b, int64_t ldb, const T* bias, T* c,
                                 int64_t ldc, int mr, int nr, bool accumulate, int nv) {
-  if (nv == 1)
-    return gather_micro_kernel_n<T, 1>(taps, depth, off, a, lda, b, ldb, bias, c, ldc, mr, nr,
-                                       accumulate);
-  if (kNhwcMaxVectors < 4 || nv == 2)
-    return gather_micro_kernel_n<T, 2>(taps, depth, off, a, lda, b, ldb, bias, c, ldc, mr, nr,
-                                       accumulate);
-  gather_micro_kernel_n<T, kNhwcMaxVectors>(taps, depth, off, a, lda, b, ldb, bias, c, ldc, mr, nr,
-                                            accumulate);
+  on_filled_vectors<T>(nv, nr, [&](auto NV) {
+    gather_micro_kernel_n<T, NV>(taps, depth, off, a, lda, b, ldb, bias, c, ldc, mr, nr,
+                                 accumulate);
+  });
 }
 
 // Slices of a gathered reduction over taps x depth values: at most kKC2 values deep, so a
@@ -191,10 +202,9 @@ inline void wgrad_micro_kernel_v(int64_t depth, const T* a, int64_t lda, const T
 template <typename T>
 inline void wgrad_micro_kernel(int64_t depth, const T* a, int64_t lda, const T* const* b, T* c,
                                int64_t ldc, int mr, int nr, bool overwrite, int nv) {
-  if (nv == 1) return wgrad_micro_kernel_v<T, 1>(depth, a, lda, b, c, ldc, mr, nr, overwrite);
-  if (kNhwcMaxVectors < 4 || nv == 2)
-    return wgrad_micro_kernel_v<T, 2>(depth, a, lda, b, c, ldc, mr, nr, overwrite);
-  wgrad_micro_kernel_v<T, kNhwcMaxVectors>(depth, a, lda, b, c, ldc, mr, nr, overwrite);
+  on_filled_vectors<T>(nv, nr, [&](auto NV) {
+    wgrad_micro_kernel_v<T, NV>(depth, a, lda, b, c, ldc, mr, nr, overwrite);
+  });
 }
 
 // Rows [0, n) of src (row stride ld, kc columns) as panels of nhwc_lanes(lanes_of) rows.
