@@ -73,7 +73,11 @@ void run_forward_nhwc(const ConvGeometry& g, const T* x, const T* w, NhwcWeight 
   const int64_t group = wk == NhwcWeight::kRawRows ? Kg * g.C_per_group() * g.R * g.S
                                                    : g.R * g.S * KP * g.C_per_group() * nr;
   const int64_t positions = g.N * g.P * g.Q, units = (positions + kDenseMR - 1) / kDenseMR;
-  if (blocks == 0) blocks = (positions + kNhwcPositions - 1) / kNhwcPositions;
+  if (blocks == 0) {
+    blocks = (positions + kNhwcPositions - 1) / kNhwcPositions;
+    blocks = even_blocks(blocks, units + 1,
+                         [&](int64_t b) { return g.groups * b * pieces(g.groups * b, KP); });
+  }
   const int64_t split = pieces(g.groups * blocks, KP);
   at::parallel_for(
       0, g.groups * blocks * split, grain_for(g.macs() / (g.groups * blocks * split)),
@@ -131,18 +135,19 @@ void grad_input_nhwc(const ConvGeometry& g, const GradInputArgs<T>& a) {
     return run_forward_nhwc(dgrad_as_forward(g), a.gy, packed.data(), NhwcWeight::kPanels,
                             static_cast<const T*>(nullptr), a.gx);
   // Tasks: (image, group, block of rows), rows split until there are enough tasks.
-  const int64_t split = pieces(g.N * g.groups * CP, g.H);
-  at::parallel_for(0, g.N * g.groups * CP * split,
-                   grain_for(g.macs() / (g.N * g.groups * CP * split)), [&](int64_t b, int64_t e) {
-                     for (int64_t t = b; t < e; ++t) {
-                       const int64_t piece = t % split, cp = (t / split) % CP,
-                                     grp = (t / (split * CP)) % g.groups;
-                       const int64_t n = t / (split * CP * g.groups);
-                       kt.dense.nhwc_grad_input_tile(g, a.gy, packed.data() + grp * group, a.gx,
-                                                     grp, cp, cp + 1, n, piece * g.H / split,
-                                                     (piece + 1) * g.H / split);
-                     }
-                   });
+  const int64_t base = g.N * g.groups * CP;
+  const int64_t split =
+      even_blocks(pieces(base, g.H), g.H + 1, [&](int64_t s) { return base * s; });
+  at::parallel_for(
+      0, base * split, grain_for(g.macs() / (base * split)), [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          const int64_t piece = t % split, cp = (t / split) % CP,
+                        grp = (t / (split * CP)) % g.groups;
+          const int64_t n = t / (split * CP * g.groups);
+          kt.dense.nhwc_grad_input_tile(g, a.gy, packed.data() + grp * group, a.gx, grp, cp, cp + 1,
+                                        n, piece * g.H / split, (piece + 1) * g.H / split);
+        }
+      });
 }
 
 // Kernel-row taps' grad-weight: fixed slices of the positions (set by the problem alone,
