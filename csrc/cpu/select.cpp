@@ -214,6 +214,21 @@ NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, Pass pass) {
   }
 }
 
+// NCHW callers' dense passes run on the channels_last kernels, through layout copies of
+// their activations in and out, where the multiply-adds per copied value (the layer's
+// intensity) make the copies cheap: their register tiles fill every lane (positions x
+// output channels, where the NCHW tiles waste lanes on a map's ragged rows) and read the
+// input in place instead of packing im2col slices. The grad passes gain from this
+// intensity on; the forward only with kernels larger than 1x1 (a 1x1 NCHW forward is
+// already a plain GEMM). Measured in docs/measurements.md.
+constexpr double kNhwcForNchwMinIntensity = 128;
+void promote_to_nhwc(const ConvGeometry& g, CpuFamily f, Pass pass, NhwcSupport& s) {
+  if (f != CpuFamily::kDense || s != NhwcSupport::kAll) return;
+  if (pass == Pass::kForward && g.R * g.S == 1) return;
+  const double copied = double(g.N) * double(g.C * g.H * g.W + g.K * g.P * g.Q);
+  if (double(g.macs()) >= kNhwcForNchwMinIntensity * copied) s = NhwcSupport::kOnly;
+}
+
 }  // namespace
 
 CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype, bool channels_last) {
@@ -230,6 +245,11 @@ CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype, bool channe
   p.forward_nhwc = nhwc_support(p.forward, g, Pass::kForward);
   p.grad_input_nhwc = nhwc_support(p.grad_input, g, Pass::kGradInput);
   p.grad_weight_nhwc = nhwc_support(p.grad_weight, g, Pass::kGradWeight);
+  if (!channels_last) {
+    promote_to_nhwc(g, p.forward, Pass::kForward, p.forward_nhwc);
+    promote_to_nhwc(g, p.grad_input, Pass::kGradInput, p.grad_input_nhwc);
+    promote_to_nhwc(g, p.grad_weight, Pass::kGradWeight, p.grad_weight_nhwc);
+  }
   return p;
 }
 

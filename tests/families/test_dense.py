@@ -131,6 +131,45 @@ def test_channels_last_passes_make_no_layout_copy(stride):
         assert_channels_last_passes_copy_nothing(x, w, torch.randn(48), stride, 1, 1, 1)
 
 
+# NCHW callers' dense passes run on the channels_last kernels, through layout copies in and
+# out, where the layer's multiply-adds per copied activation reach select.cpp's
+# kNhwcForNchwMinIntensity (128); a 1x1 layer's forward stays NCHW. (N, C, H, K, R): which
+# passes copy, and the results stay NCHW and match torch in float64.
+NCHW_PROMOTED = [
+    ((1, 64, 8, 64, 3), {"forward", "grad_input", "grad_weight"}),  # 288 per value
+    ((1, 16, 12, 16, 3), set()),  # 72 per value
+    ((1, 256, 6, 256, 1), {"grad_input", "grad_weight"}),  # 128 per value
+]
+
+
+@pytest.mark.parametrize("layer, promoted", NCHW_PROMOTED, ids=lambda v: str(v))
+def test_nchw_callers_run_deep_dense_passes_on_channels_last_kernels(layer, promoted):
+    n, c, h, k, r = layer
+    x = torch.randn(n, c, h, h, dtype=torch.float64)
+    w = torch.randn(k, c, r, r, dtype=torch.float64)
+    gy = torch.randn(n, k, h, h, dtype=torch.float64)
+    args = ([1, 1], [r // 2] * 2, [1, 1], 1)
+    passes = {
+        "forward": lambda: torch.ops.fastconv.conv2d(x, w, None, *args),
+        "grad_input": lambda: torch.ops.fastconv.conv2d_backward(
+            gy, x, w, *args, [True, False, False]
+        )[0],
+        "grad_weight": lambda: torch.ops.fastconv.conv2d_backward(
+            gy, x, w, *args, [False, True, False]
+        )[1],
+    }
+    copied = set()
+    for name, run in passes.items():
+        assert family(x, w, 1, r // 2, 1, 1, name) == "dense"
+        with torch.profiler.profile() as prof:
+            out = run()
+        assert out.is_contiguous(), name
+        if any(e.name == "fastconv::layout_copy" for e in prof.events()):
+            copied.add(name)
+    assert copied == promoted
+    compare_with_torch(x, w, torch.randn(k, dtype=torch.float64), *args)
+
+
 # Few-channel ungrouped layers (3-channel first layers) on channels_last gather whole kernel
 # rows (dense/table.h's nhwc_taps): R runs of S*C values per position, staged with zeros where
 # a row crosses the width's edges; their grad-weight sums fixed slices of the positions.
