@@ -66,8 +66,10 @@ def test_channels_last_layers(layer, dtype):
 # the forward packs each slice of a channels_last (or 1x1) weight in its tasks instead of
 # packing the whole weight first. Partial last panels, slices of one tap's channels (C/G >
 # 256), groups, strides and dilation, a shallow 1x1 (every panel per micro-tile),
-# kernel-row taps (3 channels), two blocks of positions, and a 1x1 NCHW weight.
+# kernel-row taps (3 channels), two blocks of positions, a 1x1 NCHW weight, and a 1x1 with
+# too few panels for two threads (its positions split into more blocks).
 RAW_ROWS_LAYERS = [
+    (1, 576, 7, 7, 160, 1, 1, 1, 0, 1, 1, True),
     (1, 40, 7, 7, 200, 3, 3, 1, 1, 1, 1, True),
     (1, 300, 5, 6, 160, 3, 3, 1, 1, 1, 1, True),
     (2, 64, 9, 9, 256, 3, 3, 2, 1, 1, 2, True),

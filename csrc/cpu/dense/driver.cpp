@@ -106,10 +106,17 @@ void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
   // processes (docs/benchmarks.md, "Noise").
   const int64_t threads = at::get_num_threads(), panels = g.groups * KP;
   int64_t blocks = (positions + kNhwcRawRowsPositions - 1) / kNhwcRawRowsPositions;
+  // A 1x1 layer with too few panels for the threads (128 to 192 output channels at batch 1)
+  // splits its positions further: each block packs the weight once more, in L2, which costs
+  // less than writing the packed weight out and reading it back. (A 3x3 one's weight is 9
+  // times deeper for the same work per panel: there the repacking loses.)
+  const int64_t units = (positions + kDenseMR - 1) / kDenseMR;
+  if (g.R * g.S == 1)
+    while (panels * blocks < 2 * threads && blocks < std::min(units, kNhwcRawRowsMaxBlocks))
+      ++blocks;
   if (!reorder && (w_cl || g.R * g.S == 1) && blocks <= kNhwcRawRowsMaxBlocks &&
       panels * blocks >= 2 * threads) {
     // As few blocks as share the tasks evenly (5 panels on 2 threads: 2 blocks).
-    const int64_t units = (positions + kDenseMR - 1) / kDenseMR;
     while (panels * blocks % threads != 0 && panels * blocks < 4 * threads && blocks < units)
       ++blocks;
     return run_forward_nhwc(g, a.x, a.w, NhwcWeight::kRawRows, a.bias, a.y, blocks);
