@@ -6,6 +6,7 @@ depthwise layers with a vector's worth of channels."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from ..helpers import (
     compare_with_torch,
     family,
     make_layout,
+    on_one_and_many_threads,
     vector_lanes,
 )
 
@@ -170,3 +172,26 @@ def test_large_channels_last_inputs_match_torch_float64(layer):
     with fastconv.cpu_algorithm("blocked"):
         assert family(x, wt, stride, padding, dilation, c) == "blocked"
         compare_with_torch(x, wt, torch.randn(c, dtype=torch.float64), stride, padding, dilation, c)
+
+
+# Smaller channels_last inputs at stride 1 run in bands too where there are four per thread
+# (blocked/driver.cpp's nhwc_forward_band_rows), else a block per task: (N, C, H, kernel).
+# The second layer takes bands on one thread and blocks on two; the bits are the same.
+SMALL_BANDED = [(2, 40, 40, 3), (1, 32, 24, 3), (8, 48, 7, 3), (2, 24, 48, 5)]
+
+
+@pytest.mark.parametrize("layer", SMALL_BANDED, ids=lambda layer: "x".join(map(str, layer)))
+def test_small_stride_one_channels_last_inputs_in_bands(layer):
+    n, c, h, k = layer
+    x = torch.randn(n, c, h, h, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    wt = torch.randn(c, 1, k, k, dtype=torch.float64)
+    b = torch.randn(c, dtype=torch.float64)
+    with fastconv.cpu_algorithm("blocked"):
+        assert family(x, wt, 1, k // 2, 1, c) == "blocked"
+        compare_with_torch(x, wt, b, 1, k // 2, 1, c, grads=False)
+        x32, w32, b32 = x.float(), wt.float(), b.float()
+        one, many = on_one_and_many_threads(lambda: fastconv.conv2d(x32, w32, b32, 1, k // 2, 1, c))
+        assert torch.equal(one, many)
+        torch.testing.assert_close(
+            one.double(), F.conv2d(x, wt, b, 1, k // 2, 1, c), rtol=1e-4, atol=1e-4
+        )

@@ -36,12 +36,29 @@ int64_t nhwc_band_rows(const ConvGeometry& g) {
   return std::clamp<int64_t>(kNhwcBandBytes / std::max<int64_t>(row, 1), 1, g.P);
 }
 
+// The forward's bands: nhwc_band_rows, and at stride 1 also smaller inputs, in bands small
+// enough for four tasks per thread, where there are that many bands and each stages at most
+// half as many halo rows again as it has (else a block per task). A block per task reads x
+// one vector per position, C apart, once per block; bands read it once, in order. Strided
+// smaller inputs lost with bands (docs/measurements.md).
+template <typename T>
+int64_t nhwc_forward_band_rows(const ConvGeometry& g) {
+  if (const int64_t band = nhwc_band_rows<T>(g)) return band;
+  if (!g.unit_stride()) return 0;
+  const int64_t row = g.W * g.C * int64_t(sizeof(T)), want = 4 * at::get_num_threads();
+  const int64_t fit = std::clamp<int64_t>(kNhwcBandBytes / std::max<int64_t>(row, 1), 1, g.P);
+  const int64_t bands = std::max((g.P + fit - 1) / fit, (want + g.N - 1) / g.N);
+  const int64_t band = (g.P + bands - 1) / bands;
+  const bool halo_small = band >= 2 * (g.R - 1) * g.dil_h;  // staged rows at most 1.5 x band
+  return g.N * ((g.P + band - 1) / band) >= want && halo_small ? band : 0;
+}
+
 template <typename T>
 void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const auto& kt = kernels<T>();
   const int64_t V = kt.vec, blocks = (g.C + V - 1) / V;
-  const bool nhwc = a.y_layout == Layout::kNhwc;               // x's too
-  if (const int64_t band = nhwc ? nhwc_band_rows<T>(g) : 0) {  // tasks: (image, band)
+  const bool nhwc = a.y_layout == Layout::kNhwc;                       // x's too
+  if (const int64_t band = nhwc ? nhwc_forward_band_rows<T>(g) : 0) {  // tasks: (image, band)
     const int64_t bands = (g.P + band - 1) / band;
     at::parallel_for(
         0, g.N * bands, grain_for(g.C * band * g.Q * g.R * g.S), [&](int64_t b, int64_t e) {
