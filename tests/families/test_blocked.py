@@ -7,7 +7,7 @@ depthwise layers with a vector's worth of channels."""
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import fastconv
@@ -195,3 +195,24 @@ def test_small_stride_one_channels_last_inputs_in_bands(layer):
         torch.testing.assert_close(
             one.double(), F.conv2d(x, wt, b, 1, k // 2, 1, c), rtol=1e-4, atol=1e-4
         )
+
+
+# Batch 8 at stride 1 takes bands (on one thread and on two) where the halo is small, else a
+# block per task: kernel sizes, paddings and dilations that put either path at the borders,
+# and channel counts with a partial last block.
+@given(
+    c=st.integers(16, 40),
+    h=st.integers(6, 20),
+    w=st.integers(6, 20),
+    r=st.integers(1, 5),
+    s=st.integers(1, 5),
+    pad=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+    dil=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+)
+def test_bands_in_place_match_torch_float64(c, h, w, r, s, pad, dil):
+    x = torch.randn(8, c, h, w, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    wt = torch.randn(c, 1, r, s, dtype=torch.float64)
+    b = torch.randn(c, dtype=torch.float64)
+    assume(h + 2 * pad[0] >= dil[0] * (r - 1) + 1 and w + 2 * pad[1] >= dil[1] * (s - 1) + 1)
+    with fastconv.cpu_algorithm("blocked"):
+        compare_with_torch(x, wt, b, 1, pad, dil, c, grads=False)
