@@ -133,8 +133,11 @@ inline void gather_micro_kernel(int64_t taps, int64_t depth, int64_t off, const 
 // slice's B panel stays in L1 while the positions' rows stream: whole taps where a tap is
 // shallower, else pieces of one tap. fn(first tap, taps, first value, values).
 constexpr int64_t kGatherSlice = 2 * kKC;
-// Bytes of weight panels a forward slice may cycle through per micro-tile (half of L1).
-constexpr int64_t kGatherPanelsL1Bytes = 16 << 10;
+// Bytes of weight panels a forward slice may cycle through per micro-tile: an L1's worth
+// (32 KB; the micro-tile's input rows are a few lines). Half of that left 24->144 and
+// 64->256 1x1 layers (18 and 24 KB of panels once 144 and 256 channels became 64-wide
+// panels) writing their output rows in strips (docs/measurements.md).
+constexpr int64_t kGatherPanelsL1Bytes = 32 << 10;
 template <typename Fn>
 inline void for_each_gather_slice(int64_t taps, int64_t depth, Fn&& fn) {
   if (depth >= kGatherSlice) {
