@@ -29,11 +29,17 @@ constexpr int64_t kNhwcWgradSlabs = 4;
 // Bands stage every block of channels in one pass: x is read row after row, whole
 // positions at a time, where a block per task reads one vector of each position, C apart,
 // across the whole image.
+// The output rows whose input rows (all channels) fit kNhwcBandBytes.
+template <typename T>
+int64_t nhwc_band_fit(const ConvGeometry& g) {
+  const int64_t row = g.W * g.C * int64_t(sizeof(T)) * g.stride_h;
+  return std::clamp<int64_t>(kNhwcBandBytes / std::max<int64_t>(row, 1), 1, g.P);
+}
+
 template <typename T>
 int64_t nhwc_band_rows(const ConvGeometry& g) {
   if (g.input_numel() * int64_t(sizeof(T)) < kNhwcBandMinBytes) return 0;
-  const int64_t row = g.W * g.C * int64_t(sizeof(T)) * g.stride_h;
-  return std::clamp<int64_t>(kNhwcBandBytes / std::max<int64_t>(row, 1), 1, g.P);
+  return nhwc_band_fit<T>(g);
 }
 
 // The forward's bands: nhwc_band_rows, and at stride 1 also smaller inputs, in bands small
@@ -45,8 +51,7 @@ template <typename T>
 int64_t nhwc_forward_band_rows(const ConvGeometry& g) {
   if (const int64_t band = nhwc_band_rows<T>(g)) return band;
   if (!g.unit_stride()) return 0;
-  const int64_t row = g.W * g.C * int64_t(sizeof(T)), want = 4 * at::get_num_threads();
-  const int64_t fit = std::clamp<int64_t>(kNhwcBandBytes / std::max<int64_t>(row, 1), 1, g.P);
+  const int64_t want = 4 * at::get_num_threads(), fit = nhwc_band_fit<T>(g);
   const int64_t bands = std::max((g.P + fit - 1) / fit, (want + g.N - 1) / g.N);
   const int64_t band = (g.P + bands - 1) / bands;
   const bool halo_small = band >= 2 * (g.R - 1) * g.dil_h;  // staged rows at most 1.5 x band
