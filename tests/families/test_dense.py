@@ -63,11 +63,13 @@ def test_channels_last_layers(layer, dtype):
 
 
 # Few positions and four or more output-channel panels (dense/driver.cpp, forward_nhwc):
-# the forward packs each slice of a channels_last (or 1x1) weight in its tasks instead of
-# packing the whole weight first. Partial last panels, slices of one tap's channels (C/G >
-# 256), groups, strides and dilation, a shallow 1x1 (every panel per micro-tile),
-# kernel-row taps (3 channels), two blocks of positions, a 1x1 NCHW weight, and a 1x1 with
-# too few panels for two threads (its positions split into more blocks).
+# the forward packs each slice of the weight in its tasks instead of packing the whole
+# weight first: of a channels_last (or 1x1) weight [tap][c] rows, of a contiguous one
+# [c][tap] rows in slices of every tap and a few channels. Partial last panels, slices of
+# one tap's channels (C/G > 256), groups, strides and dilation, a shallow 1x1 (every panel
+# per micro-tile), kernel-row taps (3 channels), two blocks of positions, 1x1 and 3x3 NCHW
+# weights (300 channels: eleven slices of 28), and a 1x1 with too few panels for two
+# threads (its positions split into more blocks).
 RAW_ROWS_LAYERS = [
     (1, 576, 7, 7, 160, 1, 1, 1, 0, 1, 1, True),
     (1, 40, 7, 7, 200, 3, 3, 1, 1, 1, 1, True),
@@ -77,6 +79,11 @@ RAW_ROWS_LAYERS = [
     (1, 3, 16, 16, 256, 7, 7, 2, 3, 1, 1, True),
     (3, 64, 12, 12, 128, 3, 3, 1, 2, 2, 1, True),
     (1, 96, 7, 7, 192, 1, 1, 1, 0, 1, 1, False),
+    (1, 40, 7, 7, 200, 3, 3, 1, 1, 1, 1, False),
+    (1, 300, 5, 6, 160, 3, 3, 1, 1, 1, 1, False),
+    (2, 64, 9, 9, 256, 3, 3, 2, 1, 1, 2, False),
+    (3, 64, 12, 12, 128, 3, 3, 1, 2, 2, 1, False),
+    (1, 48, 9, 9, 256, 1, 7, 1, (0, 3), 1, 1, False),
 ]
 
 

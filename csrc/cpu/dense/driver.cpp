@@ -70,8 +70,9 @@ void run_forward_nhwc(const ConvGeometry& g, const T* x, const T* w, NhwcWeight 
                       T* y, int64_t blocks = 0) {
   const auto& kt = kernels<T>();
   const int64_t Kg = g.K_per_group(), nr = kt.dense.nhwc_lanes(Kg), KP = (Kg + nr - 1) / nr;
-  const int64_t group = wk == NhwcWeight::kRawRows ? Kg * g.C_per_group() * g.R * g.S
-                                                   : g.R * g.S * KP * g.C_per_group() * nr;
+  const bool raw = wk == NhwcWeight::kRawRows || wk == NhwcWeight::kRawRowsChannelMajor;
+  const int64_t group =
+      raw ? Kg * g.C_per_group() * g.R * g.S : g.R * g.S * KP * g.C_per_group() * nr;
   const int64_t positions = g.N * g.P * g.Q, units = (positions + kDenseMR - 1) / kDenseMR;
   if (blocks == 0) {
     blocks = (positions + kNhwcPositions - 1) / kNhwcPositions;
@@ -103,7 +104,8 @@ void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
   // panels from the weight's own rows as it reaches them (into L2), where packing the whole
   // weight first writes it out and reads it back; on small maps at batch 1 the weight is
   // most of the data, and on this project's VM the packing's stores stalled in some
-  // processes (docs/benchmarks.md, "Noise").
+  // processes (docs/benchmarks.md, "Noise"). Rows of a contiguous weight ([c][tap], as NCHW
+  // callers promoted to these kernels pass it) are read in slices of every tap.
   const int64_t threads = at::get_num_threads(), panels = g.groups * KP;
   int64_t blocks = (positions + kNhwcRawRowsPositions - 1) / kNhwcRawRowsPositions;
   // A 1x1 layer with too few panels for the threads (128 to 192 output channels at batch 1)
@@ -114,12 +116,14 @@ void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
   if (g.R * g.S == 1)
     while (panels * blocks < 2 * threads && blocks < std::min(units, kNhwcRawRowsMaxBlocks))
       ++blocks;
-  if (!reorder && (w_cl || g.R * g.S == 1) && blocks <= kNhwcRawRowsMaxBlocks &&
-      panels * blocks >= 2 * threads) {
+  if (!reorder && blocks <= kNhwcRawRowsMaxBlocks && panels * blocks >= 2 * threads) {
     // As few blocks as share the tasks evenly (5 panels on 2 threads: 2 blocks).
     while (panels * blocks % threads != 0 && panels * blocks < 4 * threads && blocks < units)
       ++blocks;
-    return run_forward_nhwc(g, a.x, a.w, NhwcWeight::kRawRows, a.bias, a.y, blocks);
+    return run_forward_nhwc(
+        g, a.x, a.w,
+        w_cl || g.R * g.S == 1 ? NhwcWeight::kRawRows : NhwcWeight::kRawRowsChannelMajor, a.bias,
+        a.y, blocks);
   }
   const Workspace<T> w_cl_copy(Slot::kWeightTaps, reorder ? g.weight_numel() : 0);
   if (reorder) weight_to_channels_last(g, a.w, w_cl_copy.data());

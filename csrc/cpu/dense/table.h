@@ -20,9 +20,11 @@ constexpr int64_t kNhwcRawRowsPositions = 48 * kDenseMR;
 constexpr int64_t kNhwcRawRowsMaxBlocks = 4;
 // The weight a channels_last forward tile reads. Packed panels of NR output channels, rows
 // in the weight's own [c][tap] order or in [tap][c] order (kernel-row taps need that); or
-// the group's raw rows [K/G][R*S*C/G] of a channels_last (or 1x1) weight, which the tile
-// packs slice by slice as it reaches them (few positions: see forward_nhwc in driver.cpp).
-enum class NhwcWeight { kPanels, kPanelsTapMajor, kRawRows };
+// the group's raw rows [K/G][R*S*C/G], which the tile packs slice by slice as it reaches
+// them (few positions: see forward_nhwc in driver.cpp): of a channels_last (or 1x1) weight,
+// [tap][c] (kRawRows), or of a contiguous one, [c][tap] (kRawRowsChannelMajor: slices of
+// every tap and a few channels, one run of each row).
+enum class NhwcWeight { kPanels, kPanelsTapMajor, kRawRows, kRawRowsChannelMajor };
 constexpr int64_t kNhwcDepth = 128;
 
 // Ungrouped channels_last layers with fewer input channels than this (3-channel first
