@@ -222,11 +222,18 @@ NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, Pass pass) {
 // intensity on; the forward only with kernels larger than 1x1 (a 1x1 NCHW forward is
 // already a plain GEMM). Measured in docs/measurements.md.
 constexpr double kNhwcForNchwMinIntensity = 128;
+// Grouped layers (17+ channels per group) run their per-group GEMMs on few positions up to
+// this many in the batch (7^2 maps at batch 8, 14^2 at batch 1), where the NCHW tiles of
+// 24-64 output channels by a ragged 7- or 14-column row idle most lanes: the copies pay
+// from far lower intensities there. The grad passes only at stride 1 (strided ones lost).
+constexpr int64_t kGroupedNhwcForNchwMaxPositions = 512;
 void promote_to_nhwc(const ConvGeometry& g, CpuFamily f, Pass pass, NhwcSupport& s) {
   if (f != CpuFamily::kDense || s != NhwcSupport::kAll) return;
   if (pass == Pass::kForward && g.R * g.S == 1) return;
+  const bool grouped = g.groups > 1 && g.N * g.P * g.Q <= kGroupedNhwcForNchwMaxPositions &&
+                       (pass == Pass::kForward || g.unit_stride());
   const double copied = double(g.N) * double(g.C * g.H * g.W + g.K * g.P * g.Q);
-  if (double(g.macs()) >= kNhwcForNchwMinIntensity * copied) s = NhwcSupport::kOnly;
+  if (grouped || double(g.macs()) >= kNhwcForNchwMinIntensity * copied) s = NhwcSupport::kOnly;
 }
 
 }  // namespace

@@ -142,22 +142,28 @@ def test_channels_last_passes_make_no_layout_copy(stride):
 
 # NCHW callers' dense passes run on the channels_last kernels, through layout copies in and
 # out, where the layer's multiply-adds per copied activation reach select.cpp's
-# kNhwcForNchwMinIntensity (128); a 1x1 layer's forward stays NCHW. (N, C, H, K, R): which
-# passes copy, and the results stay NCHW and match torch in float64.
+# kNhwcForNchwMinIntensity (128), and grouped layers' where the batch has at most
+# kGroupedNhwcForNchwMaxPositions (512) output positions (grad passes at stride 1 only); a
+# 1x1 layer's forward stays NCHW. (N, C, H, K, R, stride, groups): which passes copy, and the
+# results stay NCHW and match torch in float64.
 NCHW_PROMOTED = [
-    ((1, 64, 8, 64, 3), {"forward", "grad_input", "grad_weight"}),  # 288 per value
-    ((1, 16, 12, 16, 3), set()),  # 72 per value
-    ((1, 256, 6, 256, 1), {"grad_input", "grad_weight"}),  # 128 per value
+    ((1, 64, 8, 64, 3, 1, 1), {"forward", "grad_input", "grad_weight"}),  # 288 per value
+    ((1, 16, 12, 16, 3, 1, 1), set()),  # 72 per value
+    ((1, 256, 6, 256, 1, 1, 1), {"grad_input", "grad_weight"}),  # 128 per value
+    ((2, 48, 7, 48, 3, 1, 2), {"forward", "grad_input", "grad_weight"}),  # 98 positions
+    ((2, 48, 8, 48, 3, 2, 2), {"forward"}),  # strided: 32 positions
+    ((3, 48, 14, 48, 3, 1, 2), set()),  # 588 positions, 108 per value
 ]
 
 
 @pytest.mark.parametrize("layer, promoted", NCHW_PROMOTED, ids=lambda v: str(v))
 def test_nchw_callers_run_deep_dense_passes_on_channels_last_kernels(layer, promoted):
-    n, c, h, k, r = layer
+    n, c, h, k, r, stride, groups = layer
     x = torch.randn(n, c, h, h, dtype=torch.float64)
-    w = torch.randn(k, c, r, r, dtype=torch.float64)
-    gy = torch.randn(n, k, h, h, dtype=torch.float64)
-    args = ([1, 1], [r // 2] * 2, [1, 1], 1)
+    w = torch.randn(k, c // groups, r, r, dtype=torch.float64)
+    p = (h + 2 * (r // 2) - r) // stride + 1
+    gy = torch.randn(n, k, p, p, dtype=torch.float64)
+    args = ([stride] * 2, [r // 2] * 2, [1, 1], groups)
     passes = {
         "forward": lambda: torch.ops.fastconv.conv2d(x, w, None, *args),
         "grad_input": lambda: torch.ops.fastconv.conv2d_backward(
@@ -169,7 +175,7 @@ def test_nchw_callers_run_deep_dense_passes_on_channels_last_kernels(layer, prom
     }
     copied = set()
     for name, run in passes.items():
-        assert family(x, w, 1, r // 2, 1, 1, name) == "dense"
+        assert family(x, w, stride, r // 2, 1, groups, name) == "dense"
         with torch.profiler.profile() as prof:
             out = run()
         assert out.is_contiguous(), name
