@@ -220,8 +220,11 @@ NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, Pass pass) {
 // output channels, where the NCHW tiles waste lanes on a map's ragged rows) and read the
 // input in place instead of packing im2col slices. The grad passes gain from this
 // intensity on; the forward only with kernels larger than 1x1 (a 1x1 NCHW forward is
-// already a plain GEMM). Measured in docs/measurements.md.
+// already a plain GEMM), except on maps smaller than kNchwPointwiseMinPlane in a batch:
+// there each image's GEMM fills 49 of 64 columns (7^2 maps), where the channels_last one
+// runs over the whole batch's positions. Measured in docs/measurements.md.
 constexpr double kNhwcForNchwMinIntensity = 128;
+constexpr int64_t kNchwPointwiseMinPlane = 64;
 // Grouped layers (17+ channels per group) run their per-group GEMMs on few positions up to
 // this many in the batch (7^2 maps at batch 8, 14^2 at batch 1), where the NCHW tiles of
 // 24-64 output channels by a ragged 7- or 14-column row idle most lanes: the copies pay
@@ -229,7 +232,10 @@ constexpr double kNhwcForNchwMinIntensity = 128;
 constexpr int64_t kGroupedNhwcForNchwMaxPositions = 512;
 void promote_to_nhwc(const ConvGeometry& g, CpuFamily f, Pass pass, NhwcSupport& s) {
   if (f != CpuFamily::kDense || s != NhwcSupport::kAll) return;
-  if (pass == Pass::kForward && g.R * g.S == 1) return;
+  if (pass == Pass::kForward && g.R * g.S == 1) {
+    if (g.N > 1 && g.P * g.Q < kNchwPointwiseMinPlane) s = NhwcSupport::kOnly;
+    return;
+  }
   const bool grouped = g.groups > 1 && g.N * g.P * g.Q <= kGroupedNhwcForNchwMaxPositions &&
                        (pass == Pass::kForward || g.unit_stride());
   const double copied = double(g.N) * double(g.C * g.H * g.W + g.K * g.P * g.Q);

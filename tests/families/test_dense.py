@@ -144,8 +144,9 @@ def test_channels_last_passes_make_no_layout_copy(stride):
 # out, where the layer's multiply-adds per copied activation reach select.cpp's
 # kNhwcForNchwMinIntensity (128), and grouped layers' where the batch has at most
 # kGroupedNhwcForNchwMaxPositions (512) output positions (grad passes at stride 1 only); a
-# 1x1 layer's forward stays NCHW. (N, C, H, K, R, stride, groups): which passes copy, and the
-# results stay NCHW and match torch in float64.
+# 1x1 layer's forward stays NCHW but on maps below kNchwPointwiseMinPlane (64) positions in a
+# batch. (N, C, H, K, R, stride, groups): which passes copy, and the results stay NCHW and
+# match torch in float64.
 NCHW_PROMOTED = [
     ((1, 64, 8, 64, 3, 1, 1), {"forward", "grad_input", "grad_weight"}),  # 288 per value
     ((1, 16, 12, 16, 3, 1, 1), set()),  # 72 per value
@@ -153,6 +154,9 @@ NCHW_PROMOTED = [
     ((2, 48, 7, 48, 3, 1, 2), {"forward", "grad_input", "grad_weight"}),  # 98 positions
     ((2, 48, 8, 48, 3, 2, 2), {"forward"}),  # strided: 32 positions
     ((3, 48, 14, 48, 3, 1, 2), set()),  # 588 positions, 108 per value
+    ((2, 64, 7, 32, 1, 1, 1), {"forward"}),  # 1x1 on 7^2 maps in a batch
+    ((1, 64, 7, 32, 1, 1, 1), set()),  # ... of one image
+    ((2, 64, 8, 32, 1, 1, 1), set()),  # ... on 8^2 maps
 ]
 
 
