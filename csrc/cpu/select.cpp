@@ -42,6 +42,11 @@ constexpr int64_t kRowsOverGroupedChannels = 4;
 // input planes this large on: the layout copies of x, grad_output and grad_input grow
 // with the planes, the dense GEMMs' share of idle lanes does not.
 constexpr int64_t kGroupedNchwMaxBackwardPlane = 48 * 48;
+// Groups of a whole vector of channels (16 in float32: RegNet-Y-400MF's) run as a GEMM per
+// group from this few positions in the batch down (14^2 maps at batch 1): the grouped
+// kernel's broadcasts then have too few positions per weight vector loaded, and the dense
+// kernels' panels of 16 output channels are full anyway.
+constexpr int64_t kGroupedBroadcastMinPositions = 256;
 // Ungrouped 1x1 layers with at most this many output positions in the batch
 // (squeeze-excitation layers on pooled maps) run as matrix-vector products that read the
 // weight once in place: an implicit GEMM packs the weight or a position panel and fills one
@@ -93,8 +98,12 @@ CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype, bool channel
   // channels_last kernels need layout copies, and at up to kRowsOverGroupedChannels per
   // group and stride 1 the row kernels beat them.
   const int vec = dtype == at::kDouble ? kernels<double>().vec : kernels<float>().vec;
-  if (grouped::applies(g, vec) && (channels_last || a == Forced::kGrouped || !g.unit_stride() ||
-                                   g.C_per_group() > kRowsOverGroupedChannels))
+  const bool few_for_broadcasts =
+      g.C_per_group() == vec && g.N * g.P * g.Q < kGroupedBroadcastMinPositions;
+  if (grouped::applies(g, vec) &&
+      (a == Forced::kGrouped ||
+       (!few_for_broadcasts &&
+        (channels_last || !g.unit_stride() || g.C_per_group() > kRowsOverGroupedChannels))))
     return CpuFamily::kGrouped;
   const bool winograd = winograd::applies(g);
   if (winograd && a == Forced::kWinograd) return CpuFamily::kWinograd;

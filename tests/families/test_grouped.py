@@ -8,6 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+import fastconv
 from fastconv.shapes import conv_memory_format
 
 from ..helpers import (
@@ -42,10 +43,12 @@ def test_grouped_matches_torch_float64(geo):
     wt = torch.randn(c, gw, r, s, dtype=torch.float64).contiguous(memory_format=CL)
     b = torch.randn(c, dtype=torch.float64) if bias else None
     # Size-1 dimensions can make the tensors contiguous; groups must fit a vector.
-    if conv_memory_format(x, wt) == CL and vector_lanes(x.dtype) % gw == 0:
-        for p in ("forward", "grad_input", "grad_weight"):
-            assert family(x, wt, stride, pad, dil, groups, p) == "grouped"
-    compare_with_torch(x, wt, b, stride, pad, dil, groups)
+    # Forced: on few positions, whole-vector groups (float64's 8) run as dense by default.
+    with fastconv.cpu_algorithm("grouped"):
+        if conv_memory_format(x, wt) == CL and vector_lanes(x.dtype) % gw == 0:
+            for p in ("forward", "grad_input", "grad_weight"):
+                assert family(x, wt, stride, pad, dil, groups, p) == "grouped"
+        compare_with_torch(x, wt, b, stride, pad, dil, groups)
 
 
 @given(grouped_geometries())
@@ -58,16 +61,17 @@ def test_one_group_per_vector_matches_torch_float32(geo):
     x = torch.randn(n, c, h, w).contiguous(memory_format=CL)
     wt = torch.randn(c, gw, r, s).contiguous(memory_format=CL)
     b = torch.randn(c) if bias else None
-    if conv_memory_format(x, wt) == CL:
-        for p in ("forward", "grad_input", "grad_weight"):
-            assert family(x, wt, stride, pad, dil, groups, p) == "grouped"
-    compare_with_torch(x, wt, b, stride, pad, dil, groups, rtol=1e-4, atol=1e-3)
+    with fastconv.cpu_algorithm("grouped"):  # these few positions run as dense by default
+        if conv_memory_format(x, wt) == CL:
+            for p in ("forward", "grad_input", "grad_weight"):
+                assert family(x, wt, stride, pad, dil, groups, p) == "grouped"
+        compare_with_torch(x, wt, b, stride, pad, dil, groups, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("gw", [4, 8, 16])
 def test_regnet_and_resnext_layers(gw, dtype):
-    x = torch.randn(2, 6 * gw, 14, 14, dtype=dtype).contiguous(memory_format=CL)
+    x = torch.randn(2, 6 * gw, 24, 24, dtype=dtype).contiguous(memory_format=CL)
     w = torch.randn(6 * gw, gw, 3, 3, dtype=dtype).contiguous(memory_format=CL)
     if vector_lanes(dtype) % gw == 0:
         assert family(x, w, 2, 1, 1, 6) == "grouped"
@@ -80,7 +84,7 @@ def test_nchw_grouped_layers_run_channels_last_kernels_and_stay_nchw():
     """The family's kernels are channels_last only: NCHW callers get NCHW results, and pay
     layout copies in and out, which the row kernels undercut at stride 1 and up to 4
     channels per group."""
-    x = torch.randn(2, 32, 8, 9, dtype=torch.float64)
+    x = torch.randn(2, 32, 24, 24, dtype=torch.float64)
     w4, w8 = (torch.randn(32, gw, 3, 3, dtype=torch.float64) for gw in (4, 8))
     lanes = vector_lanes(x.dtype)  # the family needs groups that fit a vector
     assert family(x, w8, 1, 1, 1, 4) == ("grouped" if lanes % 8 == 0 else "rows")
@@ -104,10 +108,30 @@ def test_nchw_grouped_layers_run_channels_last_kernels_and_stay_nchw():
         compare_with_torch(x, wt, None, stride, 1, 1, groups)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_whole_vector_groups_on_few_positions_run_as_dense(dtype):
+    """Groups of a whole vector of channels on fewer than 256 positions in the batch
+    (select.cpp's kGroupedBroadcastMinPositions) leave the family: a GEMM per group (or,
+    with float64's 8 channels per group, the row kernels); narrower groups stay."""
+    gw = vector_lanes(dtype)
+    if gw < 4:
+        pytest.skip("this build's vectors hold no group of several channels")
+    w = torch.randn(4 * gw, gw, 3, 3, dtype=dtype).contiguous(memory_format=CL)
+    for n, hw, grouped in ((1, 14, False), (2, 12, True), (1, 16, True)):
+        x = torch.randn(n, 4 * gw, hw, hw, dtype=dtype).contiguous(memory_format=CL)
+        for p in ("forward", "grad_input", "grad_weight"):
+            assert (family(x, w, 1, 1, 1, 4, p) == "grouped") == grouped, (n, hw, p)
+        tol = {} if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-3)
+        compare_with_torch(x, w, None, 1, 1, 1, 4, **tol)
+    narrow = torch.randn(8 * (gw // 2), gw // 2, 3, 3, dtype=dtype).contiguous(memory_format=CL)
+    x = torch.randn(1, 8 * (gw // 2), 14, 14, dtype=dtype).contiguous(memory_format=CL)
+    assert family(x, narrow, 1, 1, 1, 8) == "grouped"
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 def test_channels_last_passes_make_no_layout_copy(stride):
     gw = min(8, vector_lanes(torch.float64))  # the helper runs float64; RegNet has 8 per group
-    x, w = torch.randn(2, 32, 10, 9), torch.randn(32, gw, 3, 3)
+    x, w = torch.randn(2, 32, 24, 24), torch.randn(32, gw, 3, 3)
     assert_channels_last_passes_copy_nothing(x, w, torch.randn(32), stride, 1, 1, 32 // gw)
 
 
