@@ -334,3 +334,30 @@ def test_sliced_channels_last_grad_weight(layer):
             lambda: _grad_weight(gy32, x32, w32, stride, padding, dilation, groups)
         )
         assert torch.equal(one, many)
+
+
+# The NCHW grad-weight's tiles of even sizes and its slices of the batch (a divisor of N):
+# 200 rows of the weight in two tiles of 102 and 98, 160 output channels in 64 and 96, 8
+# images in 2 slices; a 3x3 layer's 144 rows in two. Below the channels_last promotion's
+# intensity, so the NCHW kernel runs. (N, C, H, K, R)
+NCHW_WGRAD_LAYERS = [(8, 200, 14, 160, 1), (8, 16, 12, 24, 3)]
+
+
+@pytest.mark.parametrize("layer", NCHW_WGRAD_LAYERS, ids=lambda layer: "x".join(map(str, layer)))
+def test_nchw_grad_weight_tiles_match_torch_and_do_not_depend_on_threads(layer):
+    n, c, h, k, r = layer
+    with fastconv.cpu_algorithm("dense"):  # a 3x3 layer would run Winograd
+        x = torch.randn(n, c, h, h, dtype=torch.float64)
+        w = torch.randn(k, c, r, r, dtype=torch.float64)
+        gy = torch.randn(n, k, h, h, dtype=torch.float64)
+        assert family(x, w, 1, r // 2, 1, 1, "grad_weight") == "dense"
+        with torch.profiler.profile() as prof:
+            got = _grad_weight(gy, x, w, 1, r // 2, 1, 1)
+        assert not any(e.name == "fastconv::layout_copy" for e in prof.events())
+        want = torch.ops.aten.convolution_backward(
+            gy, x, w, None, [1, 1], [r // 2] * 2, [1, 1], False, [0, 0], 1, [False, True, False]
+        )[1]
+        torch.testing.assert_close(got, want)
+        x32, w32, gy32 = x.float(), w.float(), gy.float()
+        one, many = on_one_and_many_threads(lambda: _grad_weight(gy32, x32, w32, 1, r // 2, 1, 1))
+        assert torch.equal(one, many)

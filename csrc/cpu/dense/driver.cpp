@@ -240,15 +240,20 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   if (a.gy_layout == Layout::kNhwc) return grad_weight_nhwc(g, a);
   const auto& kt = kernels<T>().dense;
   const int64_t Kg = g.K_per_group(), CRS = g.C_per_group() * g.R * g.S, PQ = g.P * g.Q;
-  const int64_t k_tile = 128, j_tile = 22 * kDenseMR;
+  const int64_t k_tile = 128, j_tile = 22 * kDenseMR, nr = 2 * kernels<T>().vec;
   const int64_t k_tiles = (Kg + k_tile - 1) / k_tile, j_tiles = (CRS + j_tile - 1) / j_tile;
   const int64_t tiles = g.groups * k_tiles * j_tiles;
+  // Tiles of even sizes (whole micro-tiles), so that tasks are equal shares of the work: 576
+  // rows in tiles of 132 had left a last one of 48, and 8 images in 3 slices one of 2.
+  const int64_t j_units = (CRS + kDenseMR - 1) / kDenseMR, k_units = (Kg + nr - 1) / nr;
   // Few weight tiles (small weights, e.g. a stem): also split the sum over images into a
   // fixed number of slices with their own partial weights, added in slice order -- as long
-  // as each slice keeps a deep reduction (>= 512 positions). All of it depends on the
-  // problem alone, so the result does not depend on the thread count.
-  const int64_t slices =
+  // as each slice keeps a deep reduction (>= 512 positions), and the largest such number
+  // that divides the batch (equal slices). All of it depends on the problem alone, so the
+  // result does not depend on the thread count.
+  int64_t slices =
       tiles >= 16 ? 1 : std::clamp<int64_t>(g.N * PQ / 512, 1, std::min<int64_t>(g.N, 8));
+  while (g.N % slices) --slices;
   const int64_t per_slice = (g.N + slices - 1) / slices, numel = g.weight_numel();
   const Workspace<T> partial(Slot::kPartials, slices > 1 ? slices * numel : 0);
   T* out = slices > 1 ? partial.data() : a.gw;
@@ -259,9 +264,11 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
           const int64_t sl = it / tiles, t = it % tiles;
           const int64_t jt = t % j_tiles, kt_i = (t / j_tiles) % k_tiles,
                         grp = t / (j_tiles * k_tiles);
-          const int64_t k0 = kt_i * k_tile, j0 = jt * j_tile;
-          kt.grad_weight_tile(g, a.x, a.gy, out + sl * numel + grp * Kg * CRS, grp, k0,
-                              std::min(Kg, k0 + k_tile), j0, std::min(CRS, j0 + j_tile),
+          const int64_t k0 = kt_i * k_units / k_tiles * nr;
+          const int64_t k1 = std::min(Kg, (kt_i + 1) * k_units / k_tiles * nr);
+          const int64_t j0 = jt * j_units / j_tiles * kDenseMR;
+          const int64_t j1 = std::min(CRS, (jt + 1) * j_units / j_tiles * kDenseMR);
+          kt.grad_weight_tile(g, a.x, a.gy, out + sl * numel + grp * Kg * CRS, grp, k0, k1, j0, j1,
                               sl * per_slice, std::min(g.N, (sl + 1) * per_slice));
         }
       });
