@@ -194,7 +194,10 @@ void grad_weight_nhwc(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const int64_t slices = reduction_slices(positions, numel * int64_t{sizeof(T)});
   // Few positions (one slice): a task per panel; the map's strips stay in cache.
   const int64_t parts = slices > 1 ? 1 : CP;
-  const int64_t base = slices * g.groups * taps * parts, split = pieces(base, KB);
+  // Output-channel pieces no reduction crosses, as many as share the tasks evenly (3 slices
+  // in 3 pieces had left 5 tasks on one thread and 4 on the other).
+  const int64_t base = slices * g.groups * taps * parts;
+  const int64_t split = even_blocks(pieces(base, KB), KB + 1, [&](int64_t s) { return base * s; });
   const Workspace<T> partial(Slot::kPartials, slices > 1 ? slices * numel : 0);
   T* out = slices > 1 ? partial.data() : a.gw;
   at::parallel_for(
