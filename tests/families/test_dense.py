@@ -34,8 +34,13 @@ def test_dense_forced_matches_torch_float64(geo, layout):
 
 # (N, C, H, W, K, R, S, stride, padding, dilation, groups): channel counts around the panel
 # widths (up to 64 floats, 32 doubles on AVX-512) and last panels of 1, 2 and 3 vectors
-# (96 and 112 channels in float32), strides that leave column phases without taps.
+# (96 and 112 channels in float32), strides that leave column phases without taps; grouped
+# stride-1 layers take their grad-input as the forward on the flipped weight (24 and 40
+# channels per group, dilated, a 1x7 kernel).
 NHWC_LAYERS = [
+    (2, 72, 7, 7, 72, 3, 3, 1, 1, 1, 3),
+    (1, 80, 9, 8, 80, 1, 7, 1, (0, 3), 1, 2),
+    (2, 48, 10, 10, 48, 3, 3, 1, 2, 2, 2),
     (2, 96, 7, 7, 112, 3, 3, 1, 1, 1, 1),
     (2, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1),
     (1, 48, 9, 11, 40, 1, 1, 1, 0, 1, 1),
