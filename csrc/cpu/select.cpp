@@ -42,7 +42,7 @@ constexpr int64_t kRowsOverGroupedChannels = 4;
 // input planes this large on: the layout copies of x, grad_output and grad_input grow
 // with the planes, the dense GEMMs' share of idle lanes does not.
 constexpr int64_t kGroupedNchwMaxBackwardPlane = 48 * 48;
-// Groups of a whole vector of channels (16 in float32: RegNet-Y-400MF's) run as a GEMM per
+// Groups of a whole vector of channels (16 in float32: RegNet-X-400MF's) run as a GEMM per
 // group from this few positions in the batch down (14^2 maps at batch 1): the grouped
 // kernel's broadcasts then have too few positions per weight vector loaded, and the dense
 // kernels' panels of 16 output channels are full anyway.
