@@ -41,7 +41,6 @@ Workspace<T> pack_nhwc_weight(const ConvGeometry& g, const T* w, bool w_cl, int6
     });
     return packed;
   }
-  if (Cg % nr) std::fill_n(dst, g.groups * group, T(0));  // lanes past C/G
   at::parallel_for(0, g.K, grain_for(Cg * RS), [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e;) {
       const int64_t grp = k / Kg, k1 = std::min(e, (grp + 1) * Kg);

@@ -92,7 +92,7 @@ struct DenseKernels {
                             int64_t j1);
   // Grad-input's panels [R*S][C/G / NR][K/G][NR] of group grp for its output channels
   // [k0, k1), from a [K][C/G][R][S] weight or (w_cl) a channels_last one (lanes past C/G
-  // left as they are: zero them first).
+  // zeroed).
   void (*nhwc_pack_grad_input_weight)(const ConvGeometry& g, const T* w, bool w_cl, T* dst,
                                       int64_t grp, int64_t k0, int64_t k1);
   // Grad-input rows [h0, h1) of image n x input-channel panels [cp0, cp1) of group grp, any
