@@ -265,7 +265,6 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const int64_t per_slice = (g.N + slices - 1) / slices, numel = g.weight_numel();
   const Workspace<T> partial(Slot::kPartials, slices > 1 ? slices * numel : 0);
   T* out = slices > 1 ? partial.data() : a.gw;
-  std::fill_n(out, slices * numel, T(0));
   at::parallel_for(
       0, tiles * slices, grain_for(k_tile * j_tile * PQ * per_slice), [&](int64_t b, int64_t e) {
         for (int64_t it = b; it < e; ++it) {

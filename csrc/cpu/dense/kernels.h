@@ -75,7 +75,10 @@ void dense_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int
                       int64_t k0, int64_t k1, int64_t j0, int64_t j1, int64_t n0, int64_t n1) {
   const int64_t RS = g.R * g.S, CRS = g.C_per_group() * RS, PQ = g.P * g.Q;
   const int64_t HW = g.H * g.W, m = k1 - k0, nb = j1 - j0;
-  if (n0 >= n1) return;  // an empty slice of images (the first chunk stores into ct)
+  if (n0 >= n1 || PQ == 0) {  // no positions (an empty batch or map): a zero sum
+    for (int64_t k = k0; k < k1; ++k) std::fill(gw + k * CRS + j0, gw + k * CRS + j1, T(0));
+    return;
+  }
   const Workspace<T> rows_ws(Slot::kPackA, nb * kKC), b_ws(Slot::kPackB, round_up(m, NR<T>) * kKC);
   const Workspace<T> ct_ws(Slot::kTile, nb * m), gys_ws(Slot::kRow, m * kKC);
   // ct: the gw^T block, rows j, columns k.
@@ -108,7 +111,7 @@ void dense_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int
                      static_cast<int>(std::min<int64_t>(NR<T>, m - k)), q0 == n0 * PQ);
   }
   for (int64_t k = 0; k < m; ++k)
-    for (int64_t j = 0; j < nb; ++j) gw[(k0 + k) * CRS + j0 + j] += ct[j * m + k];
+    for (int64_t j = 0; j < nb; ++j) gw[(k0 + k) * CRS + j0 + j] = ct[j * m + k];
 }
 
 template <typename T>

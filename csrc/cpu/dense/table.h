@@ -69,8 +69,9 @@ struct DenseKernels {
   // The weight is read in place.
   void (*forward_tile)(const ConvGeometry& g, const T* x, const T* w_group, const T* bias_group,
                        T* y, int64_t grp, int64_t k0, int64_t k1, int64_t j0, int64_t j1);
-  // gw[k0:k1, j0:j1] (row stride C/G*R*S, group grp) += sum over images [n0, n1) of
-  // grad_output * im2col(x)^T, in a fixed order.
+  // gw[k0:k1, j0:j1] (row stride C/G*R*S, group grp) = sum over images [n0, n1) of
+  // grad_output * im2col(x)^T, in a fixed order, stored (each block has one tile: no
+  // zeroing pass over the whole weight first).
   void (*grad_weight_tile)(const ConvGeometry& g, const T* x, const T* gy, T* gw_group, int64_t grp,
                            int64_t k0, int64_t k1, int64_t j0, int64_t j1, int64_t n0, int64_t n1);
   // gx[images n0:n1, channels c0:c1 of group grp] = col2im(W^T * gy): the strided
