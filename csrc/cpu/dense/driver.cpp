@@ -69,9 +69,8 @@ void run_forward_nhwc(const ConvGeometry& g, const T* x, const T* w, NhwcWeight 
                       T* y, int64_t blocks = 0) {
   const auto& kt = kernels<T>();
   const int64_t Kg = g.K_per_group(), nr = kt.dense.nhwc_lanes(Kg), KP = (Kg + nr - 1) / nr;
-  const bool raw = wk == NhwcWeight::kRawRows || wk == NhwcWeight::kRawRowsChannelMajor;
   const int64_t group =
-      raw ? Kg * g.C_per_group() * g.R * g.S : g.R * g.S * KP * g.C_per_group() * nr;
+      nhwc_raw_rows(wk) ? Kg * g.C_per_group() * g.R * g.S : g.R * g.S * KP * g.C_per_group() * nr;
   const int64_t positions = g.N * g.P * g.Q, units = (positions + kDenseMR - 1) / kDenseMR;
   if (blocks == 0) {
     blocks = (positions + kNhwcPositions - 1) / kNhwcPositions;

@@ -151,16 +151,18 @@ inline void for_each_gather_slice(int64_t taps, int64_t depth, Fn&& fn) {
   for (int64_t t = 0; t < taps; t += per) fn(t, std::min(per, taps - t), 0, depth);
 }
 
-// Channels per slice of every tap ([c][tap] weights): a gather slice's worth, whole vectors
-// of them where that is more than one (nine taps: 32 channels, where 28 left the gathered
-// runs ragged across cache lines and cost a few percent), so at most kChannelSliceMax rows.
-template <typename T>
-inline int64_t channel_slice(int64_t taps) {
-  constexpr int64_t V = Vec<T>::size;
-  const int64_t per = std::max<int64_t>(1, kGatherSlice / taps);
-  return per > V ? (per + V - 1) / V * V : per;
-}
+// The same reduction for weights in [c][tap] order: slices of every tap and a gather
+// slice's worth of channels, whole vectors of them where that is more than one (nine taps:
+// 32 channels, where 28 left the gathered runs ragged across cache lines and cost a few
+// percent), so at most kChannelSliceMax values deep. fn as for for_each_gather_slice.
 constexpr int64_t kChannelSliceMax = 2 * kGatherSlice;
+template <typename T, typename Fn>
+inline void for_each_channel_slice(int64_t taps, int64_t depth, Fn&& fn) {
+  constexpr int64_t V = Vec<T>::size;
+  int64_t per = std::max<int64_t>(1, kGatherSlice / taps);
+  if (per > V) per = (per + V - 1) / V * V;
+  for (int64_t c = 0; c < depth; c += per) fn(0, taps, c, std::min(per, depth - c));
+}
 
 // The grad-weight micro-kernels' B row: NV vectors at row (kWhole: all nr = NV*V lanes,
 // else lane-masked past nr).
@@ -314,12 +316,11 @@ void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w, NhwcWeig
   const NhwcTaps v = nhwc_taps(g);
   const int64_t Cg = g.C_per_group(), Kg = g.K_per_group(), RS = g.R * g.S, CRS = Cg * RS;
   const int64_t ld = (j1 - j0 + MR - 1) / MR * MR, runs = v.taps * ld;  // whole micro-tiles
-  const bool raw = wk == NhwcWeight::kRawRows || wk == NhwcWeight::kRawRowsChannelMajor;
+  const bool raw = nhwc_raw_rows(wk), tap_major = nhwc_tap_major(wk);
   // Weights in [c][tap] order run in slices of every tap and a few channels (for the raw
   // rows, one run of each row; for packed panels, the same order of the sums, so a layer's
   // bits do not depend on which of the two the thread count picks).
-  const bool by_channel =
-      v.taps > 1 && (wk == NhwcWeight::kPanels || wk == NhwcWeight::kRawRowsChannelMajor);
+  const bool by_channel = v.taps > 1 && !tap_major;
   const Workspace<const T*> a_ws(Slot::kTaps, runs), b_ws(Slot::kRow2, (kp1 - kp0) * v.taps);
   const Workspace<T> zero_ws(Slot::kRow, v.depth);
   const Workspace<T> stage_ws(Slot::kStage, v.rows ? runs * v.depth : 0);
@@ -349,13 +350,11 @@ void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w, NhwcWeig
     for (int64_t jj = j1 - j0; jj < ld; ++jj) a[t * ld + jj] = a[t * ld + j1 - j0 - 1];
   // Row (c, tap) of a packed panel: c*RS + tap, or tap*C/G + c in [tap][c] order (so kernel
   // row r starts at r*S*C).
-  const bool tap_major = wk == NhwcWeight::kPanelsTapMajor || wk == NhwcWeight::kRawRows;
   const int64_t tap_step = tap_major ? v.depth : 1, c_step = tap_major ? 1 : RS;
   const int64_t ldb = raw && tap_major ? nrmax : c_step * nrmax;
   const auto slices = [&](auto&& fn) {
-    if (!by_channel) return for_each_gather_slice(v.taps, v.depth, fn);
-    const int64_t per = channel_slice<T>(v.taps);
-    for (int64_t c = 0; c < v.depth; c += per) fn(0, v.taps, c, std::min(per, v.depth - c));
+    if (by_channel) return for_each_channel_slice<T>(v.taps, v.depth, fn);
+    for_each_gather_slice(v.taps, v.depth, fn);
   };
   slices([&](int64_t t0, int64_t nt, int64_t off, int64_t depth) {
     const int64_t np = kp1 - kp0;

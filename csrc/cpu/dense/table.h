@@ -25,6 +25,13 @@ constexpr int64_t kNhwcRawRowsMaxBlocks = 4;
 // [tap][c] (kRawRows), or of a contiguous one, [c][tap] (kRawRowsChannelMajor: slices of
 // every tap and a few channels, one run of each row).
 enum class NhwcWeight { kPanels, kPanelsTapMajor, kRawRows, kRawRowsChannelMajor };
+// Whether the tile packs wk's slices itself (raw rows), and whether wk's rows run [tap][c].
+inline bool nhwc_raw_rows(NhwcWeight wk) {
+  return wk == NhwcWeight::kRawRows || wk == NhwcWeight::kRawRowsChannelMajor;
+}
+inline bool nhwc_tap_major(NhwcWeight wk) {
+  return wk == NhwcWeight::kPanelsTapMajor || wk == NhwcWeight::kRawRows;
+}
 constexpr int64_t kNhwcDepth = 128;
 
 // Ungrouped channels_last layers with fewer input channels than this (3-channel first
