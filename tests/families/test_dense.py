@@ -366,3 +366,37 @@ def test_nchw_grad_weight_tiles_match_torch_and_do_not_depend_on_threads(layer):
         x32, w32, gy32 = x.float(), w.float(), gy.float()
         one, many = on_one_and_many_threads(lambda: _grad_weight(gy32, x32, w32, 1, r // 2, 1, 1))
         assert torch.equal(one, many)
+
+
+# The NCHW forward's tiles (dense/tiling.h): a 28^2 map in tiles of whole panels of about
+# one size; a 24^2 map's three tiles made four, and a 14^2 map's seven single-panel tiles
+# shared through a split of the output channels (1x1 and 3x3); 3 images of 20^2 in groups.
+# Shallow enough that no pass is promoted to the channels_last kernels. (N, C, H, K, R, G)
+NCHW_FORWARD_TILES = [
+    (1, 64, 28, 128, 1, 1),
+    (1, 16, 24, 70, 1, 1),
+    (1, 32, 14, 144, 1, 1),
+    (1, 8, 14, 130, 3, 1),
+    (3, 8, 20, 64, 1, 2),
+]
+
+
+@pytest.mark.parametrize("layer", NCHW_FORWARD_TILES, ids=lambda layer: "x".join(map(str, layer)))
+def test_nchw_forward_tiles_match_torch_and_do_not_depend_on_threads(layer):
+    n, c, h, k, r, groups = layer
+    with fastconv.cpu_algorithm("dense"):  # a 3x3 layer would run Winograd
+        x = torch.randn(n, c, h, h, dtype=torch.float64)
+        w = torch.randn(k, c // groups, r, r, dtype=torch.float64)
+        b = torch.randn(k, dtype=torch.float64)
+        with torch.profiler.profile() as prof:
+            got = fastconv.conv2d(x, w, b, 1, r // 2, 1, groups)
+        assert not any(e.name == "fastconv::layout_copy" for e in prof.events())
+        want = F.conv2d(x, w, b, 1, r // 2, 1, groups)
+        torch.testing.assert_close(got, want)
+        # float32 tiles are twice as wide (other splits): checked too, on one thread and many
+        x32, w32, b32 = x.float(), w.float(), b.float()
+        one, many = on_one_and_many_threads(
+            lambda: fastconv.conv2d(x32, w32, b32, 1, r // 2, 1, groups)
+        )
+        torch.testing.assert_close(many, want.float(), rtol=1e-4, atol=1e-4)
+        assert torch.equal(one, many)
