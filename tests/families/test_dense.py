@@ -400,3 +400,33 @@ def test_nchw_forward_tiles_match_torch_and_do_not_depend_on_threads(layer):
         )
         torch.testing.assert_close(many, want.float(), rtol=1e-4, atol=1e-4)
         assert torch.equal(one, many)
+
+
+# A strided 1x1 layer's NCHW grad-input: the stride-1 forward on the transposed weight,
+# spread over the strided grid (maps that the stride does not divide, unequal strides,
+# groups), with no layout copy even where the channels_last kernels would pay for theirs
+# in the other passes (the last layer). (N, C, H, W, K, stride, groups)
+STRIDED_POINTWISE = [
+    (2, 24, 9, 7, 40, 2, 1),
+    (1, 16, 8, 11, 12, (3, 2), 2),
+    (3, 64, 14, 14, 128, 2, 1),
+    (1, 512, 10, 10, 1024, 2, 1),
+]
+
+
+def _pair(v):
+    return list(v) if isinstance(v, tuple) else [v, v]
+
+
+@pytest.mark.parametrize("layer", STRIDED_POINTWISE, ids=lambda layer: "x".join(map(str, layer)))
+def test_strided_pointwise_grad_input_matches_torch_float64(layer):
+    n, c, h, w_, k, stride, groups = layer
+    x = torch.randn(n, c, h, w_, dtype=torch.float64)
+    w = torch.randn(k, c // groups, 1, 1, dtype=torch.float64)
+    assert family(x, w, stride, 0, 1, groups, "grad_input") == "dense"
+    compare_with_torch(x, w, None, stride, 0, 1, groups)
+    y = F.conv2d(x, w, None, stride, 0, 1, groups)
+    args = (_pair(stride), [0, 0], [1, 1], groups, [True, False, False])
+    with torch.profiler.profile() as prof:
+        torch.ops.fastconv.conv2d_backward(torch.randn_like(y), x, w, *args)
+    assert not any(e.name == "fastconv::layout_copy" for e in prof.events())

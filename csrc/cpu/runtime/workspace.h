@@ -30,6 +30,7 @@ enum class Slot : int {
   kPhaseIn,        // the dilated phase split: a split operand
   kPhaseIn2,       // the dilated phase split: a second split operand
   kPhaseOut,       // the dilated phase split: the result before the merge
+  kSpread,         // a strided 1x1 grad-input on its own grid, before it is spread out
   kPositions,      // a few positions' rows, gathered from or for a strided layout (gemv/)
   kPositions2,     // a second such operand
   // Held by a kernel inside one task (worker thread).
