@@ -36,7 +36,8 @@ def test_dense_forced_matches_torch_float64(geo, layout):
 # widths (up to 64 floats, 32 doubles on AVX-512) and last panels of 1, 2 and 3 vectors
 # (96 and 112 channels in float32), strides that leave column phases without taps; grouped
 # stride-1 layers take their grad-input as the forward on the flipped weight (24 and 40
-# channels per group, dilated, a 1x7 kernel).
+# channels per group, dilated, a 1x7 kernel); a batch-1 1x1 grad-input 600 deep copies its
+# weight's rows slice by slice (NhwcWeight::kRawColumns: three slices, a ragged last panel).
 NHWC_LAYERS = [
     (2, 72, 7, 7, 72, 3, 3, 1, 1, 1, 3),
     (1, 80, 9, 8, 80, 1, 7, 1, (0, 3), 1, 2),
@@ -50,6 +51,7 @@ NHWC_LAYERS = [
     (2, 8, 9, 9, 8, 1, 1, 3, 0, 1, 1),
     (1, 33, 8, 8, 33, 5, 3, (2, 3), (2, 1), (1, 2), 1),
     (3, 128, 4, 4, 256, 1, 1, 2, 0, 1, 1),
+    (1, 100, 7, 7, 600, 1, 1, 1, 0, 1, 1),
 ]
 
 

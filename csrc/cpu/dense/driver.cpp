@@ -91,19 +91,16 @@ void run_forward_nhwc(const ConvGeometry& g, const T* x, const T* w, NhwcWeight 
       });
 }
 
+// Blocks of positions for a channels_last forward whose tasks pack the slices of their
+// panels from the weight's own rows as they reach them (into L2), or 0 where the weight is
+// packed whole first: few positions, and panels enough for every thread. Packing the whole
+// weight writes it out and reads it back; on small maps at batch 1 the weight is most of
+// the data, and on this project's VM the packing's stores stalled in some processes
+// (docs/benchmarks.md, "Noise").
 template <typename T>
-void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
+int64_t raw_row_blocks(const ConvGeometry& g) {
   const int64_t Kg = g.K_per_group(), nr = kernels<T>().dense.nhwc_lanes(Kg);
   const int64_t KP = (Kg + nr - 1) / nr, positions = g.N * g.P * g.Q;
-  // Kernel-row taps read the weight as [tap][c] panels.
-  const bool reorder = nhwc_taps(g).rows && a.w_layout != Layout::kNhwc;
-  const bool w_cl = reorder || a.w_layout == Layout::kNhwc;
-  // Few positions, and panels enough for every thread: each task packs the slices of its
-  // panels from the weight's own rows as it reaches them (into L2), where packing the whole
-  // weight first writes it out and reads it back; on small maps at batch 1 the weight is
-  // most of the data, and on this project's VM the packing's stores stalled in some
-  // processes (docs/benchmarks.md, "Noise"). Rows of a contiguous weight ([c][tap], as NCHW
-  // callers promoted to these kernels pass it) are read in slices of every tap.
   const int64_t threads = at::get_num_threads(), panels = g.groups * KP;
   int64_t blocks = (positions + kNhwcRawRowsPositions - 1) / kNhwcRawRowsPositions;
   // A 1x1 layer with too few panels for the threads (128 to 192 output channels at batch 1)
@@ -114,17 +111,28 @@ void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
   if (g.R * g.S == 1)
     while (panels * blocks < 2 * threads && blocks < std::min(units, kNhwcRawRowsMaxBlocks))
       ++blocks;
-  if (!reorder && blocks <= kNhwcRawRowsMaxBlocks && panels * blocks >= 2 * threads) {
-    // As few blocks as share the tasks evenly (5 panels on 2 threads: 2 blocks).
-    while (panels * blocks % threads != 0 && panels * blocks < 4 * threads && blocks < units)
-      ++blocks;
+  if (blocks > kNhwcRawRowsMaxBlocks || panels * blocks < 2 * threads) return 0;
+  // As few blocks as share the tasks evenly (5 panels on 2 threads: 2 blocks).
+  while (panels * blocks % threads != 0 && panels * blocks < 4 * threads && blocks < units)
+    ++blocks;
+  return blocks;
+}
+
+template <typename T>
+void forward_nhwc(const ConvGeometry& g, const ForwardArgs<T>& a) {
+  // Kernel-row taps read the weight as [tap][c] panels.
+  const bool reorder = nhwc_taps(g).rows && a.w_layout != Layout::kNhwc;
+  const bool w_cl = reorder || a.w_layout == Layout::kNhwc;
+  // Rows of a contiguous weight ([c][tap], as NCHW callers promoted to these kernels pass
+  // it) are read in slices of every tap.
+  if (const int64_t blocks = reorder ? 0 : raw_row_blocks<T>(g))
     return run_forward_nhwc(
         g, a.x, a.w,
         w_cl || g.R * g.S == 1 ? NhwcWeight::kRawRows : NhwcWeight::kRawRowsChannelMajor, a.bias,
         a.y, blocks);
-  }
   const Workspace<T> w_cl_copy(Slot::kWeightTaps, reorder ? g.weight_numel() : 0);
   if (reorder) weight_to_channels_last(g, a.w, w_cl_copy.data());
+  const int64_t nr = kernels<T>().dense.nhwc_lanes(g.K_per_group());
   const Workspace<T> packed = pack_nhwc_weight(g, reorder ? w_cl_copy.data() : a.w, w_cl, nr, true);
   run_forward_nhwc(g, a.x, packed.data(), w_cl ? NhwcWeight::kPanelsTapMajor : NhwcWeight::kPanels,
                    a.bias, a.y);
@@ -141,13 +149,21 @@ void grad_input_nhwc(const ConvGeometry& g, const GradInputArgs<T>& a) {
   const auto& kt = kernels<T>();
   const int64_t Cg = g.C_per_group(), nr = kt.dense.nhwc_lanes(Cg), CP = (Cg + nr - 1) / nr;
   const int64_t group = g.R * g.S * CP * g.K_per_group() * nr;  // one group's panels
-  const Workspace<T> packed = pack_nhwc_weight(g, a.w, a.w_layout == Layout::kNhwc, nr, false);
   // A 1x1 layer that reads x in place: grad_input is the GEMM gy * W, and the grad-input
   // panels [C/G / NR][K/G][NR] are the forward's panels of that GEMM (K/G values deep,
   // lanes over C/G), so it runs on the forward's tasks, flat over positions rather than by
-  // image rows (7 or 14 columns leave most of a row's last micro-tile empty).
+  // image rows (7 or 14 columns leave most of a row's last micro-tile empty). Those panels'
+  // rows are runs of the weight's own rows, which the tasks copy slice by slice where the
+  // forward would pack raw rows, on up to one block of positions (14^2 maps at batch 1;
+  // with two or more, each block's copy of the weight cost more than packing it once).
+  const ConvGeometry as_forward = dgrad_as_forward(g);
+  if (g.pointwise_in_place() && g.N * g.H * g.W <= kNhwcRawRowsPositions)
+    if (const int64_t blocks = raw_row_blocks<T>(as_forward))
+      return run_forward_nhwc(as_forward, a.gy, a.w, NhwcWeight::kRawColumns,
+                              static_cast<const T*>(nullptr), a.gx, blocks);
+  const Workspace<T> packed = pack_nhwc_weight(g, a.w, a.w_layout == Layout::kNhwc, nr, false);
   if (g.pointwise_in_place())
-    return run_forward_nhwc(dgrad_as_forward(g), a.gy, packed.data(), NhwcWeight::kPanels,
+    return run_forward_nhwc(as_forward, a.gy, packed.data(), NhwcWeight::kPanels,
                             static_cast<const T*>(nullptr), a.gx);
   // Tasks: (image, group, block of rows), rows split until there are enough tasks.
   const int64_t base = g.N * g.groups * CP;

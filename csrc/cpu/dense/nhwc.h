@@ -363,7 +363,15 @@ void dense_nhwc_fwd_tile(const ConvGeometry& g, const T* x, const T* w, NhwcWeig
     // taps follow each other in a channels_last row, its channels in a contiguous one).
     const auto panel = [&](int64_t kp, int64_t slot) {
       const T** bk = b + (kp - kp0) * nt;
-      if (raw) {
+      if (wk == NhwcWeight::kRawColumns) {  // rows off.. of [C/G][K/G], lanes kp*nrmax..
+        T* dst = slice_ws.data() + slot * depth * nrmax;
+        const int64_t n = std::min<int64_t>(nrmax, Kg - kp * nrmax);
+        for (int64_t kk = 0; kk < depth; ++kk) {
+          copy_strided(dst + kk * nrmax, w + (off + kk) * Kg + kp * nrmax, n, 1);
+          zero_fill(dst + kk * nrmax + n, nrmax - n);
+        }
+        bk[0] = dst;
+      } else if (raw) {
         T* dst = slice_ws.data() + slot * nt * depth * nrmax;
         nhwc_pack_panels(w + kp * nrmax * CRS + t0 * tap_step + off * c_step, CRS,
                          std::min<int64_t>(nrmax, Kg - kp * nrmax), nt * depth, dst, Kg);

@@ -23,11 +23,14 @@ constexpr int64_t kNhwcRawRowsMaxBlocks = 4;
 // the group's raw rows [K/G][R*S*C/G], which the tile packs slice by slice as it reaches
 // them (few positions: see forward_nhwc in driver.cpp): of a channels_last (or 1x1) weight,
 // [tap][c] (kRawRows), or of a contiguous one, [c][tap] (kRawRowsChannelMajor: slices of
-// every tap and a few channels, one run of each row).
-enum class NhwcWeight { kPanels, kPanelsTapMajor, kRawRows, kRawRowsChannelMajor };
+// every tap and a few channels, one run of each row). kRawColumns: a 1x1 layer's weight
+// read transposed, [C/G][K/G] for a GEMM with lanes over its K/G (a 1x1 grad-input's
+// weight as it is), whose panel rows are runs of its rows, copied slice by slice.
+enum class NhwcWeight { kPanels, kPanelsTapMajor, kRawRows, kRawRowsChannelMajor, kRawColumns };
 // Whether the tile packs wk's slices itself (raw rows), and whether wk's rows run [tap][c].
 inline bool nhwc_raw_rows(NhwcWeight wk) {
-  return wk == NhwcWeight::kRawRows || wk == NhwcWeight::kRawRowsChannelMajor;
+  return wk == NhwcWeight::kRawRows || wk == NhwcWeight::kRawRowsChannelMajor ||
+         wk == NhwcWeight::kRawColumns;
 }
 inline bool nhwc_tap_major(NhwcWeight wk) {
   return wk == NhwcWeight::kPanelsTapMajor || wk == NhwcWeight::kRawRows;
