@@ -81,21 +81,13 @@ template <typename T>
 void forward_tiles(const ConvGeometry& g, const T* x, const T* w, bool w_cl, const T* bias, T* y,
                    Layout layout) {
   const auto& kt = kernels<T>();
-  const int64_t Kp = (g.K + kDenseMR - 1) / kDenseMR * kDenseMR, k_panels = Kp / kDenseMR;
-  const Workspace<T> packed(Slot::kWeight, 16 * (Kp * g.C + kWinoPad));
-  at::parallel_for(0, k_panels, grain_for(16 * kDenseMR * g.C), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i)
-      kt.winograd.pack_weight(g, w, w_cl, packed.data(), i * kDenseMR,
-                              std::min(g.K, (i + 1) * kDenseMR));
-  });
   const int64_t nr = 2 * kt.vec, tiles = g.N * ((g.P + 1) / 2) * ((g.Q + 1) / 2);
   const int64_t threads = at::get_num_threads();
   if (layout == Layout::kNhwc) {
-    const int64_t lanes = kt.dense.nhwc_lanes(g.K);
-    const int64_t p_plane = (g.K + lanes - 1) / lanes * lanes * g.C;
-    const Workspace<T> panels(Slot::kWeightPanels, 16 * p_plane);
-    at::parallel_for(0, 16, grain_for(p_plane), [&](int64_t b, int64_t e) {
-      kt.winograd.nhwc_pack_panels(g, packed.data(), panels.data(), b, e);
+    const int64_t lanes = kt.dense.nhwc_lanes(g.K), KP = (g.K + lanes - 1) / lanes;
+    const Workspace<T> panels(Slot::kWeightPanels, 16 * KP * lanes * g.C);
+    at::parallel_for(0, KP, 1, [&](int64_t b, int64_t e) {
+      kt.winograd.nhwc_pack_weight(g, w, w_cl, panels.data(), b, e);
     });
     // Chunks of whole micro-tiles (MR tiles), at most 42 of them (a 252-tile chunk's
     // transformed input and products stay in L2), at least one chunk per thread.
@@ -108,6 +100,13 @@ void forward_tiles(const ConvGeometry& g, const T* x, const T* w, bool w_cl, con
     });
     return;
   }
+  const int64_t Kp = (g.K + kDenseMR - 1) / kDenseMR * kDenseMR, k_panels = Kp / kDenseMR;
+  const Workspace<T> packed(Slot::kWeight, 16 * (Kp * g.C + kWinoPad));
+  at::parallel_for(0, k_panels, grain_for(16 * kDenseMR * g.C), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      kt.winograd.pack_weight(g, w, w_cl, packed.data(), i * kDenseMR,
+                              std::min(g.K, (i + 1) * kDenseMR));
+  });
   // Chunks of whole NR-column panels of tiles (across tile rows and images), split evenly,
   // at most 8 panels and at least one chunk per thread. Every chunk streams the whole
   // transformed weight (16*K*C values) while its per-xi working set stays in L2, so chunks

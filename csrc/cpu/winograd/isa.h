@@ -16,7 +16,7 @@ WinogradKernels<T> winograd_kernels() {
   k.forward_tiles = &winograd_fwd_tile<T>;
   k.grad_weight_block = &winograd_wgrad_block<T>;
   k.grad_weight_finish = &winograd_wgrad_finish<T>;
-  k.nhwc_pack_panels = &winograd_nhwc_pack_panels<T>;
+  k.nhwc_pack_weight = &winograd_nhwc_pack_weight<T>;
   k.nhwc_forward_tiles = &winograd_nhwc_fwd_tiles<T>;
   k.nhwc_grad_weight_block = &winograd_nhwc_wgrad_block<T>;
   k.nhwc_grad_weight_finish = &winograd_nhwc_wgrad_finish<T>;

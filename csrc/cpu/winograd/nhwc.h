@@ -23,14 +23,64 @@
 namespace fastconv {
 namespace FC_ISA {
 
-// U panels of transformed positions [xi0, xi1) from winograd_pack_weight's [16][K][C] rows.
+// U panels [16][K / NR][C][NR] (NR = nhwc_lanes(K), zero past K) of output-channel panels
+// [kp0, kp1), straight from a contiguous or (w_cl) channels_last weight: the 9 taps of V
+// output channels of one input channel at a time, lanes over output channels (the transform
+// acts on each lane alone, so the values are winograd_pack_weight's), each transformed
+// vector stored as a run of its panel row. Through pack_weight's [16][K][C] rows the
+// transformed weight went out to memory and came back to be packed: a fifth of a 512x7^2
+// layer's forward at batch 8.
 template <typename T>
-void winograd_nhwc_pack_panels(const ConvGeometry& g, const T* u, T* panels, int64_t xi0,
-                               int64_t xi1) {
-  const int64_t u_plane = round_up(g.K, MR) * g.C + kWinoPad;
-  const int64_t p_plane = round_up(g.K, nhwc_lanes<T>(g.K)) * g.C;
-  for (int64_t xi = xi0; xi < xi1; ++xi)
-    nhwc_pack_panels(u + xi * u_plane, g.C, g.K, g.C, panels + xi * p_plane, g.K);
+void winograd_nhwc_pack_weight(const ConvGeometry& g, const T* w, bool w_cl, T* panels, int64_t kp0,
+                               int64_t kp1) {
+  constexpr int V = Vec<T>::size;
+  const int64_t C = g.C, K = g.K, nrmax = nhwc_lanes<T>(K), KP = (K + nrmax - 1) / nrmax;
+  const int64_t p_plane = KP * nrmax * C;
+  // u: the 16 transformed vectors of input channel c, lanes over output channels k0..
+  const auto store = [&](int64_t k0, int64_t c, const vec_t<T>* u) {
+    T* dst = panels + (k0 / nrmax * C + c) * nrmax + k0 % nrmax;
+#pragma GCC unroll 16
+    for (int xi = 0; xi < 16; ++xi) storeu(dst + xi * p_plane, u[xi]);
+  };
+  for (int64_t k0 = kp0 * nrmax; k0 < kp1 * nrmax; k0 += V) {
+    const int nk = static_cast<int>(std::clamp<int64_t>(K - k0, 0, V));
+    vec_t<T> u[16];
+    if (nk == 0) {  // lanes of the last panel past K
+      for (int xi = 0; xi < 16; ++xi) u[xi] = vec_t<T>{};
+      for (int64_t c = 0; c < C; ++c) store(k0, c, u);
+      continue;
+    }
+    if (w_cl) {  // [K][3][3][C]: V channels of each tap transposed at once, then channel by channel
+      for (int64_t c0 = 0; c0 < C; c0 += V) {
+        const int nc = static_cast<int>(std::min<int64_t>(V, C - c0));
+        vec_t<T> taps[9][V];  // taps[tap][j]: lanes over k of w[k][tap][c0 + j]
+        for (int tap = 0; tap < 9; ++tap)
+          load_transposed(taps[tap], nc, nk, w + (k0 * 9 + tap) * C + c0, 9 * C);
+        for (int j = 0; j < nc; ++j) {
+          vec_t<T> t[9];
+#pragma GCC unroll 9
+          for (int tap = 0; tap < 9; ++tap) t[tap] = taps[tap][j];
+          wino_weight_tf<T>(t, u);
+          store(k0, c0 + j, u);
+        }
+      }
+      continue;
+    }
+    for (int64_t c = 0; c < C; ++c) {  // [K][C][3][3]: the 9 taps of V output channels
+      vec_t<T> t[V > 9 ? V : 9];       // t[tap]: lanes over k
+      const T* src = w + (k0 * C + c) * 9;
+      if constexpr (V >= 9) {
+        load_transposed(t, 9, nk, src, 9 * C);
+      } else {
+        for (int tap = 0; tap < 9; ++tap) {
+          t[tap] = vec_t<T>{};
+          for (int l = 0; l < nk; ++l) t[tap][l] = src[l * 9 * C + tap];
+        }
+      }
+      wino_weight_tf<T>(t, u);
+      store(k0, c, u);
+    }
+  }
 }
 
 // Tile t of the batch: image, first input row and column of its 4x4 patch (padding
@@ -82,7 +132,7 @@ void wino_nhwc_input(const ConvGeometry& g, const T* x, const T* zero, int64_t t
   }
 }
 
-// Tiles [t0, t1) of the batch: y = bias + A^T (V . U) A. panels: winograd_nhwc_pack_panels.
+// Tiles [t0, t1) of the batch: y = bias + A^T (V . U) A. panels: winograd_nhwc_pack_weight.
 template <typename T>
 void winograd_nhwc_fwd_tiles(const ConvGeometry& g, const T* x, const T* panels, const T* bias,
                              T* y, int64_t t0, int64_t t1) {

@@ -30,9 +30,11 @@ struct WinogradKernels {
                             T* du);
   void (*grad_weight_finish)(const ConvGeometry& g, const T* du, T* gw, int64_t c0, int64_t c1);
 
-  // Channels_last (nhwc.h). pack_weight's rows of transformed positions [xi0, xi1) as
-  // [16][K / NR][C][NR] panels (NR = the dense family's nhwc_lanes(K)).
-  void (*nhwc_pack_panels)(const ConvGeometry& g, const T* u, T* panels, int64_t xi0, int64_t xi1);
+  // Channels_last (nhwc.h). The transformed weight of output-channel panels [kp0, kp1) as
+  // [16][K / NR][C][NR] panels (NR = the dense family's nhwc_lanes(K)), from a contiguous
+  // or (w_cl) channels_last weight.
+  void (*nhwc_pack_weight)(const ConvGeometry& g, const T* w, bool w_cl, T* panels, int64_t kp0,
+                           int64_t kp1);
   // Output tiles [t0, t1) of the whole batch.
   void (*nhwc_forward_tiles)(const ConvGeometry& g, const T* x, const T* panels, const T* bias,
                              T* y, int64_t t0, int64_t t1);
