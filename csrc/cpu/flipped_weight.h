@@ -37,6 +37,19 @@ Workspace<T> flip_transpose_weight(const ConvGeometry& g, const T* w, bool w_cl 
       });
       return buf;
     }
+    // A channels_last one: taps of vectors of input channels through register transposes.
+    if (w_cl) {
+      const auto& kt = kernels<T>();
+      at::parallel_for(0, g.K, grain_for(Cg * RS), [&](int64_t b, int64_t e) {
+        for (int64_t k = b; k < e;) {
+          const int64_t grp = k / Kg, k1 = std::min(e, (grp + 1) * Kg);
+          kt.layout.flip_taps(w + grp * Kg * RS * Cg, out + grp * Cg * Kg * RS, Kg, Cg, RS,
+                              k - grp * Kg, k1 - grp * Kg);
+          k = k1;
+        }
+      });
+      return buf;
+    }
   }
   at::parallel_for(0, g.groups * Cg, grain_for(Kg * RS), [&](int64_t b, int64_t e) {
     for (int64_t gc = b; gc < e; ++gc) {

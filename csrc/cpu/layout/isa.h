@@ -12,6 +12,7 @@ LayoutKernels<T> layout_kernels() {
   LayoutKernels<T> k{};
   k.to_nhwc = &layout_to_nhwc<T>;
   k.to_nchw = &layout_to_nchw<T>;
+  k.flip_taps = &layout_flip_taps<T>;
   return k;
 }
 

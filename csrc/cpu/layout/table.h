@@ -11,6 +11,9 @@ struct LayoutKernels {
   // NHWC dst ([HW][C]), and back.
   void (*to_nhwc)(const T* src, T* dst, int64_t C, int64_t HW, int64_t p0, int64_t p1);
   void (*to_nchw)(const T* src, T* dst, int64_t C, int64_t HW, int64_t p0, int64_t p1);
+  // One group's channels_last weight [K][RS][C] to the flipped, transposed [C][K][RS] of
+  // grad-input as a forward (rows K*RS apart), output channels [k0, k1).
+  void (*flip_taps)(const T* src, T* dst, int64_t K, int64_t C, int64_t RS, int64_t k0, int64_t k1);
 };
 
 }  // namespace fastconv
