@@ -50,6 +50,19 @@ Workspace<T> flip_transpose_weight(const ConvGeometry& g, const T* w, bool w_cl 
       });
       return buf;
     }
+    // A contiguous one whose taps fit a vector: each (k, c)'s run reversed in a register.
+    const auto& kt = kernels<T>();
+    if (RS <= kt.vec) {
+      at::parallel_for(0, g.groups * Cg, grain_for(Kg * RS), [&](int64_t b, int64_t e) {
+        for (int64_t gc = b; gc < e;) {
+          const int64_t grp = gc / Cg, gc1 = std::min(e, (grp + 1) * Cg);
+          kt.layout.flip_runs(w + grp * Kg * Cg * RS, out + grp * Cg * Kg * RS, Kg, Cg, RS,
+                              gc - grp * Cg, gc1 - grp * Cg);
+          gc = gc1;
+        }
+      });
+      return buf;
+    }
   }
   at::parallel_for(0, g.groups * Cg, grain_for(Kg * RS), [&](int64_t b, int64_t e) {
     for (int64_t gc = b; gc < e; ++gc) {

@@ -13,6 +13,7 @@ LayoutKernels<T> layout_kernels() {
   k.to_nhwc = &layout_to_nhwc<T>;
   k.to_nchw = &layout_to_nchw<T>;
   k.flip_taps = &layout_flip_taps<T>;
+  k.flip_runs = &layout_flip_runs<T>;
   return k;
 }
 
