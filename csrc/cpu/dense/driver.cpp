@@ -63,7 +63,10 @@ void weight_to_channels_last(const ConvGeometry& g, const T* w, T* dst) {
 
 // The channels_last forward's tasks over w (as wk says): `blocks` blocks of positions (by
 // default of at most kNhwcPositions), all of one size (whole micro-tiles), so that equal
-// shares of tasks are equal shares of the work.
+// shares of tasks are equal shares of the work. Groups run inside a block, so a block's
+// input rows come from memory once for all its groups (group by group, each group's pass
+// over the batch read every line of x again: 72x112^2 in 3 groups, stride 2, batch 8,
+// 9.3 -> 7.8 ms).
 template <typename T>
 void run_forward_nhwc(const ConvGeometry& g, const T* x, const T* w, NhwcWeight wk, const T* bias,
                       T* y, int64_t blocks = 0) {
@@ -82,7 +85,8 @@ void run_forward_nhwc(const ConvGeometry& g, const T* x, const T* w, NhwcWeight 
       0, g.groups * blocks * split, grain_for(g.macs() / (g.groups * blocks * split)),
       [&](int64_t b, int64_t e) {
         for (int64_t t = b; t < e; ++t) {
-          const int64_t piece = t % split, blk = (t / split) % blocks, grp = t / (split * blocks);
+          const int64_t piece = t % split, grp = (t / split) % g.groups;
+          const int64_t blk = t / (split * g.groups);
           const int64_t j0 = blk * units / blocks * kDenseMR;
           const int64_t j1 = std::min(positions, (blk + 1) * units / blocks * kDenseMR);
           kt.dense.nhwc_forward_tile(g, x, w + grp * group, wk, bias ? bias + grp * Kg : nullptr, y,
