@@ -89,13 +89,24 @@ void dense_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int
   // may span images (small maps: one 7x7 image alone would be a 49-deep pass).
   for (int64_t q0 = n0 * PQ; q0 < n1 * PQ; q0 += kKC) {
     const int64_t q1 = std::min(n1 * PQ, q0 + kKC), kc = q1 - q0;
-    for (int64_t j = 0; j < nb; ++j) {
-      const int64_t c = (j0 + j) / RS, rs = (j0 + j) % RS;
-      for_each_image_run(PQ, q0, q1, [&](int64_t n, int64_t pq, int64_t len, int64_t off) {
-        im2col_row(g, xg + (n * g.C + c) * HW, rs / g.S, rs % g.S, pq, len, rows + j * kc + off);
-      });
+    const bool one_image = q0 / PQ == (q1 - 1) / PQ;
+    // A: the im2col rows j of the chunk, lda apart; a 1x1 stride-1 layer's are x's own
+    // rows, read in place within one image (copying them was a sixth of a 256x56^2 ->
+    // 128 grad-weight at batch 8).
+    const T* a = rows;
+    int64_t lda = kc;
+    if (g.pointwise_in_place() && one_image) {
+      a = xg + ((q0 / PQ) * g.C + j0) * HW + q0 % PQ;
+      lda = HW;
+    } else {
+      for (int64_t j = 0; j < nb; ++j) {
+        const int64_t c = (j0 + j) / RS, rs = (j0 + j) % RS;
+        for_each_image_run(PQ, q0, q1, [&](int64_t n, int64_t pq, int64_t len, int64_t off) {
+          im2col_row(g, xg + (n * g.C + c) * HW, rs / g.S, rs % g.S, pq, len, rows + j * kc + off);
+        });
+      }
     }
-    if (q0 / PQ == (q1 - 1) / PQ) {
+    if (one_image) {
       pack_b_rows(gyg + (q0 / PQ) * g.K * PQ + q0 % PQ, PQ, m, kc, b);
     } else {
       for_each_image_run(PQ, q0, q1, [&](int64_t n, int64_t pq, int64_t len, int64_t off) {
@@ -106,7 +117,7 @@ void dense_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw, int
     }
     for (int64_t k = 0; k < m; k += NR<T>)
       for (int64_t j = 0; j < nb; j += MR)
-        micro_kernel(kc, rows + j * kc, kc, b + k * kc, ct + j * m + k, m,
+        micro_kernel(kc, a + j * lda, lda, b + k * kc, ct + j * m + k, m,
                      static_cast<int>(std::min<int64_t>(MR, nb - j)),
                      static_cast<int>(std::min<int64_t>(NR<T>, m - k)), q0 == n0 * PQ);
   }
