@@ -37,29 +37,30 @@ Workspace<T> flip_transpose_weight(const ConvGeometry& g, const T* w, bool w_cl 
       });
       return buf;
     }
+    // fn(grp, i0, i1) for items [i0, i1) of group grp, `per` items a group, in tasks cut
+    // at group boundaries.
+    const auto by_group = [&](int64_t per, int64_t item_work, auto&& fn) {
+      at::parallel_for(0, g.groups * per, grain_for(item_work), [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e;) {
+          const int64_t grp = i / per, i1 = std::min(e, (grp + 1) * per);
+          fn(grp, i - grp * per, i1 - grp * per);
+          i = i1;
+        }
+      });
+    };
+    const auto& kt = kernels<T>();
+    const int64_t group = Kg * Cg * RS;
     // A channels_last one: taps of vectors of input channels through register transposes.
     if (w_cl) {
-      const auto& kt = kernels<T>();
-      at::parallel_for(0, g.K, grain_for(Cg * RS), [&](int64_t b, int64_t e) {
-        for (int64_t k = b; k < e;) {
-          const int64_t grp = k / Kg, k1 = std::min(e, (grp + 1) * Kg);
-          kt.layout.flip_taps(w + grp * Kg * RS * Cg, out + grp * Cg * Kg * RS, Kg, Cg, RS,
-                              k - grp * Kg, k1 - grp * Kg);
-          k = k1;
-        }
+      by_group(Kg, Cg * RS, [&](int64_t grp, int64_t k0, int64_t k1) {
+        kt.layout.flip_taps(w + grp * group, out + grp * group, Kg, Cg, RS, k0, k1);
       });
       return buf;
     }
     // A contiguous one whose taps fit a vector: each (k, c)'s run reversed in a register.
-    const auto& kt = kernels<T>();
     if (RS <= kt.vec) {
-      at::parallel_for(0, g.groups * Cg, grain_for(Kg * RS), [&](int64_t b, int64_t e) {
-        for (int64_t gc = b; gc < e;) {
-          const int64_t grp = gc / Cg, gc1 = std::min(e, (grp + 1) * Cg);
-          kt.layout.flip_runs(w + grp * Kg * Cg * RS, out + grp * Cg * Kg * RS, Kg, Cg, RS,
-                              gc - grp * Cg, gc1 - grp * Cg);
-          gc = gc1;
-        }
+      by_group(Cg, Kg * RS, [&](int64_t grp, int64_t c0, int64_t c1) {
+        kt.layout.flip_runs(w + grp * group, out + grp * group, Kg, Cg, RS, c0, c1);
       });
       return buf;
     }
