@@ -18,8 +18,8 @@ fastconv.convert against the originals (benchmarks/models.py); the zoo suite, no
 default, every distinct conv layer of torchvision's models (benchmarks/zoo.py).
 Results go to a terminal table, results.json, results.md and speedup.png (models.png)
 under benchmarks/results/<device>/ (<device>-<dtype>/ for dtypes but float32) unless
---json / --plot say otherwise; --quick runs write to .../quick/, zoo runs (results.json,
-results.md, zoo.png) to .../zoo/.
+--json (the plots then go beside it) / --plot say otherwise; --quick runs write to
+.../quick/, zoo runs (results.json, results.md, zoo.png) to .../zoo/.
 """
 
 import argparse
@@ -67,7 +67,7 @@ def parse_args(argv):
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--json", default=None, help="default benchmarks/results/<device>/results.json")
-    p.add_argument("--plot", default=None, help="default benchmarks/results/<device>/speedup.png")
+    p.add_argument("--plot", default=None, help="default speedup.png beside the --json file")
     p.add_argument("--quick", action="store_true", help="2-3 cases per suite, short timing")
     p.add_argument("--peak", type=float, default=None, help="device peak GFLOP/s (override)")
     p.add_argument(
@@ -205,7 +205,11 @@ def main(argv=None):
     out_dir = os.path.join(RESULTS_DIR, run_name, "quick" if args.quick else "")
     out_dir = os.path.join(out_dir, "zoo" if "zoo" in args.suites else "")
     json_path = args.json or os.path.join(out_dir, "results.json")
-    plot_path = args.plot or os.path.join(out_dir, "speedup.png")
+    # Plots go beside the JSON unless --plot says otherwise, so that a run with its --json
+    # elsewhere leaves the committed plots alone.
+    plot_path = args.plot or os.path.join(
+        os.path.dirname(os.path.abspath(json_path)), "speedup.png"
+    )
     md_path = os.path.join(os.path.dirname(os.path.abspath(json_path)), "results.md")
     plot_dir = os.path.dirname(os.path.abspath(plot_path))
 

@@ -91,6 +91,18 @@ def test_forward_backward(benchmark, case, impl):
         assert_close32(got, expected)
 
 
+def test_cli_plots_go_beside_the_json(tmp_path):
+    out = tmp_path / "elsewhere" / "results.json"
+    threads = torch.get_num_threads()
+    try:
+        argv = ["--quick", "--suite", "textbook", "--min-run-time", "0.01", "--json", str(out)]
+        assert main(argv) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert (out.parent / "speedup.png").stat().st_size > 0
+    assert (out.parent / "results.md").stat().st_size > 0
+
+
 def test_cli_end_to_end(tmp_path):
     out, png = tmp_path / "results.json", tmp_path / "speedup.png"
     threads = torch.get_num_threads()
