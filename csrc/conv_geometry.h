@@ -60,11 +60,12 @@ struct ConvGeometry {
   FC_HD bool one_channel_per_group() const { return C_per_group() == 1; }
   FC_HD bool unit_stride() const { return stride_h == 1 && stride_w == 1; }
 
-  // A 1x1 layer whose output position m reads input position m (no padding; stride 1, or
-  // a size-1 map): its input's rows are its GEMM operand as they are.
-  FC_HD bool pointwise_in_place() const {
-    return R == 1 && S == 1 && pad_h == 0 && pad_w == 0 && P == H && Q == W;
-  }
+  // A 1x1 layer without padding, any stride: output position (p, q) reads input position
+  // (p*stride_h, q*stride_w), and its grad-input is zero off that grid.
+  FC_HD bool pointwise_unpadded() const { return R == 1 && S == 1 && pad_h == 0 && pad_w == 0; }
+  // Such a layer whose output position m reads input position m (stride 1, or a size-1
+  // map): its input's rows are its GEMM operand as they are.
+  FC_HD bool pointwise_in_place() const { return pointwise_unpadded() && P == H && Q == W; }
 
   FC_HD int64_t in_row(int64_t p, int64_t r) const { return p * stride_h - pad_h + r * dil_h; }
   FC_HD int64_t in_col(int64_t q, int64_t s) const { return q * stride_w - pad_w + s * dil_w; }

@@ -243,9 +243,7 @@ void promote_to_nhwc(const ConvGeometry& g, CpuFamily f, Pass pass, NhwcSupport&
   if (f != CpuFamily::kDense || s != NhwcSupport::kAll) return;
   // A strided 1x1 grad-input runs as a stride-1 forward spread over the grid, in place
   // (dense/driver.cpp): the copies only cost (12 zoo layers: geomean 1.23x -> 1.33x).
-  if (pass == Pass::kGradInput && g.R * g.S == 1 && g.pad_h == 0 && g.pad_w == 0 &&
-      !g.unit_stride())
-    return;
+  if (pass == Pass::kGradInput && g.pointwise_unpadded() && !g.unit_stride()) return;
   if (pass == Pass::kForward && g.R * g.S == 1) {
     if (g.N > 1 && g.P * g.Q < kNchwPointwiseMinPlane) s = NhwcSupport::kOnly;
     return;

@@ -315,10 +315,9 @@ void strided_pointwise_grad_input(const ConvGeometry& g, const GradInputArgs<T>&
   on_grid.H = on_grid.P = g.P;
   on_grid.W = on_grid.Q = g.Q;
   on_grid.stride_h = on_grid.stride_w = 1;
+  const Workspace<T> wf = flip_transpose_weight(g, a.w, a.w_layout == Layout::kNhwc);
   const Workspace<T> z(Slot::kSpread, on_grid.output_numel());
-  grad_input_as_forward(g, a, [&](const ConvGeometry&, const ForwardArgs<T>& f) {
-    forward(on_grid, ForwardArgs<T>{f.x, f.w, nullptr, z.data()});
-  });
+  forward(on_grid, ForwardArgs<T>{a.gy, wf.data(), nullptr, z.data()});
   const int64_t PQ = g.P * g.Q;
   at::parallel_for(0, g.N * g.C, grain_for(g.H * g.W), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
@@ -339,7 +338,7 @@ template <typename T>
 void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
   if (a.gx_layout == Layout::kNhwc) return grad_input_nhwc(g, a);
   if (g.unit_stride()) return grad_input_as_forward(g, a, &forward<T>);
-  if (g.R * g.S == 1 && g.pad_h == 0 && g.pad_w == 0) return strided_pointwise_grad_input(g, a);
+  if (g.pointwise_unpadded()) return strided_pointwise_grad_input(g, a);
   const auto& kt = kernels<T>().dense;
   const int64_t Cg = g.C_per_group();
   // Tasks own disjoint input channels (zeroed by the task), so col2im never races. A task

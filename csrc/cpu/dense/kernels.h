@@ -31,8 +31,7 @@ void dense_fwd_tile(const ConvGeometry& g, const T* x, const T* w, const T* bias
   const int64_t RS = g.R * g.S, CRS = g.C_per_group() * RS, PQ = g.P * g.Q, HW = g.H * g.W;
   const int64_t nb = j1 - j0, nbp = round_up(nb, NR<T>), m = k1 - k0;
   const bool one_image = j0 / PQ == (j1 - 1) / PQ;
-  const bool pointwise =
-      RS == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
+  const bool pointwise = g.pointwise_unpadded() && g.unit_stride();
   auto for_each_image = [&](auto&& fn) { for_each_image_run(PQ, j0, j1, fn); };
   const int64_t kg0 = grp * g.K_per_group() + k0;  // first output channel of the tile
   const Workspace<T> tile_ws(Slot::kTile, one_image ? 0 : m * nb);
