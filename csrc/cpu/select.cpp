@@ -35,13 +35,6 @@ constexpr int64_t kWinogradMinTiles = 64;
 // output rows; only at stride 1, where their grad-input is a forward pass (strided, the
 // row kernels' scattered grad-input loses).
 constexpr int64_t kRowsMaxGroupChannels = 8;
-// ...and, for NCHW callers, over the grouped family (whose kernels need channels_last) up
-// to this many.
-constexpr int64_t kRowsOverGroupedChannels = 4;
-// NCHW callers' grouped-family layers take their gradients from the dense family from
-// input planes this large on: the layout copies of x, grad_output and grad_input grow
-// with the planes, the dense GEMMs' share of idle lanes does not.
-constexpr int64_t kGroupedNchwMaxBackwardPlane = 48 * 48;
 // Groups of a whole vector of channels (16 in float32: RegNet-X-400MF's) run as a GEMM per
 // group from this few positions in the batch down (14^2 maps at batch 1): the grouped
 // kernel's broadcasts then have too few positions per weight vector loaded, and the dense
@@ -84,7 +77,7 @@ bool blocked_frame_fits(const ConvGeometry& g) {
 }
 
 // Several channels per group.
-CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype, bool channels_last) {
+CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype) {
   const Forced a = forced();
   // bfloat16 dense layers on CPUs with AVX-512 BF16 go straight into vdpbf16ps.
   if (dtype == at::kBFloat16 && dense_bf16::available()) return CpuFamily::kDenseBf16;
@@ -94,16 +87,12 @@ CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype, bool channel
   if (a == Forced::kDense || a == Forced::kPlain) return CpuFamily::kDense;
   if (gemv && g.groups == 1 && g.N * g.P * g.Q <= kGemvMaxPositions) return CpuFamily::kGemv;
   // Grouped layers with 2-16 channels per group: groups per vector make every lane of every
-  // FMA useful, where a GEMM per group fills C/groups of its lanes. For NCHW callers its
-  // channels_last kernels need layout copies, and at up to kRowsOverGroupedChannels per
-  // group and stride 1 the row kernels beat them.
+  // FMA useful, where a GEMM per group fills C/groups of its lanes (and the row kernels,
+  // plane by plane, lost to them from 4 per group on, both layouts).
   const int vec = dtype == at::kDouble ? kernels<double>().vec : kernels<float>().vec;
   const bool few_for_broadcasts =
       g.C_per_group() == vec && g.N * g.P * g.Q < kGroupedBroadcastMinPositions;
-  if (grouped::applies(g, vec) &&
-      (a == Forced::kGrouped ||
-       (!few_for_broadcasts &&
-        (channels_last || !g.unit_stride() || g.C_per_group() > kRowsOverGroupedChannels))))
+  if (grouped::applies(g, vec) && (a == Forced::kGrouped || !few_for_broadcasts))
     return CpuFamily::kGrouped;
   const bool winograd = winograd::applies(g);
   if (winograd && a == Forced::kWinograd) return CpuFamily::kWinograd;
@@ -198,8 +187,8 @@ NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, Pass pass) {
     case CpuFamily::kWinograd:  // transforms vectors of channels (winograd/nhwc.h)
     case CpuFamily::kGemv:      // positions as rows, gathered where they are not (gemv/)
       return NhwcSupport::kAll;
-    case CpuFamily::kGrouped:  // channels_last kernels only (grouped/kernels.h)
-      return NhwcSupport::kOnly;
+    case CpuFamily::kGrouped:  // channels_last kernels; NCHW bands staged (grouped/driver)
+      return pass != Pass::kGradInput || g.unit_stride() ? NhwcSupport::kAll : NhwcSupport::kOnly;
     case CpuFamily::kDense: {  // gathers contiguous runs of every tap (dense/nhwc.h)
       const NhwcTaps v = nhwc_taps(g);
       bool nhwc = false;
@@ -257,16 +246,12 @@ void promote_to_nhwc(const ConvGeometry& g, CpuFamily f, Pass pass, NhwcSupport&
 }  // namespace
 
 CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype, bool channels_last) {
-  const CpuFamily f =
-      g.one_channel_per_group() ? one_channel_family(g) : dense_family(g, dtype, channels_last);
+  const CpuFamily f = g.one_channel_per_group() ? one_channel_family(g) : dense_family(g, dtype);
   CpuPlan p{f, f, f, {}, {}, {}, f == CpuFamily::kRows};
   if (f == CpuFamily::kDenseBf16) {  // stride-1 grad-input is a bf16 forward; the rest float32
     p.grad_input = g.unit_stride() ? f : CpuFamily::kDense;
     p.grad_weight = CpuFamily::kDense;
   }
-  if (f == CpuFamily::kGrouped && !channels_last && forced() != Forced::kGrouped &&
-      g.H * g.W >= kGroupedNchwMaxBackwardPlane)
-    p.grad_input = p.grad_weight = CpuFamily::kDense;
   p.forward_nhwc = nhwc_support(p.forward, g, Pass::kForward);
   p.grad_input_nhwc = nhwc_support(p.grad_input, g, Pass::kGradInput);
   p.grad_weight_nhwc = nhwc_support(p.grad_weight, g, Pass::kGradWeight);

@@ -5,6 +5,7 @@ counts leaving a partial vector), and no pass copies to another layout."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,6 +13,7 @@ import fastconv
 from fastconv.shapes import conv_memory_format
 
 from ..helpers import (
+    LAYOUT_COPIES,
     assert_channels_last_passes_copy_nothing,
     compare_with_torch,
     family,
@@ -80,32 +82,22 @@ def test_regnet_and_resnext_layers(gw, dtype):
         compare_with_torch(x, w, torch.randn(6 * gw, dtype=dtype), stride, 1, 1, 6, **tol)
 
 
-def test_nchw_grouped_layers_run_channels_last_kernels_and_stay_nchw():
-    """The family's kernels are channels_last only: NCHW callers get NCHW results, and pay
-    layout copies in and out, which the row kernels undercut at stride 1 and up to 4
-    channels per group."""
+def test_nchw_grouped_layers_take_the_family_and_stay_nchw():
+    """NCHW callers' grouped layers run on the family in every pass, whatever the plane
+    (the kernels stage NCHW bands), and get NCHW results."""
     x = torch.randn(2, 32, 24, 24, dtype=torch.float64)
+    big = torch.randn(1, 32, 48, 48, dtype=torch.float64)
     w4, w8 = (torch.randn(32, gw, 3, 3, dtype=torch.float64) for gw in (4, 8))
     lanes = vector_lanes(x.dtype)  # the family needs groups that fit a vector
-    assert family(x, w8, 1, 1, 1, 4) == ("grouped" if lanes % 8 == 0 else "rows")
-    assert family(x, w4, 2, 1, 1, 8) == ("grouped" if lanes % 4 == 0 else "dense")
-    assert family(x, w4, 1, 1, 1, 8) == "rows"
-    assert family(x.contiguous(memory_format=CL), w4, 1, 1, 1, 8) == (
-        "grouped" if lanes % 4 == 0 else "rows"
-    )
-    # From 48x48 planes on, NCHW callers' gradients run on the dense family instead (no
-    # layout copies); channels_last callers keep the family for every pass.
-    big = torch.randn(1, 32, 48, 48, dtype=torch.float64)
-    if lanes % 8 == 0:
-        passes = ("forward", "grad_input", "grad_weight")
-        assert [family(big, w8, 1, 1, 1, 4, p) for p in passes] == ["grouped", "dense", "dense"]
-        big_cl = big.contiguous(memory_format=CL)
-        assert {family(big_cl, w8, 1, 1, 1, 4, p) for p in passes} == {"grouped"}
-        compare_with_torch(big, w8, None, 1, 1, 1, 4)
-    for wt, groups, stride in ((w8, 4, 1), (w4, 8, 2)):
-        y = torch.ops.fastconv.conv2d(x, wt, None, [stride] * 2, [1, 1], [1, 1], groups)
+    passes = ("forward", "grad_input", "grad_weight")
+    for xt, wt, groups, stride in ((x, w8, 4, 1), (x, w4, 8, 2), (x, w4, 8, 1), (big, w8, 4, 1)):
+        fits = lanes % wt.shape[1] == 0
+        other = "rows" if stride == 1 else "dense"
+        for p in passes:
+            assert family(xt, wt, stride, 1, 1, groups, p) == ("grouped" if fits else other), p
+        y = torch.ops.fastconv.conv2d(xt, wt, None, [stride] * 2, [1, 1], [1, 1], groups)
         assert y.is_contiguous()
-        compare_with_torch(x, wt, None, stride, 1, 1, groups)
+        compare_with_torch(xt, wt, None, stride, 1, 1, groups)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -135,23 +127,78 @@ def test_channels_last_passes_make_no_layout_copy(stride):
     assert_channels_last_passes_copy_nothing(x, w, torch.randn(32), stride, 1, 1, 32 // gw)
 
 
+@pytest.mark.parametrize("memory_format", [CL, torch.contiguous_format], ids=["nhwc", "nchw"])
 @pytest.mark.parametrize("gw,stride", [(8, 1), (4, 2), (16, 1)])
-def test_grad_weight_slabs_match_torch_and_do_not_depend_on_threads(gw, stride):
+def test_grad_weight_slabs_match_torch_and_do_not_depend_on_threads(gw, stride, memory_format):
     """Many positions: the grad-weight runs in fixed slabs of output row bands
     (runtime/parallel.h's reduction_slices) whose partials are added in order, so the
-    float32 bits are the same on one thread and on several."""
+    float32 bits are the same on one thread and on several; NCHW activations too, staged
+    band by band."""
     if vector_lanes(torch.float32) % gw:
         pytest.skip("groups of this width do not fit this build's vectors")
     groups, n, hw = 5, 2, 50 * stride
-    x = torch.randn(n, gw * groups, hw, hw, dtype=torch.float64).contiguous(memory_format=CL)
-    w = torch.randn(gw * groups, gw, 3, 3, dtype=torch.float64).contiguous(memory_format=CL)
-    gy = torch.randn(n, gw * groups, 50, 50, dtype=torch.float64).contiguous(memory_format=CL)
-    args = ([stride] * 2, [1, 1], [1, 1], groups, [False, True, False])
-    assert family(x.float(), w.float(), stride, 1, 1, groups, "grad_weight") == "grouped"
-    got = torch.ops.fastconv.conv2d_backward(gy, x, w, *args)[1]
-    want = torch.ops.aten.convolution_backward(gy, x, w, None, *args[:3], False, [0, 0], *args[3:])
-    torch.testing.assert_close(got, want[1])
-    one, many = on_one_and_many_threads(
-        lambda: torch.ops.fastconv.conv2d_backward(gy.float(), x.float(), w.float(), *args)[1]
+    x = torch.randn(n, gw * groups, hw, hw, dtype=torch.float64).contiguous(
+        memory_format=memory_format
     )
+    w = torch.randn(gw * groups, gw, 3, 3, dtype=torch.float64).contiguous(
+        memory_format=memory_format
+    )
+    gy = torch.randn(n, gw * groups, 50, 50, dtype=torch.float64).contiguous(
+        memory_format=memory_format
+    )
+    args = ([stride] * 2, [1, 1], [1, 1], groups, [False, True, False])
+    with fastconv.cpu_algorithm("grouped"):  # large NCHW planes take dense gradients
+        assert family(x.float(), w.float(), stride, 1, 1, groups, "grad_weight") == "grouped"
+        got = torch.ops.fastconv.conv2d_backward(gy, x, w, *args)[1]
+        want = torch.ops.aten.convolution_backward(
+            gy, x, w, None, *args[:3], False, [0, 0], *args[3:]
+        )
+        torch.testing.assert_close(got, want[1])
+        one, many = on_one_and_many_threads(
+            lambda: torch.ops.fastconv.conv2d_backward(gy.float(), x.float(), w.float(), *args)[1]
+        )
     assert torch.equal(one, many)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(
+    "gw,stride,pad,dil", [(8, 1, 1, 1), (4, 2, 2, 1), (8, 1, 2, 2), (2, 3, 0, 1), (16, 1, 1, 1)]
+)
+def test_nchw_passes_stage_bands_without_layout_copies(dtype, gw, stride, pad, dil):
+    """NCHW activations: the forward, the stride-1 grad-input (a forward) and the
+    grad-weight stage bands of rows as NHWC inside their tasks (grouped/driver.cpp) and make
+    no layout copy; a strided grad-input goes through copies. 40x30 maps and 4 images cut
+    every pass into several bands (the last one short) and slabs, and 5 vectors and a part
+    into two chunks of channels; the results match torch."""
+    lanes = vector_lanes(dtype)
+    if lanes % gw:
+        pytest.skip("groups of this width do not fit this build's vectors")
+    c = 5 * lanes + gw
+    x = torch.randn(4, c, 40, 30, dtype=dtype)
+    w = torch.randn(c, gw, 3, 3, dtype=dtype)
+    b = torch.randn(c, dtype=dtype)
+    args = ([stride] * 2, [pad] * 2, [dil] * 2, c // gw)
+    mask = {"grad_input": [True, False, False], "grad_weight": [False, True, False]}
+    gy = torch.randn_like(F.conv2d(x, w, b, *args))
+    with fastconv.cpu_algorithm("grouped"):
+        for p in ("forward", "grad_input", "grad_weight"):
+            assert family(x, w, *args, p) == "grouped", p
+            with torch.profiler.profile() as prof:
+                if p == "forward":
+                    got = torch.ops.fastconv.conv2d(x, w, b, *args)
+                else:
+                    got = torch.ops.fastconv.conv2d_backward(gy, x, w, *args, mask[p])
+            copies = [e.name for e in prof.events() if e.name in LAYOUT_COPIES]
+            assert (copies != []) == (p == "grad_input" and stride > 1), (p, copies)
+            if p != "forward":
+                got = got[0] if p == "grad_input" else got[1]
+            assert got.is_contiguous(), p
+            want = (
+                F.conv2d(x, w, b, *args)
+                if p == "forward"
+                else torch.ops.aten.convolution_backward(
+                    gy, x, w, None, *args[:3], False, [0, 0], args[3], mask[p]
+                )[0 if p == "grad_input" else 1]
+            )
+            tol = {} if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-3)
+            torch.testing.assert_close(got, want, **tol, msg=lambda m, p=p: f"{p}: {m}")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import fastconv
 
-from ..helpers import build, compare_with_torch, family, geometries
+from ..helpers import build, compare_with_torch, family, geometries, vector_lanes
 
 
 @given(geometries())
@@ -38,8 +38,15 @@ def test_grouped_layers_with_few_channels_take_the_row_kernels(n, groups_cg, mul
     x = torch.randn(n, groups * cg, 9 + k, 11, dtype=torch.float64)
     w = torch.randn(groups * mult, cg, k, k, dtype=torch.float64)
     b = torch.randn(groups * mult, dtype=torch.float64)
-    # As many output as input channels per group, more than 4: the grouped family.
-    assert family(x, w, 1, pad, dil, groups) == ("grouped" if mult == cg > 4 else "rows")
+    # As many output as input channels per group, groups that fit a vector: the grouped
+    # family (select.cpp), in either layout; groups of a whole vector only from 256
+    # positions on.
+    lanes, positions = (
+        vector_lanes(x.dtype),
+        n * (9 + k + 2 * pad - dil * (k - 1)) * (11 + 2 * pad - dil * (k - 1)),
+    )
+    grouped = mult == cg and lanes % cg == 0 and (cg < lanes or positions >= 256)
+    assert family(x, w, 1, pad, dil, groups) == ("grouped" if grouped else "rows")
     compare_with_torch(x, w, b, 1, pad, dil, groups, rtol=1e-9, atol=1e-10)
 
 

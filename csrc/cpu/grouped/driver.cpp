@@ -1,6 +1,8 @@
 // Threads of the grouped family: the weight packed once per call, then tasks over blocks of
 // positions (forward), rows of images (grad-input) or slabs of output rows and channel
-// vectors (grad-weight, every tap, partials added in a fixed order). Channels_last only.
+// vectors (grad-weight, every tap, partials added in a fixed order). The kernels read
+// channels_last activations; the forward (and so the stride-1 grad-input) stages NCHW ones
+// band by band.
 #include "grouped.h"
 
 #include <algorithm>
@@ -29,12 +31,87 @@ Workspace<T> pack(const ConvGeometry& g, const T* w, Layout w_layout, bool dgrad
 // calls of the kernel (kernels.h's kGroupedCols and kGroupedBroadcastCols divide it).
 constexpr int64_t kPositions = 96;
 
+// NCHW activations: a task takes bands of an image's output rows and a few channel vectors
+// (whole groups: C/groups = K/groups divides the vector), stages the rows a band reads as
+// NHWC in its own buffers, runs the channels_last kernels on them as a one-image layer of
+// its own, and (forward) writes its outputs back transposed. The transposes stay in cache;
+// as whole-tensor layout copies they went through memory twice, 41 % of a 256x28^2
+// 32-group forward at batch 8 (docs/measurements.md).
+constexpr int64_t kNchwBandPositions = 256;
+constexpr int64_t kNchwChunkVectors = 4;
+
+struct NchwBands {
+  int64_t rows, per_image, count;  // output rows a band; bands an image; in the batch
+};
+inline NchwBands nchw_bands(const ConvGeometry& g) {
+  const int64_t rows =
+      g.Q > 0 ? std::clamp<int64_t>((kNchwBandPositions + g.Q - 1) / g.Q, 1, g.P) : g.P;
+  const int64_t per_image = rows > 0 ? (g.P + rows - 1) / rows : 0;
+  return {rows, per_image, g.N * per_image};
+}
+
+// Band b (of nchw_bands) with nc channels: output rows [p0, p0 + g.P) of image n, reading
+// input rows [ih0, ih0 + g.H), as a layer of its own.
+struct Band {
+  ConvGeometry g;
+  int64_t n, p0, ih0;
+};
+inline Band band_of(const ConvGeometry& g, const NchwBands& nb, int64_t b, int64_t nc) {
+  const int64_t n = b / nb.per_image, p0 = b % nb.per_image * nb.rows;
+  const int64_t p1 = std::min(g.P, p0 + nb.rows);
+  const int64_t ih0 = std::clamp<int64_t>(g.in_row(p0, 0), 0, g.H);
+  const int64_t ih1 = std::clamp<int64_t>(g.in_row(p1 - 1, g.R - 1) + 1, ih0, g.H);
+  Band bd{g, n, p0, ih0};
+  bd.g.N = 1, bd.g.C = bd.g.K = nc, bd.g.groups = nc / g.C_per_group();
+  bd.g.H = ih1 - ih0, bd.g.P = p1 - p0, bd.g.pad_h = g.pad_h - p0 * g.stride_h + ih0;
+  return bd;
+}
+
+// The band's input rows of channels c0.. as NHWC in `in` (bd.g.H * W * nc values), and
+// (gy) its rows of grad_output in `out`.
+template <typename T>
+void stage_input(const ConvGeometry& g, const Band& bd, const T* x, int64_t c0, T* in) {
+  kernels<T>().layout.to_nhwc(x + (bd.n * g.C + c0) * g.H * g.W + bd.ih0 * g.W, in, bd.g.C,
+                              g.H * g.W, 0, bd.g.H * g.W);
+}
+template <typename T>
+void stage_output(const ConvGeometry& g, const Band& bd, const T* gy, int64_t c0, T* out) {
+  kernels<T>().layout.to_nhwc(gy + (bd.n * g.K + c0) * g.P * g.Q + bd.p0 * g.Q, out, bd.g.K,
+                              g.P * g.Q, 0, bd.g.P * g.Q);
+}
+
+template <typename T>
+void forward_nchw(const ConvGeometry& g, const ForwardArgs<T>& a, const T* wp) {
+  const auto& kt = kernels<T>();
+  const int64_t V = kt.vec, vecs = (g.K + V - 1) / V, panel = g.R * g.S * g.C_per_group() * V;
+  const NchwBands nb = nchw_bands(g);
+  const int64_t chunks = (vecs + kNchwChunkVectors - 1) / kNchwChunkVectors;
+  const int64_t tasks = nb.count * chunks;
+  at::parallel_for(
+      0, tasks, grain_for(g.macs() / std::max<int64_t>(tasks, 1)), [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          const int64_t v0 = t % chunks * kNchwChunkVectors;
+          const int64_t v1 = std::min(vecs, v0 + kNchwChunkVectors);
+          const int64_t c0 = v0 * V;
+          const Band bd = band_of(g, nb, t / chunks, std::min(g.K, v1 * V) - c0);
+          const int64_t ny = bd.g.P * g.Q;
+          const Workspace<T> in(Slot::kStage, bd.g.H * g.W * bd.g.C), out(Slot::kTile, ny * bd.g.K);
+          stage_input(g, bd, a.x, c0, in.data());
+          kt.grouped.forward_tile(bd.g, in.data(), wp + v0 * panel, a.bias ? a.bias + c0 : nullptr,
+                                  out.data(), 0, v1 - v0, 0, ny);
+          kt.layout.to_nchw(out.data(), a.y + (bd.n * g.K + c0) * g.P * g.Q + bd.p0 * g.Q, bd.g.K,
+                            g.P * g.Q, 0, ny);
+        }
+      });
+}
+
 }  // namespace
 
 template <typename T>
 void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const auto& kt = kernels<T>();
   const Workspace<T> wp = pack(g, a.w, a.w_layout, false);
+  if (a.x_layout == Layout::kNchw) return forward_nchw(g, a, wp.data());
   const int64_t positions = g.N * g.P * g.Q, vecs = (g.K + kt.vec - 1) / kt.vec;
   const int64_t blocks = (positions + kPositions - 1) / kPositions;
   const int64_t split = pieces(blocks, vecs);  // small maps: channel vectors split too
@@ -67,15 +144,18 @@ void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
                    });
 }
 
-// The grad-weight runs in fixed slabs of output row bands (reduction_slices), each into its
-// own partial [tap][c'][K], added in slab order. A task takes every channel vector of its
-// bands where there are enough slabs, so the positions' lines are read once: a task per
-// vector read one line of every position, 2 KB apart on a 512-channel layer.
+// The grad-weight runs in fixed slabs of output row bands (reduction_slices; NCHW
+// activations: nchw_bands, staged band by band a few vectors at a time), each into its own
+// partial [tap][c'][K], added in slab order. A task takes every channel vector of its bands
+// where there are enough slabs, so the positions' lines are read once: a task per vector
+// read one line of every position, 2 KB apart on a 512-channel layer.
 template <typename T>
 void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const auto& kt = kernels<T>();
-  const int64_t RS = g.R * g.S, gw = g.C_per_group(), vecs = (g.K + kt.vec - 1) / kt.vec;
-  const int64_t part = RS * gw * g.K, bands = grouped_wgrad_bands(g).count;
+  const bool nchw = a.x_layout == Layout::kNchw;
+  const NchwBands nb = nchw_bands(g);
+  const int64_t RS = g.R * g.S, gw = g.C_per_group(), V = kt.vec, vecs = (g.K + V - 1) / V;
+  const int64_t part = RS * gw * g.K, bands = nchw ? nb.count : grouped_wgrad_bands(g).count;
   const int64_t slabs = reduction_slices(g.N * g.P * g.Q, part * int64_t{sizeof(T)}, bands);
   const Workspace<T> acc(Slot::kPartials, slabs * part);  // [slab][tap][c'][k]
   // One slab (a small map, in cache anyway): a task per vector, as many as balance best.
@@ -83,14 +163,33 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   at::parallel_for(0, slabs * split, 1, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       const int64_t sl = t / split, piece = t % split;
-      kt.grouped.grad_weight_tile(g, a.x, a.gy, acc.data() + sl * part, piece * vecs / split,
-                                  (piece + 1) * vecs / split, sl * bands / slabs,
-                                  (sl + 1) * bands / slabs);
+      const int64_t v0 = piece * vecs / split, v1 = (piece + 1) * vecs / split;
+      const int64_t b0 = sl * bands / slabs, b1 = (sl + 1) * bands / slabs;
+      T* out = acc.data() + sl * part;
+      for (int64_t row = 0; row < RS * gw; ++row)
+        std::fill(out + row * g.K + v0 * V, out + row * g.K + std::min(g.K, v1 * V), T(0));
+      if (!nchw) {
+        kt.grouped.grad_weight_tile(g, a.x, a.gy, out, g.K, v0, v1, b0, b1);
+        continue;
+      }
+      for (int64_t cv = v0; cv < v1; cv += kNchwChunkVectors) {
+        const int64_t c0 = cv * V,
+                      nc = std::min(g.K, std::min(v1, cv + kNchwChunkVectors) * V) - c0;
+        for (int64_t bb = b0; bb < b1; ++bb) {
+          const Band bd = band_of(g, nb, bb, nc);
+          const Workspace<T> in(Slot::kStage, bd.g.H * g.W * nc),
+              gys(Slot::kStage2, bd.g.P * g.Q * nc);
+          stage_input(g, bd, a.x, c0, in.data());
+          stage_output(g, bd, a.gy, c0, gys.data());
+          kt.grouped.grad_weight_tile(bd.g, in.data(), gys.data(), out + c0, g.K, 0,
+                                      (nc + V - 1) / V, 0, grouped_wgrad_bands(bd.g).count);
+        }
+      }
     }
   });
-  // gw in channels_last order [K][R][S][C/groups] (the family runs only channels_last), the
-  // slabs added in order; loops rather than sum_chunks_in_order, whose per-value index
-  // divisions had doubled a 400x7^2 layer's time.
+  // gw in the activations' order ([K][R][S][C/groups] for channels_last ones), the slabs
+  // added in order; loops rather than sum_chunks_in_order, whose per-value index divisions
+  // had doubled a 400x7^2 layer's time.
   at::parallel_for(0, g.K, grain_for(RS * gw * slabs), [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k)
       for (int64_t t = 0; t < RS; ++t)
@@ -98,7 +197,7 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
           const T* p = acc.data() + (t * gw + c) * g.K + k;
           T sum = p[0];
           for (int64_t sl = 1; sl < slabs; ++sl) sum += p[sl * part];
-          a.gw[(k * RS + t) * gw + c] = sum;
+          a.gw[nchw ? (k * gw + c) * RS + t : (k * RS + t) * gw + c] = sum;
         }
   });
 }

@@ -35,10 +35,10 @@ struct GroupedKernels {
   // Grad-input rows [h0, h1) of image n x channel vectors [v0, v1), any stride.
   void (*grad_input_tile)(const ConvGeometry& g, const T* gy, const T* wp, T* gx, int64_t v0,
                           int64_t v1, int64_t n, int64_t h0, int64_t h1);
-  // acc[tap][c'][K] for channel vectors [v0, v1), every tap: the weight gradient summed over
-  // output row bands [b0, b1) (grouped_wgrad_bands) in a fixed order, stored.
-  void (*grad_weight_tile)(const ConvGeometry& g, const T* x, const T* gy, T* acc, int64_t v0,
-                           int64_t v1, int64_t b0, int64_t b1);
+  // Adds to acc[tap][c'][k] (rows ld apart), channel vectors [v0, v1), every tap, the weight
+  // gradient summed over output row bands [b0, b1) (grouped_wgrad_bands) in a fixed order.
+  void (*grad_weight_tile)(const ConvGeometry& g, const T* x, const T* gy, T* acc, int64_t ld,
+                           int64_t v0, int64_t v1, int64_t b0, int64_t b1);
 };
 
 }  // namespace fastconv
