@@ -16,8 +16,8 @@ enum class Layout : uint8_t { kNchw, kNhwc };
 // Which layouts a family's pass takes its activations in: NCHW only (kNone); either, all of
 // them channels_last (kAll: x, y, grad_output, grad_input in NHWC, and grad-weight written in
 // the weight's channels_last order [K][R][S][C/groups]); or channels_last for every caller
-// (kOnly: NCHW callers get layout copies in and out; the grouped family always, dense
-// passes where select.cpp finds the copies cheap next to the work).
+// (kOnly: NCHW callers get layout copies in and out; dense passes where select.cpp finds
+// the copies cheap next to the work).
 enum class NhwcSupport : uint8_t { kNone, kAll, kOnly };
 
 // w_layout: the weight's, contiguous [K][C/groups][R][S] or (kNhwc) channels_last

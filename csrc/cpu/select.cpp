@@ -188,7 +188,7 @@ NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, Pass pass) {
     case CpuFamily::kGemv:      // positions as rows, gathered where they are not (gemv/)
       return NhwcSupport::kAll;
     case CpuFamily::kGrouped:  // channels_last kernels; NCHW bands staged (grouped/driver)
-      return pass != Pass::kGradInput || g.unit_stride() ? NhwcSupport::kAll : NhwcSupport::kOnly;
+      return NhwcSupport::kAll;
     case CpuFamily::kDense: {  // gathers contiguous runs of every tap (dense/nhwc.h)
       const NhwcTaps v = nhwc_taps(g);
       bool nhwc = false;

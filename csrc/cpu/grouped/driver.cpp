@@ -126,6 +126,43 @@ void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
                    });
 }
 
+// A strided grad-input on NCHW activations: a task takes a band of an image's input rows
+// [h0, h1) and a few channel vectors, stages the rows of grad_output that reach them as
+// NHWC, runs the kernel on them as a layer of its own and writes its rows back transposed.
+template <typename T>
+void grad_input_nchw(const ConvGeometry& g, const GradInputArgs<T>& a, const T* wp) {
+  const auto& kt = kernels<T>();
+  const int64_t V = kt.vec, vecs = (g.C + V - 1) / V, panel = g.R * g.S * g.C_per_group() * V;
+  const int64_t rows = std::clamp<int64_t>((kNchwBandPositions + g.W - 1) / g.W, 1, g.H);
+  const int64_t per_image = (g.H + rows - 1) / rows;
+  const int64_t chunks = (vecs + kNchwChunkVectors - 1) / kNchwChunkVectors;
+  const int64_t tasks = g.N * per_image * chunks;
+  at::parallel_for(
+      0, tasks, grain_for(g.macs() / std::max<int64_t>(tasks, 1)), [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          const int64_t n = t / chunks / per_image, h0 = t / chunks % per_image * rows;
+          const int64_t h1 = std::min(g.H, h0 + rows), v0 = t % chunks * kNchwChunkVectors;
+          const int64_t v1 = std::min(vecs, v0 + kNchwChunkVectors), c0 = v0 * V;
+          // The rows of grad_output that reach rows [h0, h1): p * stride_h = h + pad_h - r * dil_h.
+          const int64_t p0 =
+              std::clamp<int64_t>(ceil_div(h0 + g.pad_h - (g.R - 1) * g.dil_h, g.stride_h), 0, g.P);
+          const int64_t p1 =
+              std::clamp<int64_t>(floor_div(h1 - 1 + g.pad_h, g.stride_h) + 1, p0, g.P);
+          ConvGeometry s = g;
+          s.N = 1, s.C = s.K = std::min(g.C, v1 * V) - c0, s.groups = s.C / g.C_per_group();
+          s.H = h1 - h0, s.P = p1 - p0, s.pad_h = g.pad_h - p0 * g.stride_h + h0;
+          // (Not kStage2: the kernel keeps its taps there.)
+          const Workspace<T> gys(Slot::kStage, s.P * g.Q * s.K), gxs(Slot::kTile, s.H * g.W * s.C);
+          kt.layout.to_nhwc(a.gy + (n * g.K + c0) * g.P * g.Q + p0 * g.Q, gys.data(), s.K,
+                            g.P * g.Q, 0, s.P * g.Q);
+          kt.grouped.grad_input_tile(s, gys.data(), wp + v0 * panel, gxs.data(), 0, v1 - v0, 0, 0,
+                                     s.H);
+          kt.layout.to_nchw(gxs.data(), a.gx + (n * g.C + c0) * g.H * g.W + h0 * g.W, s.C,
+                            g.H * g.W, 0, s.H * g.W);
+        }
+      });
+}
+
 template <typename T>
 void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
   // Stride 1: the forward on the flipped weight, whose tasks run flat over positions (image
@@ -134,6 +171,7 @@ void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
   const auto& kt = kernels<T>();
   const Workspace<T> wp = pack(g, a.w, a.w_layout, true);
   const int64_t vecs = (g.C + kt.vec - 1) / kt.vec;
+  if (a.gx_layout == Layout::kNchw) return grad_input_nchw(g, a, wp.data());
   at::parallel_for(0, g.N * g.H, grain_for(g.W * g.C * g.R * g.S * g.C_per_group()),
                    [&](int64_t b, int64_t e) {
                      for (int64_t i = b; i < e;) {
