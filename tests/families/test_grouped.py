@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fastconv
-from fastconv.shapes import conv_memory_format
 
 from ..helpers import (
     LAYOUT_COPIES,
@@ -34,20 +33,23 @@ def grouped_geometries(draw):
     pad = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
     h = max(1, dil[0] * (r - 1) + 1 - 2 * pad[0]) + draw(st.integers(0, 12))
     w = max(1, dil[1] * (s - 1) + 1 - 2 * pad[1]) + draw(st.integers(0, 12))
-    return draw(st.integers(1, 3)), gw, groups, h, w, r, s, stride, pad, dil, draw(st.booleans())
+    n, bias = draw(st.integers(1, 3)), draw(st.booleans())
+    layout = draw(st.sampled_from([CL, torch.contiguous_format]))
+    return n, gw, groups, h, w, r, s, stride, pad, dil, bias, layout
 
 
 @given(grouped_geometries())
 def test_grouped_matches_torch_float64(geo):
-    n, gw, groups, h, w, r, s, stride, pad, dil, bias = geo
+    """Both layouts: channels_last read in place, NCHW staged in bands (grouped/driver.cpp)."""
+    n, gw, groups, h, w, r, s, stride, pad, dil, bias, layout = geo
     c = gw * groups
-    x = torch.randn(n, c, h, w, dtype=torch.float64).contiguous(memory_format=CL)
-    wt = torch.randn(c, gw, r, s, dtype=torch.float64).contiguous(memory_format=CL)
+    x = torch.randn(n, c, h, w, dtype=torch.float64).contiguous(memory_format=layout)
+    wt = torch.randn(c, gw, r, s, dtype=torch.float64).contiguous(memory_format=layout)
     b = torch.randn(c, dtype=torch.float64) if bias else None
-    # Size-1 dimensions can make the tensors contiguous; groups must fit a vector.
-    # Forced: on few positions, whole-vector groups (float64's 8) run as dense by default.
+    # Groups must fit a vector. Forced: on few positions, whole-vector groups (float64's 8)
+    # run as dense by default.
     with fastconv.cpu_algorithm("grouped"):
-        if conv_memory_format(x, wt) == CL and vector_lanes(x.dtype) % gw == 0:
+        if vector_lanes(x.dtype) % gw == 0:
             for p in ("forward", "grad_input", "grad_weight"):
                 assert family(x, wt, stride, pad, dil, groups, p) == "grouped"
         compare_with_torch(x, wt, b, stride, pad, dil, groups)
@@ -57,16 +59,15 @@ def test_grouped_matches_torch_float64(geo):
 def test_one_group_per_vector_matches_torch_float32(geo):
     """A whole group per vector (16 float32 channels on AVX-512): the kernels broadcast
     input channels instead of permuting them (float64 meets this path at gw = its lanes)."""
-    n, _, groups, h, w, r, s, stride, pad, dil, bias = geo
+    n, _, groups, h, w, r, s, stride, pad, dil, bias, layout = geo
     gw = vector_lanes(torch.float32)
     c = gw * groups
-    x = torch.randn(n, c, h, w).contiguous(memory_format=CL)
-    wt = torch.randn(c, gw, r, s).contiguous(memory_format=CL)
+    x = torch.randn(n, c, h, w).contiguous(memory_format=layout)
+    wt = torch.randn(c, gw, r, s).contiguous(memory_format=layout)
     b = torch.randn(c) if bias else None
     with fastconv.cpu_algorithm("grouped"):  # these few positions run as dense by default
-        if conv_memory_format(x, wt) == CL:
-            for p in ("forward", "grad_input", "grad_weight"):
-                assert family(x, wt, stride, pad, dil, groups, p) == "grouped"
+        for p in ("forward", "grad_input", "grad_weight"):
+            assert family(x, wt, stride, pad, dil, groups, p) == "grouped"
         compare_with_torch(x, wt, b, stride, pad, dil, groups, rtol=1e-4, atol=1e-3)
 
 
