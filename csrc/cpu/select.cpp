@@ -35,10 +35,11 @@ constexpr int64_t kWinogradMinTiles = 64;
 // output rows; only at stride 1, where their grad-input is a forward pass (strided, the
 // row kernels' scattered grad-input loses).
 constexpr int64_t kRowsMaxGroupChannels = 8;
-// Groups of a whole vector of channels (16 in float32: RegNet-X-400MF's) run as a GEMM per
-// group from this few positions in the batch down (14^2 maps at batch 1): the grouped
-// kernel's broadcasts then have too few positions per weight vector loaded, and the dense
-// kernels' panels of 16 output channels are full anyway.
+// Channels_last groups of a whole vector of channels (16 in float32: RegNet-X-400MF's) run
+// as a GEMM per group from this few positions in the batch down (14^2 maps at batch 1): the
+// grouped kernel's broadcasts then have too few positions per weight vector loaded, and the
+// dense kernels' panels of 16 output channels are full anyway. NCHW callers keep the family
+// (its staged bands beat the dense passes there; docs/measurements.md).
 constexpr int64_t kGroupedBroadcastMinPositions = 256;
 // Ungrouped 1x1 layers with at most this many output positions in the batch
 // (squeeze-excitation layers on pooled maps) run as matrix-vector products that read the
@@ -77,7 +78,7 @@ bool blocked_frame_fits(const ConvGeometry& g) {
 }
 
 // Several channels per group.
-CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype) {
+CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype, bool channels_last) {
   const Forced a = forced();
   // bfloat16 dense layers on CPUs with AVX-512 BF16 go straight into vdpbf16ps.
   if (dtype == at::kBFloat16 && dense_bf16::available()) return CpuFamily::kDenseBf16;
@@ -91,7 +92,7 @@ CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype) {
   // plane by plane, lost to them from 4 per group on, both layouts).
   const int vec = dtype == at::kDouble ? kernels<double>().vec : kernels<float>().vec;
   const bool few_for_broadcasts =
-      g.C_per_group() == vec && g.N * g.P * g.Q < kGroupedBroadcastMinPositions;
+      channels_last && g.C_per_group() == vec && g.N * g.P * g.Q < kGroupedBroadcastMinPositions;
   if (grouped::applies(g, vec) && (a == Forced::kGrouped || !few_for_broadcasts))
     return CpuFamily::kGrouped;
   const bool winograd = winograd::applies(g);
@@ -246,7 +247,8 @@ void promote_to_nhwc(const ConvGeometry& g, CpuFamily f, Pass pass, NhwcSupport&
 }  // namespace
 
 CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype, bool channels_last) {
-  const CpuFamily f = g.one_channel_per_group() ? one_channel_family(g) : dense_family(g, dtype);
+  const CpuFamily f =
+      g.one_channel_per_group() ? one_channel_family(g) : dense_family(g, dtype, channels_last);
   CpuPlan p{f, f, f, {}, {}, {}, f == CpuFamily::kRows};
   if (f == CpuFamily::kDenseBf16) {  // stride-1 grad-input is a bf16 forward; the rest float32
     p.grad_input = g.unit_stride() ? f : CpuFamily::kDense;

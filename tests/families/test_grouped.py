@@ -103,9 +103,10 @@ def test_nchw_grouped_layers_take_the_family_and_stay_nchw():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_whole_vector_groups_on_few_positions_run_as_dense(dtype):
-    """Groups of a whole vector of channels on fewer than 256 positions in the batch
-    (select.cpp's kGroupedBroadcastMinPositions) leave the family: a GEMM per group (or,
-    with float64's 8 channels per group, the row kernels); narrower groups stay."""
+    """Channels_last groups of a whole vector of channels on fewer than 256 positions in
+    the batch (select.cpp's kGroupedBroadcastMinPositions) leave the family: a GEMM per group
+    (or, with float64's 8 channels per group, the row kernels); narrower groups stay, and
+    so do NCHW callers' (their bands staged)."""
     gw = vector_lanes(dtype)
     if gw < 4:
         pytest.skip("this build's vectors hold no group of several channels")
@@ -116,6 +117,7 @@ def test_whole_vector_groups_on_few_positions_run_as_dense(dtype):
             assert (family(x, w, 1, 1, 1, 4, p) == "grouped") == grouped, (n, hw, p)
         tol = {} if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-3)
         compare_with_torch(x, w, None, 1, 1, 1, 4, **tol)
+        assert family(x.contiguous(), w.contiguous(), 1, 1, 1, 4) == "grouped", (n, hw)
     narrow = torch.randn(8 * (gw // 2), gw // 2, 3, 3, dtype=dtype).contiguous(memory_format=CL)
     x = torch.randn(1, 8 * (gw // 2), 14, 14, dtype=dtype).contiguous(memory_format=CL)
     assert family(x, narrow, 1, 1, 1, 8) == "grouped"
