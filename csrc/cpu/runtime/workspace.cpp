@@ -20,6 +20,7 @@ namespace {
 struct Cache {
   void* p[static_cast<int>(Slot::kCount)] = {};
   size_t bytes[static_cast<int>(Slot::kCount)] = {};
+  bool held[static_cast<int>(Slot::kCount)] = {};
   ~Cache() {
     for (void* q : p) std::free(q);
   }
@@ -27,9 +28,9 @@ struct Cache {
 thread_local Cache cache;
 }  // namespace
 
-void* workspace_cached(Slot slot, size_t bytes) {
-  if (bytes > kWorkspaceCachedBytes) return nullptr;
+void* workspace_acquire(Slot slot, size_t bytes) {
   const int i = static_cast<int>(slot);
+  if (bytes > kWorkspaceCachedBytes || cache.held[i]) return nullptr;
   if (cache.bytes[i] < bytes) {
     std::free(cache.p[i]);
     cache.p[i] = nullptr, cache.bytes[i] = 0;  // empty, should the allocation below throw
@@ -37,8 +38,11 @@ void* workspace_cached(Slot slot, size_t bytes) {
     cache.p[i] = page_aligned_alloc(rounded);
     cache.bytes[i] = rounded;
   }
+  cache.held[i] = true;
   return cache.p[i];
 }
+
+void workspace_release(Slot slot) { cache.held[static_cast<int>(slot)] = false; }
 
 }  // namespace detail
 }  // namespace fastconv

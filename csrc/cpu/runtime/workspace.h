@@ -16,9 +16,10 @@
 
 namespace fastconv {
 
-// Buffers alive at the same time on one thread need different slots. Drivers hold theirs
-// across a parallel region on the calling thread, which also runs tasks, so driver slots
-// and kernel slots never coincide.
+// Buffers alive at the same time on one thread should have different slots (a second
+// holder of a slot gets memory of its own, allocated per call). Drivers hold theirs across
+// a parallel region on the calling thread, which also runs tasks, so driver slots and
+// kernel slots never coincide.
 enum class Slot : int {
   // Held by a driver (calling thread) across its parallel regions.
   kWeight,         // a packed or transformed weight
@@ -55,28 +56,45 @@ namespace detail {
 struct FreeDeleter {
   void operator()(void* p) const;
 };
-// The thread's cached buffer of `slot`, grown to `bytes`; nullptr when bytes is above the cap.
-void* workspace_cached(Slot slot, size_t bytes);
+// The thread's cached buffer of `slot`, grown to `bytes`, now held until
+// workspace_release(slot); nullptr when bytes is above the cap or the slot is already held
+// on this thread (a kernel and its driver picking the same slot: the second one gets a
+// buffer of its own, where it had shared, or freed and regrown, the first one's).
+void* workspace_acquire(Slot slot, size_t bytes);
+void workspace_release(Slot slot);
 }  // namespace detail
 
-// n elements of T (at least one), contents undefined. Valid while this object lives and no
-// other Workspace of the same slot is made on this thread.
+// n elements of T (at least one), contents undefined, valid while this object lives. Made
+// and destroyed on one thread (moves included).
 template <typename T>
 class Workspace {
  public:
-  Workspace(Slot slot, int64_t n) {
+  Workspace(Slot slot, int64_t n) : slot_(slot) {
     const size_t bytes = static_cast<size_t>(n > 1 ? n : 1) * sizeof(T);
-    data_ = static_cast<T*>(detail::workspace_cached(slot, bytes));
-    if (data_ == nullptr) {
+    data_ = static_cast<T*>(detail::workspace_acquire(slot, bytes));
+    held_ = data_ != nullptr;
+    if (!held_) {
       owned_.reset(page_aligned_alloc(bytes));
       data_ = static_cast<T*>(owned_.get());
     }
+  }
+  Workspace(Workspace&& o) noexcept
+      : owned_(std::move(o.owned_)), data_(o.data_), slot_(o.slot_), held_(o.held_) {
+    o.held_ = false;
+  }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  Workspace& operator=(Workspace&&) = delete;
+  ~Workspace() {
+    if (held_) detail::workspace_release(slot_);
   }
   T* data() const { return data_; }
 
  private:
   std::unique_ptr<void, detail::FreeDeleter> owned_;
   T* data_ = nullptr;
+  Slot slot_;
+  bool held_ = false;
 };
 
 }  // namespace fastconv
