@@ -4,6 +4,7 @@
 
 #include "../cpu/dense_bf16/dense_bf16.h"
 #include "../cpu/runtime/output.h"
+#include "../cpu/runtime/workspace.h"
 #include "../cpu/select.h"
 #include "../cpu/simd/kernel_table.h"
 #include "ops.h"
@@ -47,6 +48,9 @@ PYBIND11_MODULE(_C, m) {
         return std::make_tuple(s.held_bytes, s.reused);
       },
       "(bytes of freed large CPU outputs kept for reuse, outputs that reused one)");
+  m.def("workspace_slot_clashes", &fastconv::workspace_slot_clashes,
+        "how many times a CPU workspace slot was asked for while its thread held it (a "
+        "kernel sharing its driver's slot; each time a buffer allocated for one call)");
 #ifdef FASTCONV_WITH_CUDA
   m.attr("with_cuda") = true;
 #else

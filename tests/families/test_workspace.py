@@ -11,8 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+import fastconv
+from fastconv import _C
+
+from ..helpers import compare_with_torch
 
 ROOT = Path(__file__).resolve().parents[2]
+CL = torch.channels_last
 BIG, HUGE = 10**8, 10**9
 
 # (id, input shape, weight shape, stride, padding, dilation, groups)
@@ -100,3 +107,43 @@ def test_huge_strides_paddings_and_dilations_need_no_more_memory_than_their_tens
     # Every family that can run such geometries did (the FFT needs stride 1 and dilation 1,
     # so a tiny output with a huge padding cannot exist for it).
     assert {"rows", "blocked", "dense", "winograd", "gemv"} <= ran_on, ran_on
+
+
+# (forced algorithm, channels in, out, groups, kernel size): every family and its staged paths.
+SLOT_CASES = [
+    ("rows", 2, 2, 2, 3),
+    ("rows", 4, 8, 2, 3),
+    ("blocked", 32, 32, 32, 3),
+    ("fft", 2, 2, 2, 9),
+    ("dense", 6, 10, 1, 3),
+    ("dense", 3, 32, 1, 7),
+    ("dense", 32, 48, 2, 3),
+    ("dense", 32, 64, 1, 1),
+    ("winograd", 32, 32, 1, 3),
+    ("grouped", 64, 64, 8, 3),
+    ("grouped", 64, 64, 16, 3),
+    ("gemv", 32, 48, 1, 1),
+    ("auto", 64, 64, 1, 3),
+    ("auto", 64, 64, 32, 3),
+]
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, CL], ids=["nchw", "nhwc"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_no_pass_takes_a_workspace_slot_its_thread_holds(memory_format, stride):
+    """Buffers alive together on one thread need different workspace slots
+    (runtime/workspace.h): a kernel that took its driver's slot shared its buffer (the
+    staged strided grouped grad-input once kept grad_output in the slot where its kernel
+    keeps its taps: wrong gradients). A held slot now gives the second holder a buffer of
+    its own and counts a clash; no family's pass in either layout may cause one."""
+    before = _C.workspace_slot_clashes()
+    for alg, c, k, groups, r in SLOT_CASES:
+        hw = 3 if alg == "gemv" else 19
+        x = torch.randn(2, c, hw, hw, dtype=torch.float64).contiguous(memory_format=memory_format)
+        w = torch.randn(k, c // groups, r, r, dtype=torch.float64).contiguous(
+            memory_format=memory_format
+        )
+        s = 1 if alg in ("winograd", "fft") else stride
+        with fastconv.cpu_algorithm(alg):
+            compare_with_torch(x, w, torch.randn(k, dtype=torch.float64), s, r // 2, 1, groups)
+        assert _C.workspace_slot_clashes() == before, (alg, c, k, groups, r)

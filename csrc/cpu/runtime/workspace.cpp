@@ -1,6 +1,7 @@
 #include "workspace.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <new>
 
@@ -26,11 +27,16 @@ struct Cache {
   }
 };
 thread_local Cache cache;
+std::atomic<int64_t> slot_clashes{0};
 }  // namespace
 
 void* workspace_acquire(Slot slot, size_t bytes) {
   const int i = static_cast<int>(slot);
-  if (bytes > kWorkspaceCachedBytes || cache.held[i]) return nullptr;
+  if (cache.held[i]) {
+    slot_clashes.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  if (bytes > kWorkspaceCachedBytes) return nullptr;
   if (cache.bytes[i] < bytes) {
     std::free(cache.p[i]);
     cache.p[i] = nullptr, cache.bytes[i] = 0;  // empty, should the allocation below throw
@@ -45,4 +51,7 @@ void* workspace_acquire(Slot slot, size_t bytes) {
 void workspace_release(Slot slot) { cache.held[static_cast<int>(slot)] = false; }
 
 }  // namespace detail
+
+int64_t workspace_slot_clashes() { return detail::slot_clashes.load(std::memory_order_relaxed); }
+
 }  // namespace fastconv

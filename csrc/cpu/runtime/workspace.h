@@ -64,6 +64,10 @@ void* workspace_acquire(Slot slot, size_t bytes);
 void workspace_release(Slot slot);
 }  // namespace detail
 
+// How many times, process-wide, a Workspace found its slot already held on its thread (each
+// a buffer allocated for one call; tests check that no pass does this).
+int64_t workspace_slot_clashes();
+
 // n elements of T (at least one), contents undefined, valid while this object lives. Made
 // and destroyed on one thread (moves included).
 template <typename T>
