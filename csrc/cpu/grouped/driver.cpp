@@ -1,8 +1,7 @@
 // Threads of the grouped family: the weight packed once per call, then tasks over blocks of
 // positions (forward), rows of images (grad-input) or slabs of output rows and channel
 // vectors (grad-weight, every tap, partials added in a fixed order). The kernels read
-// channels_last activations; the forward (and so the stride-1 grad-input) stages NCHW ones
-// band by band.
+// channels_last activations; every pass stages NCHW ones band by band in its tasks.
 #include "grouped.h"
 
 #include <algorithm>
@@ -50,34 +49,67 @@ inline NchwBands nchw_bands(const ConvGeometry& g) {
   return {rows, per_image, g.N * per_image};
 }
 
-// Band b (of nchw_bands) with nc channels: output rows [p0, p0 + g.P) of image n, reading
-// input rows [ih0, ih0 + g.H), as a layer of its own.
+// Channel vectors [v0, v1) of a task, at most kNchwChunkVectors from v0 and none past
+// `last`: channels [c0, c0 + nc) of `channels` (whole groups, as V is a multiple of them).
+struct Chunk {
+  int64_t v0, v1, c0, nc;
+};
+inline Chunk chunk_at(int64_t v0, int64_t last, int64_t V, int64_t channels) {
+  const int64_t v1 = std::min(last, v0 + kNchwChunkVectors);
+  return {v0, v1, v0 * V, std::min(channels, v1 * V) - v0 * V};
+}
+
+// Output rows [p0, p0 + g.P) of image n reading input rows [ih0, ih0 + g.H), nc channels,
+// as a layer of its own (g).
 struct Band {
   ConvGeometry g;
   int64_t n, p0, ih0;
 };
-inline Band band_of(const ConvGeometry& g, const NchwBands& nb, int64_t b, int64_t nc) {
-  const int64_t n = b / nb.per_image, p0 = b % nb.per_image * nb.rows;
-  const int64_t p1 = std::min(g.P, p0 + nb.rows);
-  const int64_t ih0 = std::clamp<int64_t>(g.in_row(p0, 0), 0, g.H);
-  const int64_t ih1 = std::clamp<int64_t>(g.in_row(p1 - 1, g.R - 1) + 1, ih0, g.H);
+inline Band band_rows(const ConvGeometry& g, int64_t n, int64_t nc, int64_t p0, int64_t p1,
+                      int64_t ih0, int64_t ih1) {
   Band bd{g, n, p0, ih0};
   bd.g.N = 1, bd.g.C = bd.g.K = nc, bd.g.groups = nc / g.C_per_group();
   bd.g.H = ih1 - ih0, bd.g.P = p1 - p0, bd.g.pad_h = g.pad_h - p0 * g.stride_h + ih0;
   return bd;
 }
+// Band b of nchw_bands: its output rows and the input rows they read.
+inline Band band_of(const ConvGeometry& g, const NchwBands& nb, int64_t b, int64_t nc) {
+  const int64_t p0 = b % nb.per_image * nb.rows, p1 = std::min(g.P, p0 + nb.rows);
+  const int64_t ih0 = std::clamp<int64_t>(g.in_row(p0, 0), 0, g.H);
+  const int64_t ih1 = std::clamp<int64_t>(g.in_row(p1 - 1, g.R - 1) + 1, ih0, g.H);
+  return band_rows(g, b / nb.per_image, nc, p0, p1, ih0, ih1);
+}
+// Input rows [h0, h1) of image n (a strided grad-input's band) and the output rows that
+// reach them: p * stride_h = h + pad_h - r * dil_h.
+inline Band band_reaching(const ConvGeometry& g, int64_t n, int64_t nc, int64_t h0, int64_t h1) {
+  const int64_t p0 =
+      std::clamp<int64_t>(ceil_div(h0 + g.pad_h - (g.R - 1) * g.dil_h, g.stride_h), 0, g.P);
+  const int64_t p1 = std::clamp<int64_t>(floor_div(h1 - 1 + g.pad_h, g.stride_h) + 1, p0, g.P);
+  return band_rows(g, n, nc, p0, p1, h0, h1);
+}
 
-// The band's input rows of channels c0.. as NHWC in `in` (bd.g.H * W * nc values), and
-// (gy) its rows of grad_output in `out`.
+// Where the band's rows of channels c0.. start in an NCHW tensor, its planes' size and the
+// values each plane gives: its input rows (x, grad_input) or its output rows (y,
+// grad_output).
+enum class Rows { kInput, kOutput };
+struct PlaneRun {
+  int64_t offset, plane, count;
+};
+inline PlaneRun plane_run(const ConvGeometry& g, const Band& bd, Rows r, int64_t c0) {
+  if (r == Rows::kInput)
+    return {(bd.n * g.C + c0) * g.H * g.W + bd.ih0 * g.W, g.H * g.W, bd.g.H * g.W};
+  return {(bd.n * g.K + c0) * g.P * g.Q + bd.p0 * g.Q, g.P * g.Q, bd.g.P * g.Q};
+}
+// Those rows to NHWC `rows` (count x nc values), and back.
 template <typename T>
-void stage_input(const ConvGeometry& g, const Band& bd, const T* x, int64_t c0, T* in) {
-  kernels<T>().layout.to_nhwc(x + (bd.n * g.C + c0) * g.H * g.W + bd.ih0 * g.W, in, bd.g.C,
-                              g.H * g.W, 0, bd.g.H * g.W);
+void stage(const ConvGeometry& g, const Band& bd, Rows r, const T* src, int64_t c0, T* rows) {
+  const PlaneRun pr = plane_run(g, bd, r, c0);
+  kernels<T>().layout.to_nhwc(src + pr.offset, rows, bd.g.C, pr.plane, 0, pr.count);
 }
 template <typename T>
-void stage_output(const ConvGeometry& g, const Band& bd, const T* gy, int64_t c0, T* out) {
-  kernels<T>().layout.to_nhwc(gy + (bd.n * g.K + c0) * g.P * g.Q + bd.p0 * g.Q, out, bd.g.K,
-                              g.P * g.Q, 0, bd.g.P * g.Q);
+void unstage(const ConvGeometry& g, const Band& bd, Rows r, const T* rows, int64_t c0, T* dst) {
+  const PlaneRun pr = plane_run(g, bd, r, c0);
+  kernels<T>().layout.to_nchw(rows, dst + pr.offset, bd.g.C, pr.plane, 0, pr.count);
 }
 
 template <typename T>
@@ -90,19 +122,45 @@ void forward_nchw(const ConvGeometry& g, const ForwardArgs<T>& a, const T* wp) {
   at::parallel_for(
       0, tasks, grain_for(g.macs() / std::max<int64_t>(tasks, 1)), [&](int64_t b, int64_t e) {
         for (int64_t t = b; t < e; ++t) {
-          const int64_t v0 = t % chunks * kNchwChunkVectors;
-          const int64_t v1 = std::min(vecs, v0 + kNchwChunkVectors);
-          const int64_t c0 = v0 * V;
-          const Band bd = band_of(g, nb, t / chunks, std::min(g.K, v1 * V) - c0);
+          const Chunk ch = chunk_at(t % chunks * kNchwChunkVectors, vecs, V, g.K);
+          const Band bd = band_of(g, nb, t / chunks, ch.nc);
           const int64_t ny = bd.g.P * g.Q;
-          const Workspace<T> in(Slot::kStage, bd.g.H * g.W * bd.g.C), out(Slot::kTile, ny * bd.g.K);
-          stage_input(g, bd, a.x, c0, in.data());
-          kt.grouped.forward_tile(bd.g, in.data(), wp + v0 * panel, a.bias ? a.bias + c0 : nullptr,
-                                  out.data(), 0, v1 - v0, 0, ny);
-          kt.layout.to_nchw(out.data(), a.y + (bd.n * g.K + c0) * g.P * g.Q + bd.p0 * g.Q, bd.g.K,
-                            g.P * g.Q, 0, ny);
+          const Workspace<T> in(Slot::kStage, bd.g.H * g.W * ch.nc), out(Slot::kTile, ny * ch.nc);
+          stage(g, bd, Rows::kInput, a.x, ch.c0, in.data());
+          kt.grouped.forward_tile(bd.g, in.data(), wp + ch.v0 * panel,
+                                  a.bias ? a.bias + ch.c0 : nullptr, out.data(), 0, ch.v1 - ch.v0,
+                                  0, ny);
+          unstage(g, bd, Rows::kOutput, out.data(), ch.c0, a.y);
         }
       });
+}
+
+// A strided grad-input on NCHW activations: a task takes a band of an image's input rows
+// and a chunk of channel vectors, stages the rows of grad_output that reach them, runs the
+// kernel on them as a layer of its own and writes its rows back transposed.
+template <typename T>
+void grad_input_nchw(const ConvGeometry& g, const GradInputArgs<T>& a, const T* wp) {
+  const auto& kt = kernels<T>();
+  const int64_t V = kt.vec, vecs = (g.C + V - 1) / V, panel = g.R * g.S * g.C_per_group() * V;
+  const int64_t rows = std::clamp<int64_t>((kNchwBandPositions + g.W - 1) / g.W, 1, g.H);
+  const int64_t per_image = (g.H + rows - 1) / rows;
+  const int64_t chunks = (vecs + kNchwChunkVectors - 1) / kNchwChunkVectors;
+  const int64_t tasks = g.N * per_image * chunks;
+  at::parallel_for(0, tasks, grain_for(g.macs() / std::max<int64_t>(tasks, 1)),
+                   [&](int64_t b, int64_t e) {
+                     for (int64_t t = b; t < e; ++t) {
+                       const Chunk ch = chunk_at(t % chunks * kNchwChunkVectors, vecs, V, g.C);
+                       const int64_t n = t / chunks / per_image, h0 = t / chunks % per_image * rows;
+                       const Band bd = band_reaching(g, n, ch.nc, h0, std::min(g.H, h0 + rows));
+                       // (Not kStage2: the kernel keeps its taps there.)
+                       const Workspace<T> gys(Slot::kStage, bd.g.P * g.Q * ch.nc),
+                           gxs(Slot::kTile, bd.g.H * g.W * ch.nc);
+                       stage(g, bd, Rows::kOutput, a.gy, ch.c0, gys.data());
+                       kt.grouped.grad_input_tile(bd.g, gys.data(), wp + ch.v0 * panel, gxs.data(),
+                                                  0, ch.v1 - ch.v0, 0, 0, bd.g.H);
+                       unstage(g, bd, Rows::kInput, gxs.data(), ch.c0, a.gx);
+                     }
+                   });
 }
 
 }  // namespace
@@ -126,43 +184,6 @@ void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
                    });
 }
 
-// A strided grad-input on NCHW activations: a task takes a band of an image's input rows
-// [h0, h1) and a few channel vectors, stages the rows of grad_output that reach them as
-// NHWC, runs the kernel on them as a layer of its own and writes its rows back transposed.
-template <typename T>
-void grad_input_nchw(const ConvGeometry& g, const GradInputArgs<T>& a, const T* wp) {
-  const auto& kt = kernels<T>();
-  const int64_t V = kt.vec, vecs = (g.C + V - 1) / V, panel = g.R * g.S * g.C_per_group() * V;
-  const int64_t rows = std::clamp<int64_t>((kNchwBandPositions + g.W - 1) / g.W, 1, g.H);
-  const int64_t per_image = (g.H + rows - 1) / rows;
-  const int64_t chunks = (vecs + kNchwChunkVectors - 1) / kNchwChunkVectors;
-  const int64_t tasks = g.N * per_image * chunks;
-  at::parallel_for(
-      0, tasks, grain_for(g.macs() / std::max<int64_t>(tasks, 1)), [&](int64_t b, int64_t e) {
-        for (int64_t t = b; t < e; ++t) {
-          const int64_t n = t / chunks / per_image, h0 = t / chunks % per_image * rows;
-          const int64_t h1 = std::min(g.H, h0 + rows), v0 = t % chunks * kNchwChunkVectors;
-          const int64_t v1 = std::min(vecs, v0 + kNchwChunkVectors), c0 = v0 * V;
-          // The rows of grad_output that reach rows [h0, h1): p * stride_h = h + pad_h - r * dil_h.
-          const int64_t p0 =
-              std::clamp<int64_t>(ceil_div(h0 + g.pad_h - (g.R - 1) * g.dil_h, g.stride_h), 0, g.P);
-          const int64_t p1 =
-              std::clamp<int64_t>(floor_div(h1 - 1 + g.pad_h, g.stride_h) + 1, p0, g.P);
-          ConvGeometry s = g;
-          s.N = 1, s.C = s.K = std::min(g.C, v1 * V) - c0, s.groups = s.C / g.C_per_group();
-          s.H = h1 - h0, s.P = p1 - p0, s.pad_h = g.pad_h - p0 * g.stride_h + h0;
-          // (Not kStage2: the kernel keeps its taps there.)
-          const Workspace<T> gys(Slot::kStage, s.P * g.Q * s.K), gxs(Slot::kTile, s.H * g.W * s.C);
-          kt.layout.to_nhwc(a.gy + (n * g.K + c0) * g.P * g.Q + p0 * g.Q, gys.data(), s.K,
-                            g.P * g.Q, 0, s.P * g.Q);
-          kt.grouped.grad_input_tile(s, gys.data(), wp + v0 * panel, gxs.data(), 0, v1 - v0, 0, 0,
-                                     s.H);
-          kt.layout.to_nchw(gxs.data(), a.gx + (n * g.C + c0) * g.H * g.W + h0 * g.W, s.C,
-                            g.H * g.W, 0, s.H * g.W);
-        }
-      });
-}
-
 template <typename T>
 void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
   // Stride 1: the forward on the flipped weight, whose tasks run flat over positions (image
@@ -170,8 +191,8 @@ void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
   if (g.unit_stride()) return grad_input_as_forward(g, a, &forward<T>);
   const auto& kt = kernels<T>();
   const Workspace<T> wp = pack(g, a.w, a.w_layout, true);
-  const int64_t vecs = (g.C + kt.vec - 1) / kt.vec;
   if (a.gx_layout == Layout::kNchw) return grad_input_nchw(g, a, wp.data());
+  const int64_t vecs = (g.C + kt.vec - 1) / kt.vec;
   at::parallel_for(0, g.N * g.H, grain_for(g.W * g.C * g.R * g.S * g.C_per_group()),
                    [&](int64_t b, int64_t e) {
                      for (int64_t i = b; i < e;) {
@@ -211,16 +232,15 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
         continue;
       }
       for (int64_t cv = v0; cv < v1; cv += kNchwChunkVectors) {
-        const int64_t c0 = cv * V,
-                      nc = std::min(g.K, std::min(v1, cv + kNchwChunkVectors) * V) - c0;
+        const Chunk ch = chunk_at(cv, v1, V, g.K);
         for (int64_t bb = b0; bb < b1; ++bb) {
-          const Band bd = band_of(g, nb, bb, nc);
-          const Workspace<T> in(Slot::kStage, bd.g.H * g.W * nc),
-              gys(Slot::kStage2, bd.g.P * g.Q * nc);
-          stage_input(g, bd, a.x, c0, in.data());
-          stage_output(g, bd, a.gy, c0, gys.data());
-          kt.grouped.grad_weight_tile(bd.g, in.data(), gys.data(), out + c0, g.K, 0,
-                                      (nc + V - 1) / V, 0, grouped_wgrad_bands(bd.g).count);
+          const Band bd = band_of(g, nb, bb, ch.nc);
+          const Workspace<T> in(Slot::kStage, bd.g.H * g.W * ch.nc),
+              gys(Slot::kStage2, bd.g.P * g.Q * ch.nc);
+          stage(g, bd, Rows::kInput, a.x, ch.c0, in.data());
+          stage(g, bd, Rows::kOutput, a.gy, ch.c0, gys.data());
+          kt.grouped.grad_weight_tile(bd.g, in.data(), gys.data(), out + ch.c0, g.K, 0,
+                                      ch.v1 - ch.v0, 0, grouped_wgrad_bands(bd.g).count);
         }
       }
     }
