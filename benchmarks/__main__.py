@@ -17,9 +17,10 @@ fwd+bwd rows compare fastconv's forward+backward with 3x their forward
 fastconv.convert against the originals (benchmarks/models.py); the zoo suite, not run by
 default, every distinct conv layer of torchvision's models (benchmarks/zoo.py).
 Results go to a terminal table, results.json, results.md and speedup.png (models.png)
-under benchmarks/results/<device>/ (<device>-<dtype>/ for dtypes but float32) unless
---json (the plots then go beside it) / --plot say otherwise; --quick runs write to
-.../quick/, zoo runs (results.json, results.md, zoo.png) to .../zoo/.
+under benchmarks/results/<device>/ (cpu-avx2/ on a CPU without AVX-512, and -<dtype>
+added for dtypes but float32) unless --json (the plots then go beside it) / --plot say
+otherwise; --quick runs write to .../quick/, zoo runs (results.json, results.md, zoo.png)
+to .../zoo/.
 """
 
 import argparse
@@ -179,6 +180,18 @@ def run_cases(args, conv_suites, peak, threads, torch_names):
     return rows
 
 
+def results_dir(device_name, device, dtype, quick, zoo_run):
+    """Where a run's files go without --json. --quick keeps its results apart so that it
+    never overwrites a full run's, and so do the zoo, which the default run leaves out,
+    every dtype but float32, and CPU runs on a narrower SIMD build than AVX-512 (the
+    committed cpu/ runs are AVX-512's; an AVX2 machine's go to cpu-avx2/)."""
+    isa = fastconv.cpu_isa() if device == "cpu" else "avx512"
+    run_name = device_name if isa == "avx512" else f"{device_name}-{isa}"
+    run_name = run_name if dtype == "float32" else f"{run_name}-{dtype}"
+    out_dir = os.path.join(RESULTS_DIR, run_name, "quick" if quick else "")
+    return os.path.join(out_dir, "zoo" if zoo_run else "")
+
+
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
@@ -199,11 +212,7 @@ def main(argv=None):
         peak, peak_how = cpu_peak_gflops(threads, args.dtype)
     if args.peak is not None:
         peak, peak_how = args.peak, "--peak"
-    # --quick keeps its results apart so that it never overwrites a full run's, and so
-    # do the zoo, which the default run leaves out, and every dtype but float32.
-    run_name = device_name if args.dtype == "float32" else f"{device_name}-{args.dtype}"
-    out_dir = os.path.join(RESULTS_DIR, run_name, "quick" if args.quick else "")
-    out_dir = os.path.join(out_dir, "zoo" if "zoo" in args.suites else "")
+    out_dir = results_dir(device_name, args.device, args.dtype, args.quick, "zoo" in args.suites)
     json_path = args.json or os.path.join(out_dir, "results.json")
     # Plots go beside the JSON unless --plot says otherwise, so that a run with its --json
     # elsewhere leaves the committed plots alone.

@@ -144,7 +144,8 @@ def write_markdown(path, rows, meta, torch_names, sections=()):
     and then `sections`, markdown the other suites render (models, zoo)."""
     suites = [s for s in meta["suites"] if s in SUITES]
     with open(path, "w") as f:
-        f.write(f"fastconv benchmarks, {meta['date']}: {meta['gpu'] or meta['cpu_model']}, ")
+        where = meta["gpu"] or f"{meta['cpu_model']} ({meta.get('cpu_isa', '?')} kernels)"
+        f.write(f"fastconv benchmarks, {meta['date']}: {where}, ")
         f.write(f"{meta['threads']} threads, {meta['dtype']}, torch {meta['torch']}, peak ")
         f.write(f"{fmt_num(meta['peak_gflops'], '.0f')} GFLOP/s ({meta['peak_formula']}).")
         peers = ", ".join(f"{k} ({v})" for k, v in meta.get("peers", {}).items())

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import benchmarks
 import fastconv
 from benchmarks import cases, models, peers, timing, zoo
-from benchmarks.__main__ import main, parse_args
+from benchmarks.__main__ import main, parse_args, results_dir
 from benchmarks.inputs import make_inputs
 
 CASES = [
@@ -101,6 +101,21 @@ def test_cli_plots_go_beside_the_json(tmp_path):
         torch.set_num_threads(threads)
     assert (out.parent / "speedup.png").stat().st_size > 0
     assert (out.parent / "results.md").stat().st_size > 0
+
+
+def test_default_results_dir_names_a_narrower_cpu_build(monkeypatch):
+    # An AVX2 machine's run must not overwrite the committed AVX-512 results.
+    for isa, name in (("avx512", "cpu"), ("avx2", "cpu-avx2"), ("base", "cpu-base")):
+        monkeypatch.setattr(fastconv, "cpu_isa", lambda isa=isa: isa)
+        assert Path(results_dir("cpu", "cpu", "float32", False, False)).name == name
+        assert Path(results_dir("cpu", "cpu", "bfloat16", False, True)).parts[-2:] == (
+            f"{name}-bfloat16",
+            "zoo",
+        )
+    assert Path(results_dir("nvidia-h100", "cuda", "float32", True, False)).parts[-2:] == (
+        "nvidia-h100",
+        "quick",
+    )
 
 
 def test_cli_end_to_end(tmp_path):
