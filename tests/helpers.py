@@ -123,6 +123,13 @@ def vector_lanes(dtype=torch.float32):
     return width // torch.empty((), dtype=dtype).element_size()
 
 
+def grouped_fits(gw, dtype=torch.float32):
+    """Whether the grouped family runs groups of gw channels in this process's kernels:
+    groups that divide a vector, or fill two (csrc/cpu/grouped/grouped.h)."""
+    lanes = vector_lanes(dtype)
+    return gw <= 16 and (lanes % gw == 0 or gw == 2 * lanes)
+
+
 def on_one_and_many_threads(fn):
     """fn() on one torch thread and on several (at least two), the thread count restored:
     for the reductions whose bits must not depend on it."""

@@ -35,8 +35,8 @@ constexpr int64_t kWinogradMinTiles = 64;
 // output rows; only at stride 1, where their grad-input is a forward pass (strided, the
 // row kernels' scattered grad-input loses).
 constexpr int64_t kRowsMaxGroupChannels = 8;
-// Channels_last groups of a whole vector of channels (16 in float32: RegNet-X-400MF's) run
-// as a GEMM per group from this few positions in the batch down (14^2 maps at batch 1): the
+// Channels_last groups of one or two whole vectors of channels (16 in float32: RegNet-X-400MF's)
+// run as a GEMM per group from this few positions in the batch down (14^2 maps at batch 1): the
 // grouped kernel's broadcasts then have too few positions per weight vector loaded, and the
 // dense kernels' panels of 16 output channels are full anyway. NCHW callers keep the family
 // (its staged bands beat the dense passes there; docs/measurements.md).
@@ -77,6 +77,10 @@ bool blocked_frame_fits(const ConvGeometry& g) {
          kBlockedMaxFrameRatio * (g.H * g.W + g.P * g.Q) + kBlockedFrameSlack;
 }
 
+int vector_lanes(at::ScalarType dtype) {
+  return dtype == at::kDouble ? kernels<double>().vec : kernels<float>().vec;
+}
+
 // Several channels per group.
 CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype, bool channels_last) {
   const Forced a = forced();
@@ -90,9 +94,9 @@ CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype, bool channel
   // Grouped layers with 2-16 channels per group: groups per vector make every lane of every
   // FMA useful, where a GEMM per group fills C/groups of its lanes (and the row kernels,
   // plane by plane, lost to them from 4 per group on, both layouts).
-  const int vec = dtype == at::kDouble ? kernels<double>().vec : kernels<float>().vec;
+  const int vec = vector_lanes(dtype);
   const bool few_for_broadcasts =
-      channels_last && g.C_per_group() == vec && g.N * g.P * g.Q < kGroupedBroadcastMinPositions;
+      channels_last && g.C_per_group() >= vec && g.N * g.P * g.Q < kGroupedBroadcastMinPositions;
   if (grouped::applies(g, vec) && (a == Forced::kGrouped || !few_for_broadcasts))
     return CpuFamily::kGrouped;
   const bool winograd = winograd::applies(g);
@@ -253,6 +257,13 @@ CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype, bool channe
   if (f == CpuFamily::kDenseBf16) {  // stride-1 grad-input is a bf16 forward; the rest float32
     p.grad_input = g.unit_stride() ? f : CpuFamily::kDense;
     p.grad_weight = CpuFamily::kDense;
+  }
+  if (f == CpuFamily::kGrouped && channels_last && !g.unit_stride() &&
+      forced() != Forced::kGrouped && g.C_per_group() > vector_lanes(dtype)) {
+    // Strided channels_last groups of two vectors (16 float32 channels on AVX2): a GEMM per
+    // group fills the dense kernels' 16-lane panels and beats the grouped forward and
+    // grad-input; the grouped grad-weight stays (docs/measurements.md).
+    p.forward = p.grad_input = CpuFamily::kDense;
   }
   p.forward_nhwc = nhwc_support(p.forward, g, Pass::kForward);
   p.grad_input_nhwc = nhwc_support(p.grad_input, g, Pass::kGradInput);

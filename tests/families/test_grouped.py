@@ -1,5 +1,5 @@
 """The grouped family (csrc/cpu/grouped/): grouped layers whose groups fit a vector (ResNeXt's
-4 channels per group, RegNet's 8), on channels_last activations. Forward and all gradients
+4 channels per group, RegNet's 8) or fill two (16 on AVX2), on channels_last activations. Forward and all gradients
 match torch in float64 over fuzzed geometries (any stride, dilation, padding; channel
 counts leaving a partial vector), and no pass copies to another layout."""
 
@@ -16,6 +16,7 @@ from ..helpers import (
     assert_channels_last_passes_copy_nothing,
     compare_with_torch,
     family,
+    grouped_fits,
     on_one_and_many_threads,
     vector_lanes,
 )
@@ -25,7 +26,7 @@ CL = torch.channels_last
 
 @st.composite
 def grouped_geometries(draw):
-    gw = draw(st.sampled_from([2, 4, 8]))
+    gw = draw(st.sampled_from([2, 4, 8, 16]))
     groups = draw(st.integers(2, 7))
     r, s = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
@@ -46,21 +47,22 @@ def test_grouped_matches_torch_float64(geo):
     x = torch.randn(n, c, h, w, dtype=torch.float64).contiguous(memory_format=layout)
     wt = torch.randn(c, gw, r, s, dtype=torch.float64).contiguous(memory_format=layout)
     b = torch.randn(c, dtype=torch.float64) if bias else None
-    # Groups must fit a vector. Forced: on few positions, whole-vector groups (float64's 8)
-    # run as dense by default.
+    # Groups must fit a vector or two. Forced: on few positions, whole-vector groups
+    # (float64's 8) run as dense by default.
     with fastconv.cpu_algorithm("grouped"):
-        if vector_lanes(x.dtype) % gw == 0:
+        if grouped_fits(gw, x.dtype):
             for p in ("forward", "grad_input", "grad_weight"):
                 assert family(x, wt, stride, pad, dil, groups, p) == "grouped"
         compare_with_torch(x, wt, b, stride, pad, dil, groups)
 
 
-@given(grouped_geometries())
-def test_one_group_per_vector_matches_torch_float32(geo):
-    """A whole group per vector (16 float32 channels on AVX-512): the kernels broadcast
-    input channels instead of permuting them (float64 meets this path at gw = its lanes)."""
+@given(grouped_geometries(), st.sampled_from([1, 2]))
+def test_one_group_per_vector_or_two_matches_torch_float32(geo, vectors):
+    """A whole group per vector or two (16 float32 channels on AVX-512, 8 or 16 on AVX2): the
+    kernels broadcast the group's input channels instead of permuting them (float64 meets
+    this path at gw = its lanes and twice that)."""
     n, _, groups, h, w, r, s, stride, pad, dil, bias, layout = geo
-    gw = vector_lanes(torch.float32)
+    gw = vectors * vector_lanes(torch.float32)
     c = gw * groups
     x = torch.randn(n, c, h, w).contiguous(memory_format=layout)
     wt = torch.randn(c, gw, r, s).contiguous(memory_format=layout)
@@ -72,12 +74,20 @@ def test_one_group_per_vector_matches_torch_float32(geo):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("gw", [4, 8, 16])
+@pytest.mark.parametrize("gw", [4, 8, 16, 32])  # 32: two AVX-512 vectors, past the kernels
 def test_regnet_and_resnext_layers(gw, dtype):
     x = torch.randn(2, 6 * gw, 24, 24, dtype=dtype).contiguous(memory_format=CL)
     w = torch.randn(6 * gw, gw, 3, 3, dtype=dtype).contiguous(memory_format=CL)
-    if vector_lanes(dtype) % gw == 0:
-        assert family(x, w, 2, 1, 1, 6) == "grouped"
+    if grouped_fits(gw, dtype):
+        # Strided channels_last groups of two vectors run the forward and grad-input as a
+        # GEMM per group (select.cpp); stride 1 and the grad-weight stay grouped.
+        two_vectors = gw == 2 * vector_lanes(dtype)
+        assert family(x, w, 2, 1, 1, 6) == ("dense" if two_vectors else "grouped")
+        assert family(x, w, 2, 1, 1, 6, "grad_input") == ("dense" if two_vectors else "grouped")
+        assert family(x, w, 2, 1, 1, 6, "grad_weight") == "grouped"
+        assert family(x, w, 1, 1, 1, 6) == "grouped"
+    else:
+        assert family(x, w, 1, 1, 1, 6) != "grouped"
     tol = {} if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-4)
     for stride in (1, 2):
         compare_with_torch(x, w, torch.randn(6 * gw, dtype=dtype), stride, 1, 1, 6, **tol)
@@ -89,10 +99,9 @@ def test_nchw_grouped_layers_take_the_family_and_stay_nchw():
     x = torch.randn(2, 32, 24, 24, dtype=torch.float64)
     big = torch.randn(1, 32, 48, 48, dtype=torch.float64)
     w4, w8 = (torch.randn(32, gw, 3, 3, dtype=torch.float64) for gw in (4, 8))
-    lanes = vector_lanes(x.dtype)  # the family needs groups that fit a vector
     passes = ("forward", "grad_input", "grad_weight")
     for xt, wt, groups, stride in ((x, w8, 4, 1), (x, w4, 8, 2), (x, w4, 8, 1), (big, w8, 4, 1)):
-        fits = lanes % wt.shape[1] == 0
+        fits = grouped_fits(wt.shape[1], x.dtype)
         other = "rows" if stride == 1 else "dense"
         for p in passes:
             assert family(xt, wt, stride, 1, 1, groups, p) == ("grouped" if fits else other), p
@@ -137,7 +146,7 @@ def test_grad_weight_slabs_match_torch_and_do_not_depend_on_threads(gw, stride, 
     (runtime/parallel.h's reduction_slices) whose partials are added in order, so the
     float32 bits are the same on one thread and on several; NCHW activations too, staged
     band by band."""
-    if vector_lanes(torch.float32) % gw:
+    if not grouped_fits(gw):
         pytest.skip("groups of this width do not fit this build's vectors")
     groups, n, hw = 5, 2, 50 * stride
     x = torch.randn(n, gw * groups, hw, hw, dtype=torch.float64).contiguous(
@@ -174,9 +183,9 @@ def test_nchw_passes_stage_bands_without_layout_copies(dtype, gw, stride, pad, d
     every pass into several bands (the last one short) and slabs, and 5 vectors and a part
     into two chunks of channels; the results match torch."""
     lanes = vector_lanes(dtype)
-    if lanes % gw:
+    if not grouped_fits(gw, dtype):
         pytest.skip("groups of this width do not fit this build's vectors")
-    c = 5 * lanes + gw
+    c = -(-(5 * lanes + gw) // gw) * gw  # whole groups
     x = torch.randn(4, c, 40, 30, dtype=dtype)
     w = torch.randn(c, gw, 3, 3, dtype=dtype)
     b = torch.randn(c, dtype=dtype)

@@ -37,7 +37,7 @@ constexpr int64_t kPositions = 96;
 // as whole-tensor layout copies they went through memory twice, 41 % of a 256x28^2
 // 32-group forward at batch 8 (docs/measurements.md).
 constexpr int64_t kNchwBandPositions = 256;
-constexpr int64_t kNchwChunkVectors = 4;
+constexpr int64_t kNchwChunkVectors = 4;  // whole groups of two vectors too
 
 struct NchwBands {
   int64_t rows, per_image, count;  // output rows a band; bands an image; in the batch
@@ -50,7 +50,7 @@ inline NchwBands nchw_bands(const ConvGeometry& g) {
 }
 
 // Channel vectors [v0, v1) of a task, at most kNchwChunkVectors from v0 and none past
-// `last`: channels [c0, c0 + nc) of `channels` (whole groups, as V is a multiple of them).
+// `last`: channels [c0, c0 + nc) of `channels` (whole groups where v0 starts one).
 struct Chunk {
   int64_t v0, v1, c0, nc;
 };
@@ -217,12 +217,14 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const int64_t part = RS * gw * g.K, bands = nchw ? nb.count : grouped_wgrad_bands(g).count;
   const int64_t slabs = reduction_slices(g.N * g.P * g.Q, part * int64_t{sizeof(T)}, bands);
   const Workspace<T> acc(Slot::kPartials, slabs * part);  // [slab][tap][c'][k]
-  // One slab (a small map, in cache anyway): a task per vector, as many as balance best.
-  const int64_t split = slabs > 1 ? pieces(slabs, vecs) : vecs;
+  // One slab (a small map, in cache anyway): a task per group's vectors, as many as balance
+  // best. Tasks start on a group, whose NCHW channels they stage whole.
+  const int64_t unit = gw > V ? gw / V : 1, units = vecs / unit;
+  const int64_t split = slabs > 1 ? pieces(slabs, units) : units;
   at::parallel_for(0, slabs * split, 1, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       const int64_t sl = t / split, piece = t % split;
-      const int64_t v0 = piece * vecs / split, v1 = (piece + 1) * vecs / split;
+      const int64_t v0 = piece * units / split * unit, v1 = (piece + 1) * units / split * unit;
       const int64_t b0 = sl * bands / slabs, b1 = (sl + 1) * bands / slabs;
       T* out = acc.data() + sl * part;
       for (int64_t row = 0; row < RS * gw; ++row)

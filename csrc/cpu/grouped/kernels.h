@@ -1,13 +1,16 @@
 // Grouped layers with few channels per group (C/G = K/G = G_w dividing the vector width:
-// ResNeXt's 4, RegNet's 8) on channels_last activations. A vector of V output channels
-// covers V / G_w whole groups, and so does the vector of V input channels at the same
-// offset: lane k's group reads input lanes (k / G_w) * G_w + c' for c' < G_w. So
+// ResNeXt's 4, RegNet's 8; or twice it, 16 on AVX2) on channels_last activations. A vector
+// of V output channels covers V / G_w whole groups, and so does the vector of V input
+// channels at the same offset: lane k's group reads input lanes (k / G_w) * G_w + c' for
+// c' < G_w. So
 //
 //   Fprop: y[pos][k] = b[k] + sum_{tap, c'} w[k][c'][tap] * x[pos, tap][grp(k) * G_w + c']
 //
 // is, per tap and c', one in-register permutation of a loaded input vector and one FMA with
 // a weight vector w'[tap][c'][k] (packed once per call): V useful multiply-adds per FMA,
-// where a dense GEMM over one group would use G_w of its lanes. Grad-input is the same kernel
+// where a dense GEMM over one group would use G_w of its lanes. Where a group fills a
+// vector or two, every lane of a vector wants the same input channel: the permutation is a
+// broadcast of that group's channel c' (group_base). Grad-input is the same kernel
 // (the flipped weight of such a layer is again one; strided layers group input columns of one
 // phase, as the dense channels_last kernels do); grad-weight accumulates per tap and c' the
 // products of grad_output vectors with permuted input vectors over every position in a fixed
@@ -28,7 +31,15 @@ constexpr int kGroupedCols = 8;
 constexpr int kGroupedBroadcastCols = 12;
 template <typename T>
 constexpr int grouped_cols(int64_t gw) {
-  return gw == Vec<T>::size ? kGroupedBroadcastCols : kGroupedCols;
+  return gw >= Vec<T>::size ? kGroupedBroadcastCols : kGroupedCols;
+}
+
+// The first channel of the input vector that channel vector v's lanes read: its own
+// offset, or where a group spans vectors, its group's first channel.
+template <typename T>
+inline int64_t group_base(int64_t v, int64_t gw) {
+  constexpr int64_t V = Vec<T>::size;
+  return gw > V ? v * V / gw * gw : v * V;
 }
 
 // idx[c'][lane] = (lane / gw) * gw + c': the input lane that output lane `lane` needs for
@@ -57,10 +68,10 @@ __attribute__((noinline)) static void grouped_gather(int64_t taps, int64_t off, 
   for (int i = 0; i < QB; ++i) acc[i] = b;
   for (int64_t t = 0; t < taps; ++t) {
     const T* wt = w[t];
-    if constexpr (GW == Vec<T>::size) {
-      // One group per vector: every lane wants the same input channel, so the permutation
-      // is a broadcast, read straight from memory (a load, where a permutation would take
-      // an FMA's share of the vector ports).
+    if constexpr (GW >= Vec<T>::size) {
+      // A group per vector or two: every lane wants the same input channel, so the
+      // permutation is a broadcast, read straight from memory (a load, where a permutation
+      // would take an FMA's share of the vector ports).
       const T* ar[QB];
 #pragma GCC unroll 16
       for (int i = 0; i < QB; ++i) ar[i] = a[t * QB + i] + off;
@@ -109,7 +120,7 @@ inline void grouped_gather_any(int gw, int64_t taps, int64_t off, const T* const
     case 8:
       return grouped_gather_lanes<T, 8>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
     default:
-      if constexpr (Vec<T>::size >= 16)
+      if constexpr (2 * Vec<T>::size >= 16)
         return grouped_gather_lanes<T, 16>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
   }
 }
@@ -179,8 +190,8 @@ void grouped_fwd_tile(const ConvGeometry& g, const T* x, const T* wp, const T* b
     for (int64_t v = v0; v < v1; ++v) {
       const int nc = static_cast<int>(std::min<int64_t>(V, g.K - v * V));
       for (int64_t t = 0; t < RS; ++t) wv[t] = wp + (v * RS + t) * gw * V;
-      grouped_gather_any(static_cast<int>(gw), RS, v * V, a, wv, V, bias ? bias + v * V : nullptr,
-                         y + j * g.K + v * V, g.K, qb, nc);
+      grouped_gather_any(static_cast<int>(gw), RS, group_base<T>(v, gw), a, wv, V,
+                         bias ? bias + v * V : nullptr, y + j * g.K + v * V, g.K, qb, nc);
     }
   }
 }
@@ -221,9 +232,10 @@ void grouped_dgrad_tile(const ConvGeometry& g, const T* gy, const T* wp, T* gx, 
         for (int64_t v = v0; v < v1; ++v) {
           const int nc = static_cast<int>(std::min<int64_t>(V, g.C - v * V));
           for (int64_t t = 0; t < nt; ++t) wv[t] = wp + (v * RS + taps[2 * t]) * gw * V;
-          grouped_gather_any(
-              static_cast<int>(gw), nt, v * V, a, wv, V, static_cast<const T*>(nullptr),
-              gx + ((n * g.H + h) * g.W + w0) * g.C + v * V, g.stride_w * g.C, qb, nc);
+          grouped_gather_any(static_cast<int>(gw), nt, group_base<T>(v, gw), a, wv, V,
+                             static_cast<const T*>(nullptr),
+                             gx + ((n * g.H + h) * g.W + w0) * g.C + v * V, g.stride_w * g.C, qb,
+                             nc);
         }
       }
     }
@@ -257,41 +269,45 @@ __attribute__((noinline)) static void grouped_wgrad(const ConvGeometry& g, const
           // Two chains per c' over alternate positions, as two arrays indexed by constants:
           // indexed by the position's parity, the accumulators lived on the stack and every
           // FMA went through memory (3x slower on a 104x56^2 layer, 13 groups, stride 2).
-          // One group per vector: the permutations are broadcasts read from memory, and GW
-          // accumulators are chains enough (two per c' would not fit the registers).
-          constexpr bool kTwoChains = GW != V;
-          vec_t<T> acc0[GW] = {}, acc1[GW] = {};
-          const auto step = [&](const T* gy_at, const T* xp, vec_t<T>* acc) {
-            const vec_t<T> gv = load_lanes(gy_at, nc);
-            if constexpr (GW == V) {
+          // A group per vector or two: the permutations are broadcasts read from memory, and
+          // a vector's worth of c' at a time (CW) are chains enough (two per c', or a
+          // two-vector group's 16 at once, would not fit AVX2's registers).
+          constexpr bool kTwoChains = GW < V;
+          constexpr int CW = GW > V ? V : GW;
+          for (int c0 = 0; c0 < GW; c0 += CW) {
+            vec_t<T> acc0[CW] = {}, acc1[CW] = {};
+            const auto step = [&](const T* gy_at, const T* xp, vec_t<T>* acc) {
+              const vec_t<T> gv = load_lanes(gy_at, nc);
+              if constexpr (GW >= V) {
 #pragma GCC unroll 16
-              for (int c = 0; c < GW; ++c) acc[c] += gv * splat(xp[c]);
-            } else {
-              const vec_t<T> xv = load_lanes(xp, nc);
+                for (int c = 0; c < CW; ++c) acc[c] += gv * splat(xp[c]);
+              } else {
+                const vec_t<T> xv = load_lanes(xp, nc);
 #pragma GCC unroll 16
-              for (int c = 0; c < GW; ++c) acc[c] += gv * __builtin_shuffle(xv, idx[c]);
-            }
-          };
-          for (int64_t p = p0; p < p1; ++p) {
-            const int64_t ih = g.in_row(p, r);
-            if (ih < 0 || ih >= g.H) continue;
-            const T* gy_row = gy + (n * g.P + p) * g.Q * g.K + v * V;
-            const T* x_row = x + (n * g.H + ih) * g.W * g.C + v * V;
-            int64_t q = q_lo;
-            if constexpr (kTwoChains)
-              for (; q + 1 < q_hi; q += 2) {
-                step(gy_row + q * g.K, x_row + (q * g.stride_w + off) * g.C, acc0);
-                step(gy_row + (q + 1) * g.K, x_row + ((q + 1) * g.stride_w + off) * g.C, acc1);
+                for (int c = 0; c < CW; ++c) acc[c] += gv * __builtin_shuffle(xv, idx[c]);
               }
-            for (; q < q_hi; ++q)
-              step(gy_row + q * g.K, x_row + (q * g.stride_w + off) * g.C, acc0);
-          }
-          T* out = acc_out + (r * g.S + s) * GW * ld + v * V;
+            };
+            for (int64_t p = p0; p < p1; ++p) {
+              const int64_t ih = g.in_row(p, r);
+              if (ih < 0 || ih >= g.H) continue;
+              const T* gy_row = gy + (n * g.P + p) * g.Q * g.K + v * V;
+              const T* x_row = x + (n * g.H + ih) * g.W * g.C + group_base<T>(v, GW) + c0;
+              int64_t q = q_lo;
+              if constexpr (kTwoChains)
+                for (; q + 1 < q_hi; q += 2) {
+                  step(gy_row + q * g.K, x_row + (q * g.stride_w + off) * g.C, acc0);
+                  step(gy_row + (q + 1) * g.K, x_row + ((q + 1) * g.stride_w + off) * g.C, acc1);
+                }
+              for (; q < q_hi; ++q)
+                step(gy_row + q * g.K, x_row + (q * g.stride_w + off) * g.C, acc0);
+            }
+            T* out = acc_out + ((r * g.S + s) * GW + c0) * ld + v * V;
 #pragma GCC unroll 16
-          for (int c = 0; c < GW; ++c) {
-            vec_t<T> sum = acc0[c];
-            if constexpr (kTwoChains) sum += acc1[c];
-            store_lanes(out + c * ld, load_lanes(out + c * ld, nc) + sum, nc);
+            for (int c = 0; c < CW; ++c) {
+              vec_t<T> sum = acc0[c];
+              if constexpr (kTwoChains) sum += acc1[c];
+              store_lanes(out + c * ld, load_lanes(out + c * ld, nc) + sum, nc);
+            }
           }
         }
     }
@@ -309,7 +325,7 @@ void grouped_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* acc, 
     case 8:
       return grouped_wgrad<T, 8>(g, x, gy, acc, ld, v0, v1, b0, b1);
     default:
-      if constexpr (Vec<T>::size >= 16)
+      if constexpr (2 * Vec<T>::size >= 16)
         return grouped_wgrad<T, 16>(g, x, gy, acc, ld, v0, v1, b0, b1);
   }
 }
