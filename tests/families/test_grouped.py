@@ -1,7 +1,8 @@
 """The grouped family (csrc/cpu/grouped/): grouped layers whose groups fit a vector (ResNeXt's
-4 channels per group, RegNet's 8) or fill two (16 on AVX2), on channels_last activations. Forward and all gradients
-match torch in float64 over fuzzed geometries (any stride, dilation, padding; channel
-counts leaving a partial vector), and no pass copies to another layout."""
+4 channels per group, RegNet's 8) or fill two (16 on AVX2), on channels_last activations.
+Forward and all gradients match torch in float64 over fuzzed geometries (any stride,
+dilation, padding; channel counts leaving a partial vector), and no pass copies to another
+layout."""
 
 import pytest
 import torch
