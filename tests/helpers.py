@@ -125,9 +125,10 @@ def vector_lanes(dtype=torch.float32):
 
 def grouped_fits(gw, dtype=torch.float32):
     """Whether the grouped family runs groups of gw channels in this process's kernels:
-    groups that divide a vector, or fill two (csrc/cpu/grouped/grouped.h)."""
+    groups of its widths that divide a vector, or fill two or three
+    (csrc/cpu/grouped/grouped.h)."""
     lanes = vector_lanes(dtype)
-    return gw <= 16 and (lanes % gw == 0 or gw == 2 * lanes)
+    return gw in (2, 4, 8, 16, 24) and (lanes % gw == 0 or (gw % lanes == 0 and gw <= 3 * lanes))
 
 
 def on_one_and_many_threads(fn):

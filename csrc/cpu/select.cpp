@@ -260,9 +260,9 @@ CpuPlan select_cpu_plan(const ConvGeometry& g, at::ScalarType dtype, bool channe
   }
   if (f == CpuFamily::kGrouped && channels_last && !g.unit_stride() &&
       forced() != Forced::kGrouped && g.C_per_group() > vector_lanes(dtype)) {
-    // Strided channels_last groups of two vectors (16 float32 channels on AVX2): a GEMM per
-    // group fills the dense kernels' 16-lane panels and beats the grouped forward and
-    // grad-input; the grouped grad-weight stays (docs/measurements.md).
+    // Strided channels_last groups of two or three vectors (16 or 24 float32 channels on
+    // AVX2): a GEMM per group fills the dense kernels' panels and beats the grouped forward
+    // and grad-input; the grouped grad-weight stays (docs/measurements.md).
     p.forward = p.grad_input = CpuFamily::kDense;
   }
   p.forward_nhwc = nhwc_support(p.forward, g, Pass::kForward);

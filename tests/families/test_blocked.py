@@ -16,6 +16,7 @@ from ..helpers import (
     assert_channels_last_passes_copy_nothing,
     compare_with_torch,
     family,
+    grouped_fits,
     make_layout,
     on_one_and_many_threads,
     vector_lanes,
@@ -120,14 +121,17 @@ def test_auto_picks_blocked_for_depthwise_layers_only():
     assert algo(3) == "rows"  # RGB per-channel filtering
     assert algo(32, m=2) == "rows"  # channel multiplier 2: row kernels
     assert algo(32, groups=1) == "winograd"  # dense layers: other families
-    assert algo(48, groups=2) == "dense"  # 24 channels per group: no vector of groups
+    # 24 channels per group: three AVX2 vectors a group (the grouped family), else no
+    # vector of groups
+    assert algo(48, groups=2) == ("grouped" if grouped_fits(24) else "dense")
+    assert algo(40, groups=2) == "dense"  # 20 per group: no kernel of that width
     with fastconv.cpu_algorithm("plain"):
         assert algo(384, h=14) == "rows"
     with fastconv.cpu_algorithm("blocked"):
         assert algo(3) == "blocked"
         assert algo(32, m=2) == "rows"  # forcing never applies where it cannot
         assert algo(32, groups=1) == "winograd"  # dense layers: other families
-    assert algo(48, groups=2) == "dense"  # 24 channels per group: no vector of groups
+    assert algo(40, groups=2) == "dense"
 
 
 def test_blocked_and_row_kernels_agree():

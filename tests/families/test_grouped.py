@@ -27,7 +27,7 @@ CL = torch.channels_last
 
 @st.composite
 def grouped_geometries(draw):
-    gw = draw(st.sampled_from([2, 4, 8, 16]))
+    gw = draw(st.sampled_from([2, 4, 8, 16, 24]))
     groups = draw(st.integers(2, 7))
     r, s = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
@@ -57,13 +57,15 @@ def test_grouped_matches_torch_float64(geo):
         compare_with_torch(x, wt, b, stride, pad, dil, groups)
 
 
-@given(grouped_geometries(), st.sampled_from([1, 2]))
-def test_one_group_per_vector_or_two_matches_torch_float32(geo, vectors):
-    """A whole group per vector or two (16 float32 channels on AVX-512, 8 or 16 on AVX2): the
-    kernels broadcast the group's input channels instead of permuting them (float64 meets
-    this path at gw = its lanes and twice that)."""
+@given(grouped_geometries(), st.sampled_from([1, 2, 3]))
+def test_groups_of_whole_vectors_match_torch_float32(geo, vectors):
+    """A group per vector, or (AVX2) per two or three (16 float32 channels on AVX-512; 8, 16
+    or 24 on AVX2): the kernels broadcast the group's input channels instead of permuting
+    them (float64 meets this path at gw = its lanes and twice that)."""
     n, _, groups, h, w, r, s, stride, pad, dil, bias, layout = geo
     gw = vectors * vector_lanes(torch.float32)
+    if not grouped_fits(gw):
+        pytest.skip("groups of this width do not fit this build's vectors")
     c = gw * groups
     x = torch.randn(n, c, h, w).contiguous(memory_format=layout)
     wt = torch.randn(c, gw, r, s).contiguous(memory_format=layout)
@@ -75,14 +77,14 @@ def test_one_group_per_vector_or_two_matches_torch_float32(geo, vectors):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("gw", [4, 8, 16, 32])  # 32: two AVX-512 vectors, past the kernels
+@pytest.mark.parametrize("gw", [4, 8, 16, 24, 32])  # 32: two AVX-512 vectors, past the kernels
 def test_regnet_and_resnext_layers(gw, dtype):
     x = torch.randn(2, 6 * gw, 24, 24, dtype=dtype).contiguous(memory_format=CL)
     w = torch.randn(6 * gw, gw, 3, 3, dtype=dtype).contiguous(memory_format=CL)
     if grouped_fits(gw, dtype):
-        # Strided channels_last groups of two vectors run the forward and grad-input as a
+        # Strided channels_last groups of two or three vectors run the forward and grad-input as a
         # GEMM per group (select.cpp); stride 1 and the grad-weight stay grouped.
-        two_vectors = gw == 2 * vector_lanes(dtype)
+        two_vectors = gw > vector_lanes(dtype)
         assert family(x, w, 2, 1, 1, 6) == ("dense" if two_vectors else "grouped")
         assert family(x, w, 2, 1, 1, 6, "grad_input") == ("dense" if two_vectors else "grouped")
         assert family(x, w, 2, 1, 1, 6, "grad_weight") == "grouped"
@@ -141,7 +143,7 @@ def test_channels_last_passes_make_no_layout_copy(stride):
 
 
 @pytest.mark.parametrize("memory_format", [CL, torch.contiguous_format], ids=["nhwc", "nchw"])
-@pytest.mark.parametrize("gw,stride", [(8, 1), (4, 2), (16, 1)])
+@pytest.mark.parametrize("gw,stride", [(8, 1), (4, 2), (16, 1), (24, 1)])
 def test_grad_weight_slabs_match_torch_and_do_not_depend_on_threads(gw, stride, memory_format):
     """Many positions: the grad-weight runs in fixed slabs of output row bands
     (runtime/parallel.h's reduction_slices) whose partials are added in order, so the
@@ -175,7 +177,8 @@ def test_grad_weight_slabs_match_torch_and_do_not_depend_on_threads(gw, stride, 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(
-    "gw,stride,pad,dil", [(8, 1, 1, 1), (4, 2, 2, 1), (8, 1, 2, 2), (2, 3, 0, 1), (16, 1, 1, 1)]
+    "gw,stride,pad,dil",
+    [(8, 1, 1, 1), (4, 2, 2, 1), (8, 1, 2, 2), (2, 3, 0, 1), (16, 1, 1, 1), (24, 2, 1, 1)],
 )
 def test_nchw_passes_stage_bands_without_layout_copies(dtype, gw, stride, pad, dil):
     """NCHW activations: every pass stages bands of rows as NHWC inside its tasks

@@ -37,7 +37,17 @@ constexpr int64_t kPositions = 96;
 // as whole-tensor layout copies they went through memory twice, 41 % of a 256x28^2
 // 32-group forward at batch 8 (docs/measurements.md).
 constexpr int64_t kNchwBandPositions = 256;
-constexpr int64_t kNchwChunkVectors = 4;  // whole groups of two vectors too
+constexpr int64_t kNchwChunkVectors = 4;
+
+// Channel vectors of one group (groups wider than a vector span two or three), and of a
+// chunk: kNchwChunkVectors, less to end on a group (three-vector groups: 3).
+inline int64_t group_vectors(const ConvGeometry& g, int64_t V) {
+  return g.C_per_group() > V ? g.C_per_group() / V : 1;
+}
+inline int64_t chunk_vectors(const ConvGeometry& g, int64_t V) {
+  const int64_t unit = group_vectors(g, V);
+  return std::max(unit, kNchwChunkVectors / unit * unit);
+}
 
 struct NchwBands {
   int64_t rows, per_image, count;  // output rows a band; bands an image; in the batch
@@ -49,13 +59,13 @@ inline NchwBands nchw_bands(const ConvGeometry& g) {
   return {rows, per_image, g.N * per_image};
 }
 
-// Channel vectors [v0, v1) of a task, at most kNchwChunkVectors from v0 and none past
+// Channel vectors [v0, v1) of a task, at most `size` (chunk_vectors) from v0 and none past
 // `last`: channels [c0, c0 + nc) of `channels` (whole groups where v0 starts one).
 struct Chunk {
   int64_t v0, v1, c0, nc;
 };
-inline Chunk chunk_at(int64_t v0, int64_t last, int64_t V, int64_t channels) {
-  const int64_t v1 = std::min(last, v0 + kNchwChunkVectors);
+inline Chunk chunk_at(int64_t v0, int64_t size, int64_t last, int64_t V, int64_t channels) {
+  const int64_t v1 = std::min(last, v0 + size);
   return {v0, v1, v0 * V, std::min(channels, v1 * V) - v0 * V};
 }
 
@@ -117,12 +127,12 @@ void forward_nchw(const ConvGeometry& g, const ForwardArgs<T>& a, const T* wp) {
   const auto& kt = kernels<T>();
   const int64_t V = kt.vec, vecs = (g.K + V - 1) / V, panel = g.R * g.S * g.C_per_group() * V;
   const NchwBands nb = nchw_bands(g);
-  const int64_t chunks = (vecs + kNchwChunkVectors - 1) / kNchwChunkVectors;
+  const int64_t cv = chunk_vectors(g, V), chunks = (vecs + cv - 1) / cv;
   const int64_t tasks = nb.count * chunks;
   at::parallel_for(
       0, tasks, grain_for(g.macs() / std::max<int64_t>(tasks, 1)), [&](int64_t b, int64_t e) {
         for (int64_t t = b; t < e; ++t) {
-          const Chunk ch = chunk_at(t % chunks * kNchwChunkVectors, vecs, V, g.K);
+          const Chunk ch = chunk_at(t % chunks * cv, cv, vecs, V, g.K);
           const Band bd = band_of(g, nb, t / chunks, ch.nc);
           const int64_t ny = bd.g.P * g.Q;
           const Workspace<T> in(Slot::kStage, bd.g.H * g.W * ch.nc), out(Slot::kTile, ny * ch.nc);
@@ -144,12 +154,12 @@ void grad_input_nchw(const ConvGeometry& g, const GradInputArgs<T>& a, const T* 
   const int64_t V = kt.vec, vecs = (g.C + V - 1) / V, panel = g.R * g.S * g.C_per_group() * V;
   const int64_t rows = std::clamp<int64_t>((kNchwBandPositions + g.W - 1) / g.W, 1, g.H);
   const int64_t per_image = (g.H + rows - 1) / rows;
-  const int64_t chunks = (vecs + kNchwChunkVectors - 1) / kNchwChunkVectors;
+  const int64_t cv = chunk_vectors(g, V), chunks = (vecs + cv - 1) / cv;
   const int64_t tasks = g.N * per_image * chunks;
   at::parallel_for(0, tasks, grain_for(g.macs() / std::max<int64_t>(tasks, 1)),
                    [&](int64_t b, int64_t e) {
                      for (int64_t t = b; t < e; ++t) {
-                       const Chunk ch = chunk_at(t % chunks * kNchwChunkVectors, vecs, V, g.C);
+                       const Chunk ch = chunk_at(t % chunks * cv, cv, vecs, V, g.C);
                        const int64_t n = t / chunks / per_image, h0 = t / chunks % per_image * rows;
                        const Band bd = band_reaching(g, n, ch.nc, h0, std::min(g.H, h0 + rows));
                        // (Not kStage2: the kernel keeps its taps there.)
@@ -219,7 +229,7 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const Workspace<T> acc(Slot::kPartials, slabs * part);  // [slab][tap][c'][k]
   // One slab (a small map, in cache anyway): a task per group's vectors, as many as balance
   // best. Tasks start on a group, whose NCHW channels they stage whole.
-  const int64_t unit = gw > V ? gw / V : 1, units = vecs / unit;
+  const int64_t unit = group_vectors(g, V), units = vecs / unit;
   const int64_t split = slabs > 1 ? pieces(slabs, units) : units;
   at::parallel_for(0, slabs * split, 1, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
@@ -233,8 +243,8 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
         kt.grouped.grad_weight_tile(g, a.x, a.gy, out, g.K, v0, v1, b0, b1);
         continue;
       }
-      for (int64_t cv = v0; cv < v1; cv += kNchwChunkVectors) {
-        const Chunk ch = chunk_at(cv, v1, V, g.K);
+      for (int64_t c = v0; c < v1; c += chunk_vectors(g, V)) {
+        const Chunk ch = chunk_at(c, chunk_vectors(g, V), v1, V, g.K);
         for (int64_t bb = b0; bb < b1; ++bb) {
           const Band bd = band_of(g, nb, bb, ch.nc);
           const Workspace<T> in(Slot::kStage, bd.g.H * g.W * ch.nc),

@@ -11,12 +11,14 @@ FASTCONV_FAMILY_PASSES()
 
 // Whether the family runs g with vectors of `vec` lanes: C/groups == K/groups, at least 2,
 // dividing the vector width.
-// Groups of 2 to 16 channels (the kernels' widths) that divide a vector of vec lanes or fill
-// two (16 float32 channels on AVX2), with as many output as input channels.
+// Groups of the kernels' widths (2, 4, 8, 16, 24 channels) that divide a vector of vec lanes
+// or fill two or three (16 and 24 float32 channels on AVX2), with as many output as input
+// channels.
 inline bool applies(const ConvGeometry& g, int vec) {
   const int64_t gw = g.C_per_group();
-  return g.groups > 1 && gw >= 2 && gw <= 16 && gw == g.K_per_group() &&
-         (vec % gw == 0 || gw == 2 * vec);
+  const bool width = gw == 2 || gw == 4 || gw == 8 || gw == 16 || gw == 24;
+  return g.groups > 1 && width && gw == g.K_per_group() &&
+         (vec % gw == 0 || (gw % vec == 0 && gw <= 3 * vec));
 }
 
 }  // namespace grouped

@@ -1,5 +1,6 @@
 // Grouped layers with few channels per group (C/G = K/G = G_w dividing the vector width:
-// ResNeXt's 4, RegNet's 8; or twice it, 16 on AVX2) on channels_last activations. A vector
+// ResNeXt's 4, RegNet's 8; or two or three times it, 16 and 24 on AVX2) on channels_last
+// activations. A vector
 // of V output channels covers V / G_w whole groups, and so does the vector of V input
 // channels at the same offset: lane k's group reads input lanes (k / G_w) * G_w + c' for
 // c' < G_w. So
@@ -112,16 +113,21 @@ template <typename T>
 inline void grouped_gather_any(int gw, int64_t taps, int64_t off, const T* const* a,
                                const T* const* w, int64_t ldw, const T* bias, T* out, int64_t ldo,
                                int qb, int nc) {
-  switch (gw) {
+  switch (gw) {  // the widths grouped::applies admits
     case 2:
       return grouped_gather_lanes<T, 2>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
     case 4:
       return grouped_gather_lanes<T, 4>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
     case 8:
       return grouped_gather_lanes<T, 8>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
-    default:
+    case 16:
       if constexpr (2 * Vec<T>::size >= 16)
         return grouped_gather_lanes<T, 16>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
+      break;
+    case 24:
+      if constexpr (Vec<T>::size == 8)
+        return grouped_gather_lanes<T, 24>(taps, off, a, w, ldw, bias, out, ldo, qb, nc);
+      break;
   }
 }
 
@@ -317,16 +323,21 @@ __attribute__((noinline)) static void grouped_wgrad(const ConvGeometry& g, const
 template <typename T>
 void grouped_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* acc, int64_t ld,
                         int64_t v0, int64_t v1, int64_t b0, int64_t b1) {
-  switch (g.C_per_group()) {
+  switch (g.C_per_group()) {  // the widths grouped::applies admits
     case 2:
       return grouped_wgrad<T, 2>(g, x, gy, acc, ld, v0, v1, b0, b1);
     case 4:
       return grouped_wgrad<T, 4>(g, x, gy, acc, ld, v0, v1, b0, b1);
     case 8:
       return grouped_wgrad<T, 8>(g, x, gy, acc, ld, v0, v1, b0, b1);
-    default:
+    case 16:
       if constexpr (2 * Vec<T>::size >= 16)
         return grouped_wgrad<T, 16>(g, x, gy, acc, ld, v0, v1, b0, b1);
+      break;
+    case 24:
+      if constexpr (Vec<T>::size == 8)
+        return grouped_wgrad<T, 24>(g, x, gy, acc, ld, v0, v1, b0, b1);
+      break;
   }
 }
 
