@@ -58,7 +58,8 @@ def set_cpu_algorithm(name: str) -> None:
     (rows, blocked, dense, winograd, fft, grouped) forces that family wherever it can run
     the geometry (fft: one channel per group, stride 1, dilation 1; blocked: depthwise;
     winograd: groups 1, 3x3, stride 1, undilated or dilated 'same'; grouped: as many input
-    as output channels per group, 2 to 16 of them dividing the SIMD width)."""
+    as output channels per group, 2, 4, 8, 16 or 24 of them, dividing the SIMD width or
+    filling two or three vectors)."""
     if name not in CPU_ALGORITHMS:
         raise ValueError(f"fastconv: algorithm must be one of {CPU_ALGORITHMS}, got {name!r}")
     _C.set_cpu_algorithm(name)

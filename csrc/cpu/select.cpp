@@ -35,12 +35,17 @@ constexpr int64_t kWinogradMinTiles = 64;
 // output rows; only at stride 1, where their grad-input is a forward pass (strided, the
 // row kernels' scattered grad-input loses).
 constexpr int64_t kRowsMaxGroupChannels = 8;
-// Channels_last groups of one or two whole vectors of channels (16 in float32: RegNet-X-400MF's)
-// run as a GEMM per group from this few positions in the batch down (14^2 maps at batch 1): the
+// Channels_last groups of whole vectors of channels (16 in float32: RegNet-X-400MF's) run
+// as a GEMM per group from this few positions in the batch down (14^2 maps at batch 1): the
 // grouped kernel's broadcasts then have too few positions per weight vector loaded, and the
 // dense kernels' panels of 16 output channels are full anyway. NCHW callers keep the family
 // (its staged bands beat the dense passes there; docs/measurements.md).
 constexpr int64_t kGroupedBroadcastMinPositions = 256;
+// ...where a group fills the dense kernels' panels of 16 float32 lanes: AVX2's whole-vector
+// groups of 8 stay on the family, as a GEMM per group of 8 would idle half of each panel (or
+// run NCHW kernels through layout copies; RegNet-Y-400MF's 440x7^2 in 55 groups at batch 1
+// ran at 0.23x torch).
+constexpr int64_t kDensePanelBytes = 64;
 // Ungrouped 1x1 layers with at most this many output positions in the batch
 // (squeeze-excitation layers on pooled maps) run as matrix-vector products that read the
 // weight once in place: an implicit GEMM packs the weight or a position panel and fills one
@@ -96,7 +101,9 @@ CpuFamily dense_family(const ConvGeometry& g, at::ScalarType dtype, bool channel
   // plane by plane, lost to them from 4 per group on, both layouts).
   const int vec = vector_lanes(dtype);
   const bool few_for_broadcasts =
-      channels_last && g.C_per_group() >= vec && g.N * g.P * g.Q < kGroupedBroadcastMinPositions;
+      channels_last && g.C_per_group() >= vec &&
+      g.C_per_group() * int64_t(c10::elementSize(dtype)) >= kDensePanelBytes &&
+      g.N * g.P * g.Q < kGroupedBroadcastMinPositions;
   if (grouped::applies(g, vec) && (a == Forced::kGrouped || !few_for_broadcasts))
     return CpuFamily::kGrouped;
   const bool winograd = winograd::applies(g);

@@ -115,15 +115,18 @@ def test_nchw_grouped_layers_take_the_family_and_stay_nchw():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_whole_vector_groups_on_few_positions_run_as_dense(dtype):
-    """Channels_last groups of a whole vector of channels on fewer than 256 positions in
-    the batch (select.cpp's kGroupedBroadcastMinPositions) leave the family: a GEMM per group
-    (or, with float64's 8 channels per group, the row kernels); narrower groups stay, and
-    so do NCHW callers' (their bands staged)."""
+    """Channels_last groups of a whole vector of channels that fill a 64-byte dense panel
+    (16 float32 or 8 float64 channels) on fewer than 256 positions in the batch
+    (select.cpp's kGroupedBroadcastMinPositions) leave the family: a GEMM per group (or,
+    with float64's 8 channels per group, the row kernels); narrower groups stay (AVX2's
+    whole-vector groups of 8 float32 channels too), and so do NCHW callers' (their bands
+    staged)."""
     gw = vector_lanes(dtype)
     if gw < 4:
         pytest.skip("this build's vectors hold no group of several channels")
+    fills_panel = gw * torch.empty((), dtype=dtype).element_size() >= 64
     w = torch.randn(4 * gw, gw, 3, 3, dtype=dtype).contiguous(memory_format=CL)
-    for n, hw, grouped in ((1, 14, False), (2, 12, True), (1, 16, True)):
+    for n, hw, grouped in ((1, 14, not fills_panel), (2, 12, True), (1, 16, True)):
         x = torch.randn(n, 4 * gw, hw, hw, dtype=dtype).contiguous(memory_format=CL)
         for p in ("forward", "grad_input", "grad_weight"):
             assert (family(x, w, 1, 1, 1, 4, p) == "grouped") == grouped, (n, hw, p)
