@@ -404,10 +404,11 @@ def test_nchw_forward_tiles_match_torch_and_do_not_depend_on_threads(layer):
         assert torch.equal(one, many)
 
 
-# A strided 1x1 layer's NCHW grad-input: the stride-1 forward on the transposed weight,
-# spread over the strided grid (maps that the stride does not divide, unequal strides,
-# groups), with no layout copy even where the channels_last kernels would pay for theirs
-# in the other passes (the last layer). (N, C, H, W, K, stride, groups)
+# A strided 1x1 layer's grad-input: the stride-1 forward on the transposed weight (NCHW) or
+# the stride-1 GEMM flat over the positions (channels_last), spread over the strided grid
+# (maps that the stride does not divide, unequal strides, groups), with no layout copy even
+# where the channels_last kernels would pay for theirs in the other passes (the last
+# layer). (N, C, H, W, K, stride, groups)
 STRIDED_POINTWISE = [
     (2, 24, 9, 7, 40, 2, 1),
     (1, 16, 8, 11, 12, (3, 2), 2),
@@ -420,15 +421,22 @@ def _pair(v):
     return list(v) if isinstance(v, tuple) else [v, v]
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, CL], ids=["nchw", "nhwc"])
 @pytest.mark.parametrize("layer", STRIDED_POINTWISE, ids=lambda layer: "x".join(map(str, layer)))
-def test_strided_pointwise_grad_input_matches_torch_float64(layer):
+def test_strided_pointwise_grad_input_matches_torch_float64(layer, layout):
     n, c, h, w_, k, stride, groups = layer
-    x = torch.randn(n, c, h, w_, dtype=torch.float64)
-    w = torch.randn(k, c // groups, 1, 1, dtype=torch.float64)
+    x = torch.randn(n, c, h, w_, dtype=torch.float64).contiguous(memory_format=layout)
+    w = torch.randn(k, c // groups, 1, 1, dtype=torch.float64).contiguous(memory_format=layout)
     assert family(x, w, stride, 0, 1, groups, "grad_input") == "dense"
     compare_with_torch(x, w, None, stride, 0, 1, groups)
     y = F.conv2d(x, w, None, stride, 0, 1, groups)
+    gy = torch.randn_like(y)
     args = (_pair(stride), [0, 0], [1, 1], groups, [True, False, False])
     with torch.profiler.profile() as prof:
-        torch.ops.fastconv.conv2d_backward(torch.randn_like(y), x, w, *args)
-    assert not any(e.name == "fastconv::layout_copy" for e in prof.events())
+        gx = torch.ops.fastconv.conv2d_backward(gy, x, w, *args)[0]
+    # (Channels_last groups of under 16 channels run NCHW kernels through copies.)
+    if layout == torch.contiguous_format or c // groups >= 16:
+        assert not any(e.name == "fastconv::layout_copy" for e in prof.events())
+    assert gx.is_contiguous(memory_format=layout)
+    want = torch.ops.aten.convolution_backward(gy, x, w, None, *args[:3], False, [0, 0], *args[3:])
+    torch.testing.assert_close(gx, want[0])

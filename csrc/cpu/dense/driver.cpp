@@ -160,6 +160,29 @@ void grad_input_nhwc(const ConvGeometry& g, const GradInputArgs<T>& a) {
   // rows are runs of the weight's own rows, which the tasks copy slice by slice where the
   // forward would pack raw rows, on up to one block of positions (14^2 maps at batch 1;
   // with two or more, each block's copy of the weight cost more than packing it once).
+  // A strided 1x1 layer without padding: gx is zero off the strided grid, and on it the
+  // stride-1 GEMM gy * W, which runs flat over the batch's positions into a scratch, then
+  // spread. (By row phases below, a 28^2 map's phase of 14 positions filled micro-tiles of
+  // 6 + 6 + 2 rows: 512x28^2 -> 1024 s2 at batch 8 took 13.5 ms against the forward's 9.4.)
+  if (g.pointwise_unpadded() && !g.unit_stride() && g.groups == 1) {
+    ConvGeometry grid = g;
+    grid.H = g.P, grid.W = g.Q, grid.stride_h = grid.stride_w = 1;
+    const Workspace<T> z(Slot::kSpread, g.N * g.P * g.Q * g.C);
+    grad_input_nhwc(grid,
+                    GradInputArgs<T>{a.gy, a.w, z.data(), a.gy_layout, a.gx_layout, a.w_layout});
+    at::parallel_for(0, g.N * g.H, grain_for(g.W * g.C), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t n = i / g.H, h = i % g.H, p = h / g.stride_h;
+        T* row = a.gx + i * g.W * g.C;
+        std::fill_n(row, g.W * g.C, T(0));
+        if (h % g.stride_h != 0 || p >= g.P) continue;
+        const T* src = z.data() + (n * g.P + p) * g.Q * g.C;
+        for (int64_t q = 0; q < g.Q; ++q)
+          std::copy_n(src + q * g.C, g.C, row + q * g.stride_w * g.C);
+      }
+    });
+    return;
+  }
   const ConvGeometry as_forward = dgrad_as_forward(g);
   if (g.pointwise_in_place() && g.N * g.H * g.W <= kNhwcRawRowsPositions)
     if (const int64_t blocks = raw_row_blocks<T>(as_forward))
