@@ -229,7 +229,7 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const Workspace<T> acc(Slot::kPartials, slabs * part);  // [slab][tap][c'][k]
   // One slab (a small map, in cache anyway): a task per group's vectors, as many as balance
   // best. Tasks start on a group, whose NCHW channels they stage whole.
-  const int64_t unit = group_vectors(g, V), units = vecs / unit;
+  const int64_t unit = group_vectors(g, V), units = vecs / unit, cv = chunk_vectors(g, V);
   const int64_t split = slabs > 1 ? pieces(slabs, units) : units;
   at::parallel_for(0, slabs * split, 1, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
@@ -243,8 +243,8 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
         kt.grouped.grad_weight_tile(g, a.x, a.gy, out, g.K, v0, v1, b0, b1);
         continue;
       }
-      for (int64_t c = v0; c < v1; c += chunk_vectors(g, V)) {
-        const Chunk ch = chunk_at(c, chunk_vectors(g, V), v1, V, g.K);
+      for (int64_t c = v0; c < v1; c += cv) {
+        const Chunk ch = chunk_at(c, cv, v1, V, g.K);
         for (int64_t bb = b0; bb < b1; ++bb) {
           const Band bd = band_of(g, nb, bb, ch.nc);
           const Workspace<T> in(Slot::kStage, bd.g.H * g.W * ch.nc),

@@ -1,9 +1,8 @@
 // Grouped layers with few channels per group (C/G = K/G = G_w dividing the vector width:
 // ResNeXt's 4, RegNet's 8; or two or three times it, 16 and 24 on AVX2) on channels_last
-// activations. A vector
-// of V output channels covers V / G_w whole groups, and so does the vector of V input
-// channels at the same offset: lane k's group reads input lanes (k / G_w) * G_w + c' for
-// c' < G_w. So
+// activations. A vector of V output channels covers V / G_w whole groups, and so does the
+// vector of V input channels at the same offset: lane k's group reads input lanes
+// (k / G_w) * G_w + c' for c' < G_w. So
 //
 //   Fprop: y[pos][k] = b[k] + sum_{tap, c'} w[k][c'][tap] * x[pos, tap][grp(k) * G_w + c']
 //

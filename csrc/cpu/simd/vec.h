@@ -72,7 +72,8 @@ inline vec_t<T> loadu_keep(const T* p) {
   return v;
 }
 // Lanes [0, n) of a vector (0 < n <= size), the rest untouched / zero: masked moves on
-// AVX-512, a lane loop elsewhere. For the ragged end of a row without a bounce buffer.
+// AVX-512, masked loads (and lane-loop stores) on AVX2, lane loops elsewhere. For the
+// ragged end of a row without a bounce buffer.
 template <typename T>
 inline void storeu_n(T* p, vec_t<T> v, int n) {
 #if defined(FC_MASKED_AVX512)
