@@ -70,6 +70,11 @@ struct ConvGeometry {
   FC_HD int64_t in_row(int64_t p, int64_t r) const { return p * stride_h - pad_h + r * dil_h; }
   FC_HD int64_t in_col(int64_t q, int64_t s) const { return q * stride_w - pad_w + s * dil_w; }
 
+  // Output columns every tap of which lies inside the input's width (they read no padding).
+  FC_HD Range interior_cols() const {
+    return valid_out_range(-pad_w, stride_w, W - (S - 1) * dil_w, Q);
+  }
+
   FC_HD int64_t input_numel() const { return N * C * H * W; }
   FC_HD int64_t output_numel() const { return N * K * P * Q; }
   FC_HD int64_t weight_numel() const { return K * C_per_group() * R * S; }

@@ -220,3 +220,46 @@ def test_bands_in_place_match_torch_float64(c, h, w, r, s, pad, dil):
     assume(h + 2 * pad[0] >= dil[0] * (r - 1) + 1 and w + 2 * pad[1] >= dil[1] * (s - 1) + 1)
     with fastconv.cpu_algorithm("blocked"):
         compare_with_torch(x, wt, b, 1, pad, dil, c, grads=False)
+
+
+def reads_in_place(stride, pad_w, s, w, numel_bytes):
+    """Whether a channels_last depthwise forward reads x in place (blocked/driver.cpp's
+    nhwc_forward_in_place), stated independently: dilation 1, stride along the width at
+    most 2, at most a fifth of the output columns at an edge (a tap in the padding), and
+    strided, or 3x3 at most on an input of 8 MB or more."""
+    sh, sw = stride
+    q = (w + 2 * pad_w - s) // sw + 1
+    interior = sum(1 for c in range(q) if c * sw - pad_w >= 0 and c * sw - pad_w + s <= w)
+    if sw > 2 or 5 * (q - interior) > q:
+        return False
+    return (sh, sw) != (1, 1) or numel_bytes >= 8 << 20
+
+
+# Strided channels_last layers on maps wide enough that the in-place forward runs: every
+# stride along the height, 1 or 2 along the width, kernels to 5x5 with any padding, channel
+# counts that leave a partial (masked) last block, both dtypes, with and without bias.
+@given(
+    n=st.integers(1, 3),
+    c=st.sampled_from([8, 16, 24, 40, 48, 72]),
+    h=st.integers(5, 30),
+    w=st.integers(24, 70),
+    r=st.integers(1, 5),
+    s=st.integers(1, 5),
+    stride=st.sampled_from([(2, 2), (1, 2), (3, 2), (2, 1)]),
+    pad=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    dtype=st.sampled_from([torch.float64, torch.float32]),
+    bias=st.booleans(),
+)
+def test_in_place_channels_last_forward_matches_torch(n, c, h, w, r, s, stride, pad, dtype, bias):
+    assume(h + 2 * pad[0] >= r)
+    x = torch.randn(n, c, h, w, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    assume(reads_in_place(stride, pad[1], s, w, x.numel() * x.element_size()))
+    wt = torch.randn(c, 1, r, s, dtype=dtype)
+    b = torch.randn(c, dtype=dtype) if bias else None
+    tol = dict(rtol=1e-9, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-4)
+    with fastconv.cpu_algorithm("blocked"):
+        assert family(x, wt, stride, pad, 1, c) == "blocked"
+        y = fastconv.conv2d(x, wt, b, stride, pad, 1, c)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    ref = F.conv2d(x.double(), wt.double(), None if b is None else b.double(), stride, pad, 1, c)
+    torch.testing.assert_close(y.double(), ref, **tol)

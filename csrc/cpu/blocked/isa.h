@@ -12,6 +12,7 @@ BlockedKernels<T> blocked_kernels() {
   BlockedKernels<T> k{};
   k.forward = &blocked_fwd<T>;
   k.forward_nhwc_rows = &blocked_fwd_nhwc_rows<T>;
+  k.forward_nhwc_direct = &blocked_fwd_nhwc_direct<T>;
   k.grad_input = &blocked_dgrad<T>;
   k.grad_weight = &blocked_wgrad<T>;
   k.grad_weight_nhwc_rows = &blocked_wgrad_nhwc_rows<T>;

@@ -30,26 +30,59 @@ namespace FC_ISA {
 
 template <typename T>
 struct BlockedFwdArgs {
-  int64_t R, S, row_step, col_step, sw;  // steps in elements of the staged buffer
+  int64_t R, S, row_step, col_step, sw;  // steps in elements of the input read
   // Results: NCHW planes `plane` apart, or (ld > 0) channels_last rows of ld values.
   int64_t plane, ld;
   const T* wb;  // [R*S][V]
   int nc;
+  int64_t pos;  // elements between input positions: V staged, C read in place (kDirect*)
 };
 
+// Where a forward tile reads its input: a staged block (positions V apart, every lane
+// valid), or channels_last x in place (positions C apart), with loads of the nc < V channels
+// of a last block masked so that they never read past the tensor.
+enum BlockedInput { kStaged, kDirect, kDirectMasked };
+
+template <typename T, int M>
+inline vec_t<T> blocked_load(const T* p, int nc) {
+  if constexpr (M == kDirectMasked) return loadu_n(p, nc);
+  return loadu_keep(p);
+}
+
+// Hides p's value from the optimiser, so that it steps p as written.
+template <typename P>
+inline void keep_opaque(P& p) {
+#if defined(__GNUC__)
+  asm("" : "+r"(p));
+#endif
+}
+
 // U consecutive taps (dilation 1) of one kernel row on QB output columns of stride SW:
-// output column j, tap u reads staged position SW*j + u, so each distinct position is loaded
+// output column j, tap u reads input position SW*j + u, so each distinct position is loaded
 // once and feeds every (j, u) pair that reads it -- about half a load per FMA at U = 4,
 // where one load per FMA left the loop bound by loads (Zen 4: one 64-byte load a cycle).
-template <typename T, int QB, int SW, int U>
-inline void blocked_fwd_taps(vec_t<T>* acc, const T* xs, const T* ws) {
+template <typename T, int QB, int SW, int U, int M>
+inline void blocked_fwd_taps(vec_t<T>* acc, const T* xs, const T* ws, int64_t pos, int nc) {
   constexpr int V = Vec<T>::size;
   vec_t<T> w[U];
 #pragma GCC unroll 4
   for (int u = 0; u < U; ++u) w[u] = loadu_keep(ws + u * V);
+  // In place, positions are a runtime stride apart: two pointers stepped by two positions,
+  // opaque to the compiler, which would otherwise keep (and spill) one per position.
+  const T* pe = xs;
+  const T* po = xs + pos;
+  const int64_t two = 2 * pos;
 #pragma GCC unroll 64
   for (int i = 0; i < SW * (QB - 1) + U; ++i) {
-    const vec_t<T> v = loadu_keep(xs + i * V);
+    vec_t<T> v;
+    if constexpr (M == kStaged) {
+      v = loadu_keep(xs + i * V);
+    } else {
+      const T*& p = i % 2 ? po : pe;
+      v = blocked_load<T, M>(p, nc);
+      p += two;
+      keep_opaque(p);
+    }
 #pragma GCC unroll 4
     for (int u = 0; u < U; ++u) {
       const int j = (i - u) / SW;
@@ -69,29 +102,31 @@ inline void store_tile(vec_t<T>* acc, const BlockedFwdArgs<T>& a, T* y0) {
   for (int j = 0; j < QB; ++j) store_lanes(y0 + j * a.ld, acc[j], a.nc);
 }
 
-template <typename T, int QB, int SW>
+template <typename T, int QB, int SW, int M>
 __attribute__((noinline)) static void blocked_fwd_tile(const BlockedFwdArgs<T>& a, vec_t<T> bias,
                                                        const T* x0, T* y0) {
   constexpr int V = Vec<T>::size;
+  const int64_t ps = M == kStaged ? V : a.pos;
   vec_t<T> acc[V];
 #pragma GCC unroll 16
   for (int j = 0; j < V; ++j) acc[j] = j < QB ? bias : vec_t<T>{};
   if constexpr (SW > 0) {
-    if (a.col_step == V) {  // dilation 1: taps share loads
+    if (a.col_step == ps) {  // dilation 1: taps share loads
       for (int64_t r = 0; r < a.R; ++r) {
         const T* xr = x0 + r * a.row_step;
         const T* wr = a.wb + r * a.S * V;
         int64_t s = 0;
-        for (; s + 4 <= a.S; s += 4) blocked_fwd_taps<T, QB, SW, 4>(acc, xr + s * V, wr + s * V);
+        for (; s + 4 <= a.S; s += 4)
+          blocked_fwd_taps<T, QB, SW, 4, M>(acc, xr + s * ps, wr + s * V, ps, a.nc);
         switch (a.S - s) {
           case 3:
-            blocked_fwd_taps<T, QB, SW, 3>(acc, xr + s * V, wr + s * V);
+            blocked_fwd_taps<T, QB, SW, 3, M>(acc, xr + s * ps, wr + s * V, ps, a.nc);
             break;
           case 2:
-            blocked_fwd_taps<T, QB, SW, 2>(acc, xr + s * V, wr + s * V);
+            blocked_fwd_taps<T, QB, SW, 2, M>(acc, xr + s * ps, wr + s * V, ps, a.nc);
             break;
           case 1:
-            blocked_fwd_taps<T, QB, SW, 1>(acc, xr + s * V, wr + s * V);
+            blocked_fwd_taps<T, QB, SW, 1, M>(acc, xr + s * ps, wr + s * V, ps, a.nc);
             break;
           default:
             break;
@@ -101,7 +136,7 @@ __attribute__((noinline)) static void blocked_fwd_tile(const BlockedFwdArgs<T>& 
       return;
     }
   }
-  const int64_t step = (SW ? SW : a.sw) * V;
+  const int64_t step = (SW ? SW : a.sw) * ps;
   for (int64_t r = 0; r < a.R; ++r) {
     const T* xr = x0 + r * a.row_step;
     const T* wr = a.wb + r * a.S * V;
@@ -109,15 +144,28 @@ __attribute__((noinline)) static void blocked_fwd_tile(const BlockedFwdArgs<T>& 
       const vec_t<T> w = loadu_keep(wr + s * V);
       const T* xs = xr + s * a.col_step;
 #pragma GCC unroll 16
-      for (int j = 0; j < QB; ++j) acc[j] += w * loadu(xs + j * step);
+      for (int j = 0; j < QB; ++j)
+        acc[j] +=
+            w * (M == kStaged ? loadu(xs + j * step) : blocked_load<T, M>(xs + j * step, a.nc));
     }
   }
   store_tile<T, QB>(acc, a, y0);
 }
 
-template <typename T, int SW, int... Q>
+template <typename T, int SW, int M, int... Q>
 constexpr auto blocked_fwd_tiles(std::integer_sequence<int, Q...>) {
-  return std::array{&blocked_fwd_tile<T, Q + 1, SW>...};
+  return std::array{&blocked_fwd_tile<T, Q + 1, SW, M>...};
+}
+
+// The tiles of QB = 1..V columns for a column stride (1, 2, any) and input M.
+template <typename T, int M>
+const auto& blocked_fwd_tiles_for(int64_t stride_w) {
+  constexpr int V = Vec<T>::size;
+  using Q = std::make_integer_sequence<int, V>;
+  static constexpr auto unit = blocked_fwd_tiles<T, 1, M>(Q{});
+  static constexpr auto two = blocked_fwd_tiles<T, 2, M>(Q{});
+  static constexpr auto any = blocked_fwd_tiles<T, 0, M>(Q{});
+  return stride_w == 1 ? unit : stride_w == 2 ? two : any;
 }
 
 // Output rows [p0, p1) of channels [c0, c0 + nc) from their staged block buf (frame f,
@@ -132,11 +180,8 @@ void blocked_fwd_rows(const ConvGeometry& g, const T* buf, const BlockFrame& f, 
   vec_t<T> bv{};
   for (int c = 0; c < nc; ++c) bv[c] = bias ? bias[c0 + c] : T(0);
   const BlockedFwdArgs<T> a{
-      g.R, g.S, g.dil_h * f.Wb * V, g.dil_w * V, g.stride_w, g.P * g.Q, nhwc ? g.K : 0, wb, nc};
-  static constexpr auto unit = blocked_fwd_tiles<T, 1>(std::make_integer_sequence<int, V>{});
-  static constexpr auto two = blocked_fwd_tiles<T, 2>(std::make_integer_sequence<int, V>{});
-  static constexpr auto any = blocked_fwd_tiles<T, 0>(std::make_integer_sequence<int, V>{});
-  const auto& tiles = g.stride_w == 1 ? unit : g.stride_w == 2 ? two : any;
+      g.R, g.S, g.dil_h * f.Wb * V, g.dil_w * V, g.stride_w, g.P * g.Q, nhwc ? g.K : 0, wb, nc, V};
+  const auto& tiles = blocked_fwd_tiles_for<T, kStaged>(g.stride_w);
   for (int64_t p = p0; p < p1; ++p) {
     const T* xrow = buf + (p - p0) * g.stride_h * f.Wb * V;
     for (int64_t q = 0; q < g.Q; q += V) {
@@ -177,6 +222,74 @@ void blocked_fwd_nhwc_rows(const ConvGeometry& g, const T* x, const T* w, const 
   for (int64_t blk = 0; blk < blocks; ++blk) {
     const int nc = static_cast<int>(std::min<int64_t>(V, g.C - blk * V));
     blocked_fwd_rows(g, buf + blk * block, f, w, bias, y, true, blk * V, nc, p0, p1);
+  }
+}
+
+// The taps of output column q that fall inside the image (an edge column of a padded
+// layer), summed one by one: acc = bias + the sum over kernel rows [r0, r1) (those inside
+// the height) and the columns inside the width of w[r][s] * x.
+template <typename T>
+void blocked_fwd_edge_column(const ConvGeometry& g, const T* x, const T* wb, vec_t<T> bias, int nc,
+                             int64_t p, Range rows, int64_t q, T* y0) {
+  constexpr int V = Vec<T>::size;
+  vec_t<T> acc = bias;
+  for (int64_t r = rows.lo; r < rows.hi; ++r) {
+    const T* xr = x + g.in_row(p, r) * g.W * g.C;
+    for (int64_t s = 0; s < g.S; ++s) {
+      const int64_t iw = g.in_col(q, s);
+      if (iw >= 0 && iw < g.W) acc += loadu(wb + (r * g.S + s) * V) * load_lanes(xr + iw * g.C, nc);
+    }
+  }
+  store_lanes(y0, acc, nc);
+}
+
+// Channels_last forward of output rows [p0, p1) of one image, every channel, read in place
+// (nothing staged). A row's input rows (all channels) stay in L2 while it is computed, and
+// x is read position after position: each tile of columns runs every block of channels in
+// turn. Interior columns (ConvGeometry::interior_cols) run the tiles above on x itself,
+// positions C apart, over the kernel rows inside the image; the edge columns of a padded
+// layer sum their valid taps one by one (blocked::nhwc_forward_in_place keeps them few).
+template <typename T>
+void blocked_fwd_nhwc_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
+                             int64_t p0, int64_t p1) {
+  constexpr int V = Vec<T>::size;
+  const int64_t blocks = (g.C + V - 1) / V, RS = g.R * g.S;
+  const Workspace<T> wb_ws(Slot::kTaps, blocks * RS * V);
+  T* wb = wb_ws.data();  // block b's taps at wb + b * V * RS
+  for (int64_t blk = 0; blk < blocks; ++blk)
+    block_taps(w, RS, blk * V, static_cast<int>(std::min<int64_t>(V, g.C - blk * V)),
+               wb + blk * RS * V);
+  const Range cols = g.interior_cols();
+  const auto& full = blocked_fwd_tiles_for<T, kDirect>(g.stride_w);
+  const auto& masked = blocked_fwd_tiles_for<T, kDirectMasked>(g.stride_w);
+  // The bias of every block, zero past C.
+  const Workspace<T> bias_ws(Slot::kRow, blocks * V);
+  T* bias_v = bias_ws.data();
+  for (int64_t c = 0; c < blocks * V; ++c) bias_v[c] = bias && c < g.C ? bias[c] : T(0);
+  for (int64_t p = p0; p < p1; ++p) {
+    const Range rows = valid_out_range(g.in_row(p, 0), g.dil_h, g.H, g.R);
+    T* yrow = y + p * g.Q * g.K;
+    const T* xrow = x + g.in_row(p, rows.lo) * g.W * g.C;
+    const auto edge = [&](int64_t q) {
+      for (int64_t c0 = 0; c0 < g.C; c0 += V)
+        blocked_fwd_edge_column(g, x + c0, wb + c0 * RS, loadu(bias_v + c0),
+                                static_cast<int>(std::min<int64_t>(V, g.C - c0)), p, rows, q,
+                                yrow + q * g.K + c0);
+    };
+    for (int64_t q = 0; q < cols.lo; ++q) edge(q);
+    // Over the kernel rows inside the image; per block, its taps of those rows.
+    const int64_t row_step = g.dil_h * g.W * g.C, col_step = g.dil_w * g.C;
+    BlockedFwdArgs<T> a{rows.hi - rows.lo, g.S, row_step, col_step, g.stride_w, 0, g.K, {}, V, g.C};
+    for (int64_t q = cols.lo; q < cols.hi; q += V) {
+      const int qb = static_cast<int>(std::min<int64_t>(V, cols.hi - q));
+      const T* xq = xrow + g.in_col(q, 0) * g.C;
+      for (int64_t c0 = 0; c0 < g.C; c0 += V) {
+        a.nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
+        a.wb = wb + c0 * RS + rows.lo * g.S * V;
+        (a.nc == V ? full : masked)[qb - 1](a, loadu(bias_v + c0), xq + c0, yrow + q * g.K + c0);
+      }
+    }
+    for (int64_t q = cols.hi; q < g.Q; ++q) edge(q);
   }
 }
 

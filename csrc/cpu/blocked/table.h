@@ -17,6 +17,10 @@ struct BlockedKernels {
   // Channels_last forward of output rows [p0, p1) of one image, every channel.
   void (*forward_nhwc_rows)(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
                             int64_t p0, int64_t p1);
+  // Channels_last forward of output rows [p0, p1) of one image, every channel, read in
+  // place (nothing staged).
+  void (*forward_nhwc_direct)(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
+                              int64_t p0, int64_t p1);
   // Grad-input of any stride (the driver runs stride 1 as forward).
   void (*grad_input)(const ConvGeometry& g, const T* gy, const T* w, T* gx, bool nhwc, int64_t c0);
   // This image's grad-weight for the block: partial[r*S + s][vec].

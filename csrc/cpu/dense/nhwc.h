@@ -259,10 +259,9 @@ template <typename T, typename Put>
 void gather_kernel_rows(const ConvGeometry& g, const T* x, int64_t j, int64_t count, const T* zero,
                         T* stage, Put&& put) {
   const int64_t SC = g.S * g.C, row = g.W * g.C;
-  // Columns q whose kernel rows lie inside the width: q*stride_w - pad_w in [0, W - S].
-  const int64_t q_lo = std::min(g.Q, ceil_div(g.pad_w, g.stride_w));
-  const int64_t q_hi =
-      std::max(q_lo, std::min(g.Q, floor_div(g.W - g.S + g.pad_w, g.stride_w) + 1));
+  // Columns q whose kernel rows lie inside the width (dilation 1 along it).
+  const Range interior = g.interior_cols();
+  const int64_t q_lo = interior.lo, q_hi = interior.hi;
   PositionWalk at(g, j);
   for (int64_t i = 0; i < count;) {
     const int64_t n = std::min(count - i, g.Q - at.q);  // positions left in this output row
