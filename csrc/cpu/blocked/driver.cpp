@@ -79,6 +79,13 @@ static bool nhwc_forward_in_place(const ConvGeometry& g, size_t elem_size) {
          g.input_numel() * int64_t(elem_size) >= kNhwcBandMinBytes;
 }
 
+// Strided channels_last grad-inputs written in place (blocked_dgrad_nhwc_direct) on the
+// same layers, undilated along the height too (its taps' phases assume it): against the
+// staged scatter into a zeroed block, batch 8 (docs/measurements.md).
+static bool nhwc_grad_input_in_place(const ConvGeometry& g, size_t elem_size) {
+  return g.dil_h == 1 && !g.unit_stride() && nhwc_forward_in_place(g, elem_size);
+}
+
 template <typename T>
 void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const auto& kt = kernels<T>();
@@ -120,6 +127,18 @@ void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
   if (g.unit_stride()) return grad_input_as_forward(g, a, &forward<T>);
   const auto& kt = kernels<T>();
   const int64_t V = kt.vec, blocks = (g.C + V - 1) / V;
+  if (a.gx_layout == Layout::kNhwc && nhwc_grad_input_in_place(g, sizeof(T))) {  // runs of rows
+    at::parallel_for(0, g.N * g.H, grain_for(g.C * g.W * g.R * g.S / (g.stride_h * g.stride_w)),
+                     [&](int64_t b, int64_t e) {
+                       for (int64_t i = b; i < e;) {
+                         const int64_t n = i / g.H, h0 = i % g.H, h1 = std::min(g.H, h0 + (e - i));
+                         kt.blocked.grad_input_nhwc_direct(g, a.gy + n * g.K * g.P * g.Q, a.w,
+                                                           a.gx + n * g.C * g.H * g.W, h0, h1);
+                         i += h1 - h0;
+                       }
+                     });
+    return;
+  }
   at::parallel_for(0, g.N * blocks, grain_for(V * g.P * g.Q * g.R * g.S),
                    [&](int64_t b, int64_t e) {
                      for (int64_t i = b; i < e; ++i)

@@ -14,6 +14,7 @@ BlockedKernels<T> blocked_kernels() {
   k.forward_nhwc_rows = &blocked_fwd_nhwc_rows<T>;
   k.forward_nhwc_direct = &blocked_fwd_nhwc_direct<T>;
   k.grad_input = &blocked_dgrad<T>;
+  k.grad_input_nhwc_direct = &blocked_dgrad_nhwc_direct<T>;
   k.grad_weight = &blocked_wgrad<T>;
   k.grad_weight_nhwc_rows = &blocked_wgrad_nhwc_rows<T>;
   return k;

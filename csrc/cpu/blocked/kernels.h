@@ -293,6 +293,116 @@ void blocked_fwd_nhwc_direct(const ConvGeometry& g, const T* x, const T* w, cons
   }
 }
 
+// Kernel taps of a strided grad-input's phase: the input positions h with (h + pad) mod
+// stride == phase read the taps phase, phase + stride, ... (count of them) of that
+// dimension, and grad_output index (h + pad - tap) / stride; first: how many taps of the
+// dimension come before the phase's (phases in order).
+struct DgradPhase {
+  int64_t count, first;
+};
+inline DgradPhase dgrad_phase(int64_t taps, int64_t stride, int64_t phase) {
+  const auto of = [&](int64_t a) { return a < taps ? (taps - a + stride - 1) / stride : 0; };
+  int64_t first = 0;
+  for (int64_t a = 0; a < phase; ++a) first += of(a);
+  return {of(phase), first};
+}
+
+// Input position (ih, iw)'s grad-input: its valid taps summed one by one (positions whose
+// taps reach past grad_output's edges). wb: the block's taps [R*S][V].
+template <typename T>
+void blocked_dgrad_edge_position(const ConvGeometry& g, const T* gy, const T* wb, int nc,
+                                 int64_t ih, int64_t iw, T* dst) {
+  constexpr int V = Vec<T>::size;
+  vec_t<T> acc{};
+  for (int64_t r = 0; r < g.R; ++r) {
+    const int64_t ph = ih + g.pad_h - r * g.dil_h;
+    if (ph < 0 || ph % g.stride_h != 0 || ph / g.stride_h >= g.P) continue;
+    for (int64_t s = 0; s < g.S; ++s) {
+      const int64_t pw = iw + g.pad_w - s * g.dil_w;
+      if (pw < 0 || pw % g.stride_w != 0 || pw / g.stride_w >= g.Q) continue;
+      const T* src = gy + (ph / g.stride_h * g.Q + pw / g.stride_w) * g.K;
+      acc += loadu(wb + (r * g.S + s) * V) * load_lanes(src, nc);
+    }
+  }
+  store_lanes(dst, acc, nc);
+}
+
+// Channels_last grad-input of a strided layer (dilation 1), input rows [h0, h1) of one
+// image, every channel, written in place: nothing staged, nothing zeroed first. The
+// positions of one phase ((h + pad) mod stride along each dimension) read one phase's taps;
+// along a row, stride_w apart, they are a stride-1 correlation of grad_output's rows with
+// those taps in reverse order, which the forward tiles run on grad_output itself (positions
+// K apart, results stride_w positions apart). Positions whose taps reach past grad_output's
+// edges sum theirs one by one.
+template <typename T>
+void blocked_dgrad_nhwc_direct(const ConvGeometry& g, const T* gy, const T* w, T* gx, int64_t h0,
+                               int64_t h1) {
+  constexpr int V = Vec<T>::size;
+  const int64_t blocks = (g.C + V - 1) / V, RS = g.R * g.S, sh = g.stride_h, sw = g.stride_w;
+  // Per block: its taps [R*S][V] (for the edges), then every phase's reversed taps
+  // [rows][cols][V], row phase by row phase, column phase by column phase.
+  const Workspace<T> wb_ws(Slot::kTaps, blocks * 2 * RS * V);
+  T* wb = wb_ws.data();
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int nc = static_cast<int>(std::min<int64_t>(V, g.C - blk * V));
+    T* taps = wb + blk * 2 * RS * V;
+    block_taps(w, RS, blk * V, nc, taps);
+    for (int64_t a = 0; a < sh; ++a) {
+      const DgradPhase ra = dgrad_phase(g.R, sh, a);
+      for (int64_t b = 0; b < sw; ++b) {
+        const DgradPhase cb = dgrad_phase(g.S, sw, b);
+        T* dst = taps + (RS + ra.first * g.S + ra.count * cb.first) * V;
+        for (int64_t i = 0; i < ra.count; ++i)
+          for (int64_t k = 0; k < cb.count; ++k) {
+            const int64_t r = a + (ra.count - 1 - i) * sh, s = b + (cb.count - 1 - k) * sw;
+            std::copy_n(taps + (r * g.S + s) * V, V, dst + (i * cb.count + k) * V);
+          }
+      }
+    }
+  }
+  const auto& full = blocked_fwd_tiles_for<T, kDirect>(1);
+  const auto& masked = blocked_fwd_tiles_for<T, kDirectMasked>(1);
+  for (int64_t ih = h0; ih < h1; ++ih) {
+    const int64_t a = (ih + g.pad_h) % sh;
+    const DgradPhase ra = dgrad_phase(g.R, sh, a);
+    // Row i of the phase's taps reads grad_output row p0 + i (those inside: rows).
+    const int64_t p0 = (ih + g.pad_h - a) / sh - (ra.count - 1);
+    const Range rows = valid_out_range(p0, 1, g.P, ra.count);
+    T* xrow = gx + ih * g.W * g.C;
+    for (int64_t b = 0; b < sw; ++b) {
+      const DgradPhase cb = dgrad_phase(g.S, sw, b);
+      // Columns iw = m * sw + b - pad_w of the phase, m in [m_lo, m_hi); column k of its
+      // taps reads grad_output column m - (count - 1) + k: all inside from m_in_lo on.
+      const int64_t m_lo = ceil_div(g.pad_w - b, sw),
+                    m_hi = floor_div(g.W - 1 + g.pad_w - b, sw) + 1;
+      const int64_t m_in_lo = std::min(m_hi, std::max(m_lo, cb.count - 1));
+      const int64_t m_in_hi = std::max(m_in_lo, std::min(m_hi, g.Q));
+      const auto edge = [&](int64_t m) {
+        const int64_t iw = m * sw + b - g.pad_w;
+        for (int64_t c0 = 0; c0 < g.C; c0 += V)
+          blocked_dgrad_edge_position(g, gy + c0, wb + c0 * 2 * RS,
+                                      static_cast<int>(std::min<int64_t>(V, g.C - c0)), ih, iw,
+                                      xrow + iw * g.C + c0);
+      };
+      for (int64_t m = m_lo; m < m_in_lo; ++m) edge(m);
+      BlockedFwdArgs<T> t{rows.hi - rows.lo, cb.count, g.Q * g.K, g.K, 1, 0, sw * g.C, {}, V, g.K};
+      const T* src = gy + (p0 + rows.lo) * g.Q * g.K;
+      for (int64_t m = m_in_lo; m < m_in_hi; m += V) {
+        const int qb = static_cast<int>(std::min<int64_t>(V, m_in_hi - m));
+        const T* sq = src + (m - (cb.count - 1)) * g.K;
+        T* dq = xrow + (m * sw + b - g.pad_w) * g.C;
+        for (int64_t c0 = 0; c0 < g.C; c0 += V) {
+          t.nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
+          t.wb = wb + c0 * 2 * RS + (RS + ra.first * g.S + ra.count * cb.first) * V +
+                 rows.lo * cb.count * V;
+          (t.nc == V ? full : masked)[qb - 1](t, vec_t<T>{}, sq + c0, dq + c0);
+        }
+      }
+      for (int64_t m = m_in_hi; m < m_hi; ++m) edge(m);
+    }
+  }
+}
+
 // Grad-input of a strided layer for channels [c0, c0 + V) of one image: every grad_output
 // position adds gy * w[r, s] to its R x S window of a zeroed staged grad-input. The inner
 // loop runs over output columns of one tap, whose targets never overlap (stride apart).

@@ -23,6 +23,10 @@ struct BlockedKernels {
                               int64_t p0, int64_t p1);
   // Grad-input of any stride (the driver runs stride 1 as forward).
   void (*grad_input)(const ConvGeometry& g, const T* gy, const T* w, T* gx, bool nhwc, int64_t c0);
+  // Channels_last grad-input of a strided layer, input rows [h0, h1) of one image, every
+  // channel, written in place (nothing staged or zeroed).
+  void (*grad_input_nhwc_direct)(const ConvGeometry& g, const T* gy, const T* w, T* gx, int64_t h0,
+                                 int64_t h1);
   // This image's grad-weight for the block: partial[r*S + s][vec].
   void (*grad_weight)(const ConvGeometry& g, const T* x, const T* gy, T* partial, bool nhwc,
                       int64_t c0);
