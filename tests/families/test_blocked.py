@@ -85,8 +85,12 @@ def test_blocked_path_gradcheck_and_gradgradcheck(blocked):
     [
         (1, (5, 40, 19, 23), torch.contiguous_format),
         (2, (5, 40, 19, 23), torch.contiguous_format),
-        # 8 MB and more in channels_last: the grad-weight's bands sum into fixed slabs
+        # 8 MB and more in channels_last: the grad-weight's bands (stride 1) or in-place
+        # rows (stride 2) sum into fixed slabs
+        (1, (3, 40, 130, 140), torch.channels_last),
         (2, (3, 40, 130, 140), torch.channels_last),
+        # in place below 8 MB (strided)
+        (2, (2, 40, 30, 60), torch.channels_last),
     ],
 )
 def test_blocked_grads_bitwise_equal_across_thread_counts(blocked, stride, shape, fmt):

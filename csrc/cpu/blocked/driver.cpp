@@ -58,19 +58,20 @@ int64_t nhwc_forward_band_rows(const ConvGeometry& g) {
   return g.N * ((g.P + band - 1) / band) >= want && halo_small ? band : 0;
 }
 
-// Channels_last forwards that read x in place (blocked_fwd_nhwc_direct) rather than staged:
-// strided layers, whose staging copies about stride^2 input values per output computed,
-// and stride-1 layers of at most 3x3 taps on inputs large enough for bands; each only where
-// at most one output column in kDirectMinInteriorShare is an edge column, which the kernel
-// sums tap by tap (a 5x5 layer on a 7-wide map: two of seven). Per layer against the
-// staged passes, batch 8: MobileNet-V2's 144x56^2 stride 2 0.48x -> 0.65x torch, 64x112^2
-// stride 2 0.57x -> 0.89x, 144x56^2 stride 1 0.63x -> 0.98x; 5x5 layers on 14^2 maps lost
-// (0.76x -> 0.65x), and 3x3 stride-1 layers on smaller inputs (docs/measurements.md).
-// Dilated layers and strides above 2 keep the staged passes (their tiles step by a
-// runtime stride; unmeasured in place).
+// Channels_last passes that read their operands in place (the *_nhwc_direct kernels)
+// rather than staged: strided layers, whose staging copies about stride^2 input values per
+// output computed, and stride-1 layers of at most 3x3 taps on inputs large enough for bands;
+// each only where at most one output column in kDirectMinInteriorShare is an edge column,
+// which the kernels sum tap by tap (a 5x5 layer on a 7-wide map: two of seven). Forward,
+// against the staged passes at batch 8: MobileNet-V2's 144x56^2 stride 2 0.48x -> 0.65x
+// torch, 64x112^2 stride 2 0.57x -> 0.89x, 144x56^2 stride 1 0.63x -> 0.98x; 5x5 layers on
+// 14^2 maps lost (0.76x -> 0.65x), and 3x3 stride-1 layers on smaller inputs. Grad-weight:
+// 48x112^2 stride 2 0.61x -> 0.95x, 72x56^2 stride 2 0.81x -> 1.17x (docs/measurements.md).
+// Dilated layers and strides above 2 along the width keep the staged passes (their tiles
+// step by a runtime stride; unmeasured in place).
 constexpr int64_t kDirectMinInteriorShare = 5;
 constexpr int64_t kDirectMaxUnitStrideTaps = 9;
-static bool nhwc_forward_in_place(const ConvGeometry& g, size_t elem_size) {
+static bool nhwc_in_place(const ConvGeometry& g, size_t elem_size) {
   const Range cols = g.interior_cols();
   if (g.dil_w != 1 || g.stride_w > 2) return false;
   if ((g.Q - (cols.hi - cols.lo)) * kDirectMinInteriorShare > g.Q) return false;
@@ -83,15 +84,15 @@ static bool nhwc_forward_in_place(const ConvGeometry& g, size_t elem_size) {
 // same layers, undilated along the height too (its taps' phases assume it): against the
 // staged scatter into a zeroed block, batch 8 (docs/measurements.md).
 static bool nhwc_grad_input_in_place(const ConvGeometry& g, size_t elem_size) {
-  return g.dil_h == 1 && !g.unit_stride() && nhwc_forward_in_place(g, elem_size);
+  return g.dil_h == 1 && !g.unit_stride() && nhwc_in_place(g, elem_size);
 }
 
 template <typename T>
 void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const auto& kt = kernels<T>();
   const int64_t V = kt.vec, blocks = (g.C + V - 1) / V;
-  const bool nhwc = a.y_layout == Layout::kNhwc;      // x's too
-  if (nhwc && nhwc_forward_in_place(g, sizeof(T))) {  // tasks: runs of output rows
+  const bool nhwc = a.y_layout == Layout::kNhwc;  // x's too
+  if (nhwc && nhwc_in_place(g, sizeof(T))) {      // tasks: runs of output rows
     at::parallel_for(0, g.N * g.P, grain_for(g.C * g.Q * g.R * g.S), [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e;) {
         const int64_t n = i / g.P, p0 = i % g.P, p1 = std::min(g.P, p0 + (e - i));
@@ -158,6 +159,21 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
     const int64_t c = i / RS, rs = i % RS;
     return ((c / V) * RS + rs) * V + c % V;
   };
+  if (nhwc && nhwc_in_place(g, sizeof(T))) {  // tasks: (image, slab of rows)
+    const int64_t slabs = std::min(g.P, kNhwcWgradSlabs), part = blocks * RS * V;
+    const Workspace<T> partial(Slot::kPartials, g.N * slabs * part);
+    at::parallel_for(0, g.N * slabs, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t n = i / slabs, sl = i % slabs;
+        T* out = partial.data() + i * part;
+        std::fill_n(out, part, T(0));
+        kt.blocked.grad_weight_nhwc_direct(g, a.x + n * g.C * g.H * g.W, a.gy + n * g.K * g.P * g.Q,
+                                           out, sl * g.P / slabs, (sl + 1) * g.P / slabs);
+      }
+    });
+    sum_chunks_in_order(g.C * RS, g.N * slabs, part, partial.data(), a.gw, first);
+    return;
+  }
   if (const int64_t band = nhwc ? nhwc_band_rows<T>(g) : 0) {  // tasks: (image, slab of bands)
     const int64_t bands = (g.P + band - 1) / band, slabs = std::min(bands, kNhwcWgradSlabs);
     const int64_t part = blocks * RS * V;

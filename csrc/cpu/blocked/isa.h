@@ -17,6 +17,7 @@ BlockedKernels<T> blocked_kernels() {
   k.grad_input_nhwc_direct = &blocked_dgrad_nhwc_direct<T>;
   k.grad_weight = &blocked_wgrad<T>;
   k.grad_weight_nhwc_rows = &blocked_wgrad_nhwc_rows<T>;
+  k.grad_weight_nhwc_direct = &blocked_wgrad_nhwc_direct<T>;
   return k;
 }
 

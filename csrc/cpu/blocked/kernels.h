@@ -433,20 +433,39 @@ void blocked_dgrad(const ConvGeometry& g, const T* gy, const T* w, T* gx, bool n
   unstage_block(buf, f, nc, g.H, g.W, gx + c0 * (nhwc ? 1 : g.H * g.W), g.H * g.W, nhwc, g.C);
 }
 
+// Where a grad-weight kernel reads x and grad_output: staged (positions V apart), or
+// channels_last tensors in place (positions xpos and gpos apart, a partial last block's
+// lanes loaded masked), as the forward tiles (BlockedInput).
+struct WgradSteps {
+  int64_t xpos, gpos, g_row;  // g_row: between grad_output rows
+  int nc;
+};
+
 // QU output columns (q, q+1, ...) against SB taps of one kernel row: a[u][s] += gy(q + u) *
 // x(SW*u + s). With SW known and dilation 1, positions shared by several (u, s) pairs are
 // loaded once, as in blocked_fwd_taps; otherwise one load per FMA at stride `col`/`tap`.
-template <typename T, int QU, int SB, int SW>
-inline void blocked_wgrad_step(vec_t<T> (*a)[SB], const T* g, const T* x, int64_t col,
-                               int64_t tap) {
+template <typename T, int QU, int SB, int SW, int M>
+inline void blocked_wgrad_step(vec_t<T> (*a)[SB], const T* g, const T* x, int64_t col, int64_t tap,
+                               const WgradSteps& st) {
   constexpr int V = Vec<T>::size;
   vec_t<T> gv[QU];
 #pragma GCC unroll 4
-  for (int u = 0; u < QU; ++u) gv[u] = loadu_keep(g + u * V);
+  for (int u = 0; u < QU; ++u)
+    gv[u] = M == kStaged ? loadu_keep(g + u * V) : blocked_load<T, M>(g + u * st.gpos, st.nc);
   if constexpr (SW > 0) {
+    const T* pe = x;  // in place: stepped as in blocked_fwd_taps
+    const T* po = x + st.xpos;
 #pragma GCC unroll 32
     for (int i = 0; i < SW * (QU - 1) + SB; ++i) {
-      const vec_t<T> v = loadu_keep(x + i * V);
+      vec_t<T> v;
+      if constexpr (M == kStaged) {
+        v = loadu_keep(x + i * V);
+      } else {
+        const T*& p = i % 2 ? po : pe;
+        v = blocked_load<T, M>(p, st.nc);
+        p += 2 * st.xpos;
+        keep_opaque(p);
+      }
 #pragma GCC unroll 4
       for (int u = 0; u < QU; ++u) {
         const int s = i - SW * u;
@@ -457,17 +476,20 @@ inline void blocked_wgrad_step(vec_t<T> (*a)[SB], const T* g, const T* x, int64_
 #pragma GCC unroll 4
     for (int u = 0; u < QU; ++u)
 #pragma GCC unroll 8
-      for (int s = 0; s < SB; ++s) a[u][s] += gv[u] * loadu(x + u * col + s * tap);
+      for (int s = 0; s < SB; ++s)
+        a[u][s] += gv[u] * (M == kStaged ? loadu(x + u * col + s * tap)
+                                         : blocked_load<T, M>(x + u * col + s * tap, st.nc));
   }
 }
 
-// out[s] += sum over the P staged rows of gy(p, q) * x(p*sh + row, q*sw + s*dw), s < SB,
-// with three output columns in flight (3*SB FMA chains) added in a fixed order. SW > 0: the
-// column stride, dilation 1; SW == 0: any.
-template <typename T, int SB, int SW>
+// out[s] += sum over P rows of gy(p, q) * x(p*sh + row, q*sw + s*dw), s < SB, with three
+// output columns in flight (3*SB FMA chains) added in a fixed order. SW > 0: the column
+// stride, dilation 1; SW == 0: any.
+template <typename T, int SB, int SW, int M>
 __attribute__((noinline)) static void blocked_wgrad_taps(const T* x0, const T* gyb, int64_t P,
                                                          int64_t Q, int64_t x_row, int64_t x_col,
-                                                         int64_t tap_step, T* out) {
+                                                         int64_t tap_step, const WgradSteps& st,
+                                                         T* out) {
   constexpr int V = Vec<T>::size, QU = 3;
   vec_t<T> a[QU][SB];
 #pragma GCC unroll 4
@@ -475,22 +497,35 @@ __attribute__((noinline)) static void blocked_wgrad_taps(const T* x0, const T* g
 #pragma GCC unroll 8
     for (int s = 0; s < SB; ++s) a[u][s] = vec_t<T>{};
   for (int64_t p = 0; p < P; ++p) {
-    const T* gr = gyb + p * Q * V;
+    const T* gr = gyb + p * st.g_row;
     const T* xr = x0 + p * x_row;
     int64_t q = 0;
     for (; q + QU <= Q; q += QU)
-      blocked_wgrad_step<T, QU, SB, SW>(a, gr + q * V, xr + q * x_col, x_col, tap_step);
+      blocked_wgrad_step<T, QU, SB, SW, M>(a, gr + q * st.gpos, xr + q * x_col, x_col, tap_step,
+                                           st);
     for (; q < Q; ++q)
-      blocked_wgrad_step<T, 1, SB, SW>(a, gr + q * V, xr + q * x_col, x_col, tap_step);
+      blocked_wgrad_step<T, 1, SB, SW, M>(a, gr + q * st.gpos, xr + q * x_col, x_col, tap_step, st);
   }
 #pragma GCC unroll 8
   for (int s = 0; s < SB; ++s)
     storeu(out + s * V, loadu(out + s * V) + ((a[0][s] + a[1][s]) + a[2][s]));
 }
 
-template <typename T, int SW, int... S>
+template <typename T, int SW, int M, int... S>
 constexpr auto blocked_wgrad_kernels(std::integer_sequence<int, S...>) {
-  return std::array{&blocked_wgrad_taps<T, S + 1, SW>...};
+  return std::array{&blocked_wgrad_taps<T, S + 1, SW, M>...};
+}
+
+// Taps per call of the grad-weight kernels (a kernel row's, in chunks).
+constexpr int kWgradMaxTaps = 8;
+// The kernels of 1..kWgradMaxTaps taps for a layer's column stride and dilation.
+template <typename T, int M>
+const auto& blocked_wgrad_kernels_for(const ConvGeometry& g) {
+  using Taps = std::make_integer_sequence<int, kWgradMaxTaps>;
+  static constexpr auto unit = blocked_wgrad_kernels<T, 1, M>(Taps{});
+  static constexpr auto two = blocked_wgrad_kernels<T, 2, M>(Taps{});
+  static constexpr auto any = blocked_wgrad_kernels<T, 0, M>(Taps{});
+  return g.dil_w != 1 ? any : g.stride_w == 1 ? unit : g.stride_w == 2 ? two : any;
 }
 
 // out[r*S + s][V] += the grad-weight of `rows` output rows from their staged input buf
@@ -499,23 +534,19 @@ template <typename T>
 void blocked_wgrad_rows(const ConvGeometry& g, const T* buf, const BlockFrame& f, const T* gyb,
                         int64_t rows, T* out) {
   constexpr int V = Vec<T>::size;
-  constexpr int kMaxTaps = 8;
-  using Taps = std::make_integer_sequence<int, kMaxTaps>;
-  static constexpr auto unit = blocked_wgrad_kernels<T, 1>(Taps{});
-  static constexpr auto two = blocked_wgrad_kernels<T, 2>(Taps{});
-  static constexpr auto any = blocked_wgrad_kernels<T, 0>(Taps{});
-  const auto& kernels = g.dil_w != 1 ? any : g.stride_w == 1 ? unit : g.stride_w == 2 ? two : any;
+  const auto& kernels = blocked_wgrad_kernels_for<T, kStaged>(g);
+  const WgradSteps st{V, V, g.Q * V, V};
   // Bands of output rows small enough that a band's grad_output and the input rows one
   // kernel row reads stay in L1 across all the taps: streamed from L2 once per tap chunk,
   // the loop ran at under half an FMA a cycle (13x13 kernels).
   const int64_t band = std::max<int64_t>(1, 128 / g.Q);
   for (int64_t p0 = 0; p0 < rows; p0 += band)
     for (int64_t r = 0; r < g.R; ++r)
-      for (int64_t s0 = 0; s0 < g.S; s0 += kMaxTaps) {
-        const int sb = static_cast<int>(std::min<int64_t>(kMaxTaps, g.S - s0));
+      for (int64_t s0 = 0; s0 < g.S; s0 += kWgradMaxTaps) {
+        const int sb = static_cast<int>(std::min<int64_t>(kWgradMaxTaps, g.S - s0));
         const T* x0 = buf + ((p0 * g.stride_h + r * g.dil_h) * f.Wb + s0 * g.dil_w) * V;
         kernels[sb - 1](x0, gyb + p0 * g.Q * V, std::min(band, rows - p0), g.Q,
-                        g.stride_h * f.Wb * V, g.stride_w * V, g.dil_w * V,
+                        g.stride_h * f.Wb * V, g.stride_w * V, g.dil_w * V, st,
                         out + (r * g.S + s0) * V);
       }
 }
@@ -531,6 +562,55 @@ void blocked_wgrad(const ConvGeometry& g, const T* x, const T* gy, T* out, bool 
   stage_grad_output(g, gy, nhwc, c0, nc, gyb_ws.data());
   std::fill_n(out, g.R * g.S * V, T(0));
   blocked_wgrad_rows(g, buf_ws.data(), f, gyb_ws.data(), g.P, out);
+}
+
+// Channels_last grad-weight of output rows [p0, p1) of one image, every channel, added into
+// out[C / V][R*S][V], reading x and grad_output in place (nothing staged): per output row,
+// tiles of interior columns (every tap inside the width) run every block and kernel row in
+// turn on the kernels above; edge columns add their valid taps one by one.
+template <typename T>
+void blocked_wgrad_nhwc_direct(const ConvGeometry& g, const T* x, const T* gy, T* out, int64_t p0,
+                               int64_t p1) {
+  constexpr int V = Vec<T>::size;
+  constexpr int64_t kTile = 16;  // columns per call: x's and grad_output's lines stay in L1
+  const int64_t RS = g.R * g.S;
+  const Range cols = g.interior_cols();
+  const auto& full = blocked_wgrad_kernels_for<T, kDirect>(g);
+  const auto& masked = blocked_wgrad_kernels_for<T, kDirectMasked>(g);
+  for (int64_t p = p0; p < p1; ++p) {
+    const Range rows = valid_out_range(g.in_row(p, 0), g.dil_h, g.H, g.R);
+    const T* gyrow = gy + p * g.Q * g.K;
+    const auto edge = [&](int64_t q) {
+      for (int64_t c0 = 0; c0 < g.C; c0 += V) {
+        const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
+        const vec_t<T> gv = load_lanes(gyrow + q * g.K + c0, nc);
+        T* o = out + c0 * RS;
+        for (int64_t r = rows.lo; r < rows.hi; ++r)
+          for (int64_t s = 0; s < g.S; ++s) {
+            const int64_t iw = g.in_col(q, s);
+            if (iw < 0 || iw >= g.W) continue;
+            const T* src = x + (g.in_row(p, r) * g.W + iw) * g.C + c0;
+            storeu(o + (r * g.S + s) * V, loadu(o + (r * g.S + s) * V) + gv * load_lanes(src, nc));
+          }
+      }
+    };
+    for (int64_t q = 0; q < cols.lo; ++q) edge(q);
+    for (int64_t q0 = cols.lo; q0 < cols.hi; q0 += kTile) {
+      const int64_t qn = std::min(kTile, cols.hi - q0);
+      for (int64_t c0 = 0; c0 < g.C; c0 += V) {
+        const WgradSteps st{g.C, g.K, 0, static_cast<int>(std::min<int64_t>(V, g.C - c0))};
+        const auto& kernels = st.nc == V ? full : masked;
+        for (int64_t r = rows.lo; r < rows.hi; ++r)
+          for (int64_t s0 = 0; s0 < g.S; s0 += kWgradMaxTaps) {
+            const int sb = static_cast<int>(std::min<int64_t>(kWgradMaxTaps, g.S - s0));
+            const T* x0 = x + (g.in_row(p, r) * g.W + g.in_col(q0, s0)) * g.C + c0;
+            kernels[sb - 1](x0, gyrow + q0 * g.K + c0, 1, qn, 0, g.stride_w * g.C, g.dil_w * g.C,
+                            st, out + c0 * RS + (r * g.S + s0) * V);
+          }
+      }
+    }
+    for (int64_t q = cols.hi; q < g.Q; ++q) edge(q);
+  }
 }
 
 // Channels_last grad-weight of output rows [p0, p1) of one image, every channel, added into

@@ -34,6 +34,9 @@ struct BlockedKernels {
   // added into partial[C / vec][r*S + s][vec].
   void (*grad_weight_nhwc_rows)(const ConvGeometry& g, const T* x, const T* gy, T* partial,
                                 int64_t p0, int64_t p1);
+  // The same, reading x and grad_output in place (nothing staged).
+  void (*grad_weight_nhwc_direct)(const ConvGeometry& g, const T* x, const T* gy, T* partial,
+                                  int64_t p0, int64_t p1);
 };
 
 }  // namespace fastconv
