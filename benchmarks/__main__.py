@@ -40,7 +40,7 @@ import fastconv
 from . import models, report, zoo
 from .cases import SUITES, select
 from .inputs import DTYPES
-from .peak import cpu_model, cpu_peak_gflops, gpu_peak_gflops, slugify
+from .peak import cpu_flop_per_cycle, cpu_model, cpu_peak_gflops, gpu_peak_gflops, slugify
 from .peers import setup_peers
 from .report import SUMMARY_TITLE, fmt_num, render_text
 from .runner import MEMORY_SUITES, add_extra_memory, make_rows, run_case, torch_variants
@@ -183,10 +183,14 @@ def run_cases(args, conv_suites, peak, threads, torch_names):
 def results_dir(device_name, device, dtype, quick, zoo_run):
     """Where a run's files go without --json. --quick keeps its results apart so that it
     never overwrites a full run's, and so do the zoo, which the default run leaves out,
-    every dtype but float32, and CPU runs on a narrower SIMD build than AVX-512 (the
-    committed cpu/ runs are AVX-512's; an AVX2 machine's go to cpu-avx2/)."""
+    every dtype but float32, CPU runs on a narrower SIMD build than AVX-512 (the committed
+    cpu/ runs are AVX-512's on a CPU that splits 512-bit operations in two halves, Zen 4;
+    an AVX2 machine's go to cpu-avx2/), and AVX-512 on a full 512-bit datapath (Zen 5:
+    twice the peak, cpu-512bit/)."""
     isa = fastconv.cpu_isa() if device == "cpu" else "avx512"
     run_name = device_name if isa == "avx512" else f"{device_name}-{isa}"
+    if device == "cpu" and isa == "avx512" and cpu_flop_per_cycle("float32") == 64:
+        run_name = f"{device_name}-512bit"
     run_name = run_name if dtype == "float32" else f"{run_name}-{dtype}"
     out_dir = os.path.join(RESULTS_DIR, run_name, "quick" if quick else "")
     return os.path.join(out_dir, "zoo" if zoo_run else "")

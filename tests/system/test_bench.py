@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import benchmarks
+import benchmarks.__main__ as bench_main
 import fastconv
 from benchmarks import cases, models, peers, timing, zoo
 from benchmarks.__main__ import main, parse_args, results_dir
@@ -105,6 +106,7 @@ def test_cli_plots_go_beside_the_json(tmp_path):
 
 def test_default_results_dir_names_a_narrower_cpu_build(monkeypatch):
     # An AVX2 machine's run must not overwrite the committed AVX-512 results.
+    monkeypatch.setattr(bench_main, "cpu_flop_per_cycle", lambda dtype: 32)
     for isa, name in (("avx512", "cpu"), ("avx2", "cpu-avx2"), ("base", "cpu-base")):
         monkeypatch.setattr(fastconv, "cpu_isa", lambda isa=isa: isa)
         assert Path(results_dir("cpu", "cpu", "float32", False, False)).name == name
@@ -116,6 +118,18 @@ def test_default_results_dir_names_a_narrower_cpu_build(monkeypatch):
         "nvidia-h100",
         "quick",
     )
+
+
+def test_default_results_dir_names_a_full_width_avx512_cpu(monkeypatch):
+    # Zen 5 runs 512-bit operations at full width: twice Zen 4's peak, results of their own.
+    monkeypatch.setattr(fastconv, "cpu_isa", lambda: "avx512")
+    monkeypatch.setattr(bench_main, "cpu_flop_per_cycle", lambda dtype: 64)
+    assert Path(results_dir("cpu", "cpu", "float32", False, True)).parts[-2:] == (
+        "cpu-512bit",
+        "zoo",
+    )
+    monkeypatch.setattr(fastconv, "cpu_isa", lambda: "avx2")
+    assert Path(results_dir("cpu", "cpu", "float32", False, False)).name == "cpu-avx2"
 
 
 def test_cli_end_to_end(tmp_path):
