@@ -159,37 +159,33 @@ void grad_weight(const ConvGeometry& g, const GradWeightArgs<T>& a) {
     const int64_t c = i / RS, rs = i % RS;
     return ((c / V) * RS + rs) * V + c % V;
   };
-  if (nhwc && nhwc_in_place(g, sizeof(T))) {  // tasks: (image, slab of rows)
-    const int64_t slabs = std::min(g.P, kNhwcWgradSlabs), part = blocks * RS * V;
-    const Workspace<T> partial(Slot::kPartials, g.N * slabs * part);
-    at::parallel_for(0, g.N * slabs, 1, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        const int64_t n = i / slabs, sl = i % slabs;
-        T* out = partial.data() + i * part;
-        std::fill_n(out, part, T(0));
-        kt.blocked.grad_weight_nhwc_direct(g, a.x + n * g.C * g.H * g.W, a.gy + n * g.K * g.P * g.Q,
-                                           out, sl * g.P / slabs, (sl + 1) * g.P / slabs);
-      }
-    });
-    sum_chunks_in_order(g.C * RS, g.N * slabs, part, partial.data(), a.gw, first);
-    return;
-  }
-  if (const int64_t band = nhwc ? nhwc_band_rows<T>(g) : 0) {  // tasks: (image, slab of bands)
-    const int64_t bands = (g.P + band - 1) / band, slabs = std::min(bands, kNhwcWgradSlabs);
+  // Tasks (image, slab of output rows): each slab adds into a partial of its own, and the
+  // partials are summed in order (slabs fixed by the problem, not by the threads).
+  const auto by_slabs = [&](int64_t slabs, auto&& slab) {
     const int64_t part = blocks * RS * V;
     const Workspace<T> partial(Slot::kPartials, g.N * slabs * part);
     at::parallel_for(0, g.N * slabs, 1, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
-        const int64_t n = i / slabs, sl = i % slabs;
         T* out = partial.data() + i * part;
         std::fill_n(out, part, T(0));
-        for (int64_t bd = sl * bands / slabs; bd < (sl + 1) * bands / slabs; ++bd)
-          kt.blocked.grad_weight_nhwc_rows(g, a.x + n * g.C * g.H * g.W, a.gy + n * g.K * g.P * g.Q,
-                                           out, bd * band, std::min(g.P, (bd + 1) * band));
+        const int64_t n = i / slabs;
+        slab(a.x + n * g.C * g.H * g.W, a.gy + n * g.K * g.P * g.Q, i % slabs, out);
       }
     });
     sum_chunks_in_order(g.C * RS, g.N * slabs, part, partial.data(), a.gw, first);
-    return;
+  };
+  if (nhwc && nhwc_in_place(g, sizeof(T))) {
+    const int64_t slabs = std::min(g.P, kNhwcWgradSlabs);
+    return by_slabs(slabs, [&](const T* x, const T* gy, int64_t sl, T* out) {
+      kt.blocked.grad_weight_nhwc_direct(g, x, gy, out, sl * g.P / slabs, (sl + 1) * g.P / slabs);
+    });
+  }
+  if (const int64_t band = nhwc ? nhwc_band_rows<T>(g) : 0) {  // slabs of whole bands
+    const int64_t bands = (g.P + band - 1) / band, slabs = std::min(bands, kNhwcWgradSlabs);
+    return by_slabs(slabs, [&](const T* x, const T* gy, int64_t sl, T* out) {
+      for (int64_t bd = sl * bands / slabs; bd < (sl + 1) * bands / slabs; ++bd)
+        kt.blocked.grad_weight_nhwc_rows(g, x, gy, out, bd * band, std::min(g.P, (bd + 1) * band));
+    });
   }
   const Workspace<T> partial(Slot::kPartials, g.N * blocks * RS * V);
   at::parallel_for(0, g.N * blocks, grain_for(V * g.P * g.Q * RS), [&](int64_t b, int64_t e) {
