@@ -9,11 +9,14 @@
 // rows in registers. Large channels_last inputs go by bands of output rows instead, each
 // staging every block of channels in one pass over its positions (the *_nhwc_rows
 // kernels): a block at a time would read one cache line of each position, C apart.
+// Strided channels_last layers (and large stride-1 3x3 ones) with few edge columns stage
+// nothing: the *_nhwc_direct kernels run the same tiles on the tensors in place, every
+// block of channels in turn per tile of columns, edge columns tap by tap.
 //   Fprop: a tile is QB <= V output columns of one row: QB accumulators, and per tap one
 //     weight vector and QB input vectors (memory operands of the FMAs).
 //   Dgrad, strided: grad_output * w scattered into a zeroed staged grad_input, then
 //     unstaged. (Stride 1 is this forward on grad_output with the flipped kernel.)
-//   Wgrad: accumulators for up to 8 taps of one kernel row, two output columns
+//   Wgrad: accumulators for up to 8 taps of one kernel row, three output columns
 //     interleaved for independent FMA chains, added in a fixed order.
 // Included by the per-ISA translation units after vec.h.
 #pragma once
