@@ -72,8 +72,8 @@ int64_t nhwc_forward_band_rows(const ConvGeometry& g) {
 constexpr int64_t kDirectMinInteriorShare = 5;
 constexpr int64_t kDirectMaxUnitStrideTaps = 9;
 static bool nhwc_in_place(const ConvGeometry& g, size_t elem_size) {
-  const Range cols = g.interior_cols();
   if (g.dil_w != 1 || g.stride_w > 2) return false;
+  const Range cols = g.interior_cols();
   if ((g.Q - (cols.hi - cols.lo)) * kDirectMinInteriorShare > g.Q) return false;
   if (!g.unit_stride()) return true;
   return g.R * g.S <= kDirectMaxUnitStrideTaps &&
@@ -87,6 +87,18 @@ static bool nhwc_grad_input_in_place(const ConvGeometry& g, size_t elem_size) {
   return g.dil_h == 1 && !g.unit_stride() && nhwc_in_place(g, elem_size);
 }
 
+// Rows [b, e) of the batch (`rows` per image, flat over images) in runs inside one image:
+// fn(image, first row, end row). Tasks of the in-place passes: a run reads its rows in
+// order.
+template <typename Fn>
+void for_each_run_of_rows(int64_t rows, int64_t b, int64_t e, Fn&& fn) {
+  for (int64_t i = b; i < e;) {
+    const int64_t n = i / rows, r0 = i % rows, r1 = std::min(rows, r0 + (e - i));
+    fn(n, r0, r1);
+    i += r1 - r0;
+  }
+}
+
 template <typename T>
 void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const auto& kt = kernels<T>();
@@ -94,12 +106,10 @@ void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const bool nhwc = a.y_layout == Layout::kNhwc;  // x's too
   if (nhwc && nhwc_in_place(g, sizeof(T))) {      // tasks: runs of output rows
     at::parallel_for(0, g.N * g.P, grain_for(g.C * g.Q * g.R * g.S), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e;) {
-        const int64_t n = i / g.P, p0 = i % g.P, p1 = std::min(g.P, p0 + (e - i));
+      for_each_run_of_rows(g.P, b, e, [&](int64_t n, int64_t p0, int64_t p1) {
         kt.blocked.forward_nhwc_direct(g, a.x + n * g.C * g.H * g.W, a.w, a.bias,
                                        a.y + n * g.K * g.P * g.Q, p0, p1);
-        i += p1 - p0;
-      }
+      });
     });
     return;
   }
@@ -129,15 +139,13 @@ void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
   const auto& kt = kernels<T>();
   const int64_t V = kt.vec, blocks = (g.C + V - 1) / V;
   if (a.gx_layout == Layout::kNhwc && nhwc_grad_input_in_place(g, sizeof(T))) {  // runs of rows
-    at::parallel_for(0, g.N * g.H, grain_for(g.C * g.W * g.R * g.S / (g.stride_h * g.stride_w)),
-                     [&](int64_t b, int64_t e) {
-                       for (int64_t i = b; i < e;) {
-                         const int64_t n = i / g.H, h0 = i % g.H, h1 = std::min(g.H, h0 + (e - i));
-                         kt.blocked.grad_input_nhwc_direct(g, a.gy + n * g.K * g.P * g.Q, a.w,
-                                                           a.gx + n * g.C * g.H * g.W, h0, h1);
-                         i += h1 - h0;
-                       }
-                     });
+    const int64_t macs_per_row = g.C * g.W * g.R * g.S / (g.stride_h * g.stride_w);
+    at::parallel_for(0, g.N * g.H, grain_for(macs_per_row), [&](int64_t b, int64_t e) {
+      for_each_run_of_rows(g.H, b, e, [&](int64_t n, int64_t h0, int64_t h1) {
+        kt.blocked.grad_input_nhwc_direct(g, a.gy + n * g.K * g.P * g.Q, a.w,
+                                          a.gx + n * g.C * g.H * g.W, h0, h1);
+      });
+    });
     return;
   }
   at::parallel_for(0, g.N * blocks, grain_for(V * g.P * g.Q * g.R * g.S),

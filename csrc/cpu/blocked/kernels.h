@@ -310,6 +310,12 @@ inline DgradPhase dgrad_phase(int64_t taps, int64_t stride, int64_t phase) {
   return {of(phase), first};
 }
 
+// Where the reversed taps of row phase ra and column phase cb start among a block's taps
+// (blocked_dgrad_nhwc_direct: [R*S] plain taps, then the phases' in order), in taps.
+inline int64_t dgrad_phase_taps(const ConvGeometry& g, const DgradPhase& ra, const DgradPhase& cb) {
+  return g.R * g.S + ra.first * g.S + ra.count * cb.first;
+}
+
 // Input position (ih, iw)'s grad-input: its valid taps summed one by one (positions whose
 // taps reach past grad_output's edges). wb: the block's taps [R*S][V].
 template <typename T>
@@ -354,7 +360,7 @@ void blocked_dgrad_nhwc_direct(const ConvGeometry& g, const T* gy, const T* w, T
       const DgradPhase ra = dgrad_phase(g.R, sh, a);
       for (int64_t b = 0; b < sw; ++b) {
         const DgradPhase cb = dgrad_phase(g.S, sw, b);
-        T* dst = taps + (RS + ra.first * g.S + ra.count * cb.first) * V;
+        T* dst = taps + dgrad_phase_taps(g, ra, cb) * V;
         for (int64_t i = 0; i < ra.count; ++i)
           for (int64_t k = 0; k < cb.count; ++k) {
             const int64_t r = a + (ra.count - 1 - i) * sh, s = b + (cb.count - 1 - k) * sw;
@@ -396,8 +402,7 @@ void blocked_dgrad_nhwc_direct(const ConvGeometry& g, const T* gy, const T* w, T
         T* dq = xrow + (m * sw + b - g.pad_w) * g.C;
         for (int64_t c0 = 0; c0 < g.C; c0 += V) {
           t.nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
-          t.wb = wb + c0 * 2 * RS + (RS + ra.first * g.S + ra.count * cb.first) * V +
-                 rows.lo * cb.count * V;
+          t.wb = wb + c0 * 2 * RS + (dgrad_phase_taps(g, ra, cb) + rows.lo * cb.count) * V;
           (t.nc == V ? full : masked)[qb - 1](t, vec_t<T>{}, sq + c0, dq + c0);
         }
       }
