@@ -235,6 +235,10 @@ NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, Pass pass) {
 // runs over the whole batch's positions. Measured in docs/measurements.md.
 constexpr double kNhwcForNchwMinIntensity = 128;
 constexpr int64_t kNchwPointwiseMinPlane = 64;
+// 256x56^2 -> 256 at batch 8: grad-input 46.6 -> 20.0 ms, grad-weight 26.7 -> 19.3 ms (torch
+// 39.6, 21.5); 512x28^2 -> 512: 26.3 -> 17.0 and 22.2 -> 20.4 ms. On 14^2 maps the copies
+// still pay at batch 1 (1024 -> 1024 grad-input 2.69 -> 2.37 ms), so they stay there.
+constexpr int64_t kNchwPointwiseGradMinPlane = 256;
 // Grouped layers (17+ channels per group) run their per-group GEMMs on few positions up to
 // this many in the batch (7^2 maps at batch 8, 14^2 at batch 1), where the NCHW tiles of
 // 24-64 output channels by a ragged 7- or 14-column row idle most lanes: the copies pay
@@ -245,6 +249,12 @@ void promote_to_nhwc(const ConvGeometry& g, CpuFamily f, Pass pass, NhwcSupport&
   // A strided 1x1 grad-input runs as a stride-1 forward spread over the grid, in place
   // (dense/driver.cpp): the copies only cost (12 zoo layers: geomean 1.23x -> 1.33x).
   if (pass == Pass::kGradInput && g.pointwise_unpadded() && !g.unit_stride()) return;
+  // A stride-1 1x1 layer's grad passes are plain GEMMs in NCHW too (the grad-input is the
+  // forward of a 1x1 layer): on maps of kNchwPointwiseGradMinPlane positions and more, the
+  // copies of gy and x or gx cost more than the channels_last tiles gain.
+  if (pass != Pass::kForward && g.pointwise_unpadded() && g.unit_stride() &&
+      g.P * g.Q >= kNchwPointwiseGradMinPlane)
+    return;
   if (pass == Pass::kForward && g.R * g.S == 1) {
     if (g.N > 1 && g.P * g.Q < kNchwPointwiseMinPlane) s = NhwcSupport::kOnly;
     return;

@@ -152,12 +152,15 @@ def test_channels_last_passes_make_no_layout_copy(stride):
 # kNhwcForNchwMinIntensity (128), and grouped layers' where the batch has at most
 # kGroupedNhwcForNchwMaxPositions (512) output positions (grad passes at stride 1 only); a
 # 1x1 layer's forward stays NCHW but on maps below kNchwPointwiseMinPlane (64) positions in a
-# batch. (N, C, H, K, R, stride, groups): which passes copy, and the results stay NCHW and
+# batch, and its stride-1 grad passes on maps of kNchwPointwiseGradMinPlane (256) positions
+# and more. (N, C, H, K, R, stride, groups): which passes copy, and the results stay NCHW and
 # match torch in float64.
 NCHW_PROMOTED = [
     ((1, 64, 8, 64, 3, 1, 1), {"forward", "grad_input", "grad_weight"}),  # 288 per value
     ((1, 16, 12, 16, 3, 1, 1), set()),  # 72 per value
     ((1, 256, 6, 256, 1, 1, 1), {"grad_input", "grad_weight"}),  # 128 per value
+    ((1, 256, 15, 256, 1, 1, 1), {"grad_input", "grad_weight"}),  # ... on a 15^2 map
+    ((1, 256, 16, 256, 1, 1, 1), set()),  # ... on a 16^2 map: plain GEMMs in NCHW
     ((2, 48, 7, 48, 3, 1, 2), {"forward", "grad_input", "grad_weight"}),  # 98 positions
     ((2, 48, 8, 48, 3, 2, 2), {"forward"}),  # strided: 32 positions
     ((3, 48, 14, 48, 3, 1, 2), set()),  # 588 positions, 108 per value
