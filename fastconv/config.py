@@ -41,7 +41,7 @@ def cpu_has_bf16_kernel() -> bool:
 
 
 def output_pool_stats() -> tuple[int, int]:
-    """(bytes, reuses) of the CPU output pool: outputs of 32 MB and more reuse the memory of
+    """(bytes, reuses) of the CPU output pool: outputs of 1 MB and more reuse the memory of
     earlier ones that were freed, up to FASTCONV_OUTPUT_POOL_MB in all (default 256, 0 turns
     it off), rather than faulting in fresh pages. bytes: freed blocks kept now; reuses:
     outputs that took one."""

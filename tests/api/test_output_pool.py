@@ -1,4 +1,4 @@
-"""The CPU output pool (csrc/cpu/runtime/output.cpp): outputs of 32 MB and more reuse the
+"""The CPU output pool (csrc/cpu/runtime/output.cpp): outputs of 1 MB and more reuse the
 memory of freed ones instead of faulting in fresh pages; the results stay right in reused
 memory, pooled outputs behave as any tensor, and FASTCONV_OUTPUT_POOL_MB caps or turns off
 what the pool keeps."""
@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -42,6 +43,19 @@ def test_a_freed_large_output_is_reused_and_the_next_result_is_right():
         del y2
     _, reused = fastconv.output_pool_stats()
     assert reused >= reused0 + 2
+
+
+@pytest.mark.parametrize("positions, pooled", [(64 * 64, True), (32 * 64, False)])
+def test_outputs_from_one_mb_on_are_pooled(positions, pooled):
+    # a 64-channel float32 output of 4096 positions is 1 MiB, of 2048 half that
+    x = torch.randn(1, 4, positions, 1)
+    w = torch.randn(64, 4, 1, 1)
+    fastconv.conv2d(x, w)  # freed at once: into the pool if pooled (the newest block stays)
+    _, reused0 = fastconv.output_pool_stats()
+    y = fastconv.conv2d(x, w)
+    _, reused = fastconv.output_pool_stats()
+    assert (reused == reused0 + 1) == pooled
+    torch.testing.assert_close(y, F.conv2d(x, w), rtol=1e-4, atol=1e-4)
 
 
 def test_pooled_grad_input_is_right():
