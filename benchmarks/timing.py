@@ -1,9 +1,9 @@
 """How the benchmarks time a call, and how they notice other processes skewing it.
 
 conv_statement is the statement that times a convolution; time_autorange times one
-statement (torch.utils.benchmark), time_brief too in a fixed short time, time_naive the
-textbook's slow loop, time_interleaved several whole-model steps in turn; others_cpu_*
-measure the CPU time other processes took meanwhile.
+statement (torch.utils.benchmark), time_brief several in turn in a fixed short time,
+time_naive the textbook's slow loop, time_interleaved several whole-model steps in turn;
+others_cpu_* measure the CPU time other processes took meanwhile.
 """
 
 import os
@@ -51,19 +51,35 @@ def time_autorange(stmt, env, min_run_time):
     return {"ms": m.median * 1e3, "iqr_ms": m.iqr * 1e3, "runs": len(m.times) * m.number_per_run}
 
 
-def time_brief(stmt, env, min_run_time, blocks=3):
-    """Median and IQR in ms, in about min_run_time: one warm-up call, then `blocks` blocks
-    of calls, each a third of min_run_time long. blocked_autorange spends 3-5 times
-    min_run_time finding its block size, which thousands of measurements (the zoo) cannot
-    afford. A call slower than a block is timed twice, the warm-up included."""
-    timer = Timer(stmt, globals=env, num_threads=torch.get_num_threads())
-    first = timer.timeit(1).median
-    number = int(min_run_time / blocks / first)
-    if number == 0:
-        second = timer.timeit(1).median
-        return {"ms": min(first, second) * 1e3, "iqr_ms": abs(first - second) * 1e3, "runs": 2}
-    result = _summary([timer.timeit(number).median for _ in range(blocks)])
-    return dict(result, runs=number * blocks)
+def time_brief(stmt, envs, min_run_time, blocks=3):
+    """{name: median and IQR in ms} of `stmt` under each globals dict of `envs`, in about
+    min_run_time each: one warm-up call each, then `blocks` rounds that each time a block
+    of calls of every one in turn (a third of min_run_time long, the order rotated each
+    round): a change in the VM's speed during the measurement then reaches torch and
+    fastconv alike, where timed one after the other only one of them would see it.
+    blocked_autorange spends 3-5 times min_run_time finding its block size, which
+    thousands of measurements (the zoo) cannot afford. A call slower than a block is
+    timed twice, the warm-up included."""
+    threads = torch.get_num_threads()
+    timers = {name: Timer(stmt, globals=env, num_threads=threads) for name, env in envs.items()}
+    first = {name: timer.timeit(1).median for name, timer in timers.items()}
+    number = {name: int(min_run_time / blocks / first[name]) for name in timers}
+    names, times = list(timers), {name: [] for name in timers}
+    for b in range(blocks):
+        k = b % len(names)
+        for name in names[k:] + names[:k]:
+            if number[name] > 0:
+                times[name].append(timers[name].timeit(number[name]).median)
+            elif b == 0:
+                times[name].append(timers[name].timeit(1).median)
+    result = {}
+    for name in names:
+        if number[name] > 0:
+            result[name] = dict(_summary(times[name]), runs=number[name] * blocks)
+        else:
+            a, b = first[name], times[name][0]
+            result[name] = {"ms": min(a, b) * 1e3, "iqr_ms": abs(a - b) * 1e3, "runs": 2}
+    return result
 
 
 def _summary(times):

@@ -8,8 +8,8 @@ padding_mode). A geometry seen in several places counts once, with the models an
 often each has it. The list is cached in zoo_layers.json (committed, so that a run builds
 no model; `--zoo-collect` rebuilds it). Each layer then runs at batch 1 and 8, in NCHW
 and channels_last (input and weight), forward and forward+backward (gradients of input,
-weight and bias), torch and fastconv in turn: 16 short measurements a layer
-(timing.time_brief), some 8000 in all.
+weight and bias), torch and fastconv in turn, block by block: 16 short measurements a
+layer (timing.time_brief), some 8000 in all.
 """
 
 import json
@@ -251,15 +251,17 @@ def run_layer(layer, device, dtype, min_run_time):
             for mode in MODES:
                 stmt, env = conv_statement(mode, x, w, b, kw, grad)
                 n_flops = flops(layer, batch) * (3 if mode == "fwd+bwd" else 1)
-                timings, gflops = {}, {}
-                for name, fn in IMPLS.items():
-                    if name in status:
-                        continue
-                    try:
-                        timings[name] = time_brief(stmt, dict(env, fn=fn), min_run_time)
-                        gflops[name] = n_flops / (timings[name]["ms"] * 1e6)
-                    except Exception as e:
-                        status[name] = f"error: {e}".splitlines()[0]
+                envs = {name: dict(env, fn=fn) for name, fn in IMPLS.items() if name not in status}
+                try:
+                    timings = time_brief(stmt, envs, min_run_time)
+                except Exception:  # one of them fails: time each alone to say which
+                    timings = {}
+                    for name, one in envs.items():
+                        try:
+                            timings[name] = time_brief(stmt, {name: one}, min_run_time)[name]
+                        except Exception as e:
+                            status[name] = f"error: {e}".splitlines()[0]
+                gflops = {name: n_flops / (t["ms"] * 1e6) for name, t in timings.items()}
                 ratio = None
                 if len(timings) == 2:
                     ratio = timings["torch"]["ms"] / timings["fastconv"]["ms"]

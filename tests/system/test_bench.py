@@ -300,10 +300,20 @@ def test_time_interleaved_fits_its_budget():
 
 
 def test_time_brief_blocks_fast_calls_and_calls_slow_ones_twice():
-    fast = timing.time_brief("fn()", {"fn": lambda: time.sleep(0.001)}, 0.06)
+    envs = {"fast": {"fn": lambda: time.sleep(0.001)}, "slow": {"fn": lambda: time.sleep(0.05)}}
+    result = timing.time_brief("fn()", envs, 0.06)
+    fast, slow = result["fast"], result["slow"]
     assert 1.0 <= fast["ms"] < 5 and 3 <= fast["runs"] <= 60  # 3 blocks of about 20 ms
-    slow = timing.time_brief("fn()", {"fn": lambda: time.sleep(0.05)}, 0.06)
     assert slow["ms"] >= 50 and slow["runs"] == 2
+
+
+def test_time_brief_interleaves_the_blocks():
+    order = []
+    envs = {n: {"fn": lambda n=n: (order.append(n), time.sleep(0.002))} for n in ("a", "b")}
+    timing.time_brief("fn()", envs, 0.03)
+    runs = [n for i, n in enumerate(order) if i == 0 or order[i - 1] != n]
+    # warm-up a, b; then rounds a b | b a | a b, where the rotation joins neighbours' blocks
+    assert runs == ["a", "b", "a", "b", "a", "b"]
 
 
 def test_model_check_catches_a_model_that_computes_something_else():
