@@ -37,7 +37,10 @@ def test_dense_forced_matches_torch_float64(geo, layout):
 # (96 and 112 channels in float32), strides that leave column phases without taps; grouped
 # stride-1 layers take their grad-input as the forward on the flipped weight (24 and 40
 # channels per group, dilated, a 1x7 kernel); a batch-1 1x1 grad-input 600 deep copies its
-# weight's rows slice by slice (NhwcWeight::kRawColumns: three slices, a ragged last panel).
+# weight's rows slice by slice (NhwcWeight::kRawColumns: three slices, a ragged last panel);
+# the grad-weight copies each panel's rows together where x's rows are 2 KB apart or more
+# (520 and 528 channels: a ragged last panel, padding's zero rows, two chunks of positions,
+# two groups).
 NHWC_LAYERS = [
     (2, 72, 7, 7, 72, 3, 3, 1, 1, 1, 3),
     (1, 80, 9, 8, 80, 1, 7, 1, (0, 3), 1, 2),
@@ -52,6 +55,8 @@ NHWC_LAYERS = [
     (1, 33, 8, 8, 33, 5, 3, (2, 3), (2, 1), (1, 2), 1),
     (3, 128, 4, 4, 256, 1, 1, 2, 0, 1, 1),
     (1, 100, 7, 7, 600, 1, 1, 1, 0, 1, 1),
+    (2, 520, 9, 9, 24, 3, 3, 1, 1, 1, 1),
+    (1, 528, 12, 12, 48, 1, 1, 1, 0, 1, 2),
 ]
 
 

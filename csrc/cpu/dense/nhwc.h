@@ -495,6 +495,14 @@ void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed
   }
 }
 
+// Positions' rows of x at least this far apart (512 float32 channels) are copied into one
+// block per panel and chunk before the micro-kernels read them: apart, each position of a
+// chunk is on a page of its own (every step of the micro-kernel a TLB miss), and every
+// block of output channels reads the chunk again. Per pass, same process (Zen 4): batch 1
+// 512x14^2 3x3 9.8 -> 5.9 ms, 512x7^2 -> 2048 1.02 -> 0.77 ms, batch 8 1024x14^2 -> 256
+// 5.8 -> 4.8 ms; with 256 channels the copy lost 4-7 % (docs/measurements.md).
+constexpr int64_t kNhwcWgradPackMinRowBytes = 2048;
+
 // Grad-weight of tap (r, s) for group grp, output channels [k0, k1) of the group and
 // input-channel panels [cp0, cp1), summed over positions [j0, j1) of the batch in a fixed
 // order and stored into gw (channels_last, [K][R][S][C/G]). A chunk of positions serves
@@ -512,6 +520,8 @@ void dense_nhwc_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw
   const Workspace<T> zero_ws(Slot::kRow, Cg);
   const T** runs = b_ws.data();     // the chunk's runs of the group's channels
   const T** b = runs + kNhwcDepth;  // ... from one panel's first channel on
+  const bool pack = g.C * int64_t(sizeof(T)) >= kNhwcWgradPackMinRowBytes;
+  const Workspace<T> panel_ws(Slot::kPackB, pack ? kNhwcDepth * nrmax : 1);
   zero_fill(zero_ws.data(), Cg);
   T* out = gw + ((grp * Kg) * RS + tap) * Cg;  // row k of the result at out + k * RS * Cg
   if (j0 >= j1)                                // no positions: a zero sum
@@ -530,7 +540,15 @@ void dense_nhwc_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw
     for (int64_t cp = cp0; cp < cp1; ++cp) {
       const int64_t c0 = cp * nrmax;
       const int nr = static_cast<int>(std::min<int64_t>(nrmax, Cg - c0));
-      for (int64_t jj = 0; jj < depth; ++jj) b[jj] = runs[jj] + c0;
+      if (pack) {
+        for (int64_t jj = 0; jj < depth; ++jj) {
+          T* row = panel_ws.data() + jj * nrmax;
+          std::copy_n(runs[jj] + c0, nr, row);
+          b[jj] = row;
+        }
+      } else {
+        for (int64_t jj = 0; jj < depth; ++jj) b[jj] = runs[jj] + c0;
+      }
       for (int64_t k = k0; k < k1; k += MR)
         wgrad_micro_kernel(depth, gy + jc * g.K + grp * Kg + k, g.K, b, out + k * RS * Cg + c0,
                            RS * Cg, static_cast<int>(std::min<int64_t>(MR, k1 - k)), nr, jc == j0,
