@@ -235,9 +235,9 @@ NhwcSupport nhwc_support(CpuFamily f, const ConvGeometry& g, Pass pass) {
 // runs over the whole batch's positions. Measured in docs/measurements.md.
 constexpr double kNhwcForNchwMinIntensity = 128;
 constexpr int64_t kNchwPointwiseMinPlane = 64;
-// 256x56^2 -> 256 at batch 8: grad-input 46.6 -> 20.0 ms, grad-weight 26.7 -> 19.3 ms (torch
-// 39.6, 21.5); 512x28^2 -> 512: 26.3 -> 17.0 and 22.2 -> 20.4 ms. On 14^2 maps the copies
-// still pay at batch 1 (1024 -> 1024 grad-input 2.69 -> 2.37 ms), so they stay there.
+// Stride-1 1x1 grad passes of NCHW callers stay NCHW from this many positions per map on
+// (28^2 maps and up: 256x56^2 -> 256 at batch 8 ran its grad-input 2.3 times as fast);
+// below, on 14^2 maps, the copies still pay at batch 1 (docs/measurements.md).
 constexpr int64_t kNchwPointwiseGradMinPlane = 256;
 // Grouped layers (17+ channels per group) run their per-group GEMMs on few positions up to
 // this many in the batch (7^2 maps at batch 8, 14^2 at batch 1), where the NCHW tiles of
