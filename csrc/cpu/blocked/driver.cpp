@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "../flipped_weight.h"
+#include "../runtime/image_runs.h"
 #include "../runtime/parallel.h"
 #include "../runtime/workspace.h"
 #include "../simd/kernel_table.h"
@@ -87,18 +88,6 @@ static bool nhwc_grad_input_in_place(const ConvGeometry& g, size_t elem_size) {
   return g.dil_h == 1 && !g.unit_stride() && nhwc_in_place(g, elem_size);
 }
 
-// Rows [b, e) of the batch (`rows` per image, flat over images) in runs inside one image:
-// fn(image, first row, end row). Tasks of the in-place passes: a run reads its rows in
-// order.
-template <typename Fn>
-void for_each_run_of_rows(int64_t rows, int64_t b, int64_t e, Fn&& fn) {
-  for (int64_t i = b; i < e;) {
-    const int64_t n = i / rows, r0 = i % rows, r1 = std::min(rows, r0 + (e - i));
-    fn(n, r0, r1);
-    i += r1 - r0;
-  }
-}
-
 template <typename T>
 void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const auto& kt = kernels<T>();
@@ -106,9 +95,9 @@ void forward(const ConvGeometry& g, const ForwardArgs<T>& a) {
   const bool nhwc = a.y_layout == Layout::kNhwc;  // x's too
   if (nhwc && nhwc_in_place(g, sizeof(T))) {      // tasks: runs of output rows
     at::parallel_for(0, g.N * g.P, grain_for(g.C * g.Q * g.R * g.S), [&](int64_t b, int64_t e) {
-      for_each_run_of_rows(g.P, b, e, [&](int64_t n, int64_t p0, int64_t p1) {
+      for_each_image_run(g.P, b, e, [&](int64_t n, int64_t p0, int64_t rows, int64_t) {
         kt.blocked.forward_nhwc_direct(g, a.x + n * g.C * g.H * g.W, a.w, a.bias,
-                                       a.y + n * g.K * g.P * g.Q, p0, p1);
+                                       a.y + n * g.K * g.P * g.Q, p0, p0 + rows);
       });
     });
     return;
@@ -141,9 +130,9 @@ void grad_input(const ConvGeometry& g, const GradInputArgs<T>& a) {
   if (a.gx_layout == Layout::kNhwc && nhwc_grad_input_in_place(g, sizeof(T))) {  // runs of rows
     const int64_t macs_per_row = g.C * g.W * g.R * g.S / (g.stride_h * g.stride_w);
     at::parallel_for(0, g.N * g.H, grain_for(macs_per_row), [&](int64_t b, int64_t e) {
-      for_each_run_of_rows(g.H, b, e, [&](int64_t n, int64_t h0, int64_t h1) {
+      for_each_image_run(g.H, b, e, [&](int64_t n, int64_t h0, int64_t rows, int64_t) {
         kt.blocked.grad_input_nhwc_direct(g, a.gy + n * g.K * g.P * g.Q, a.w,
-                                          a.gx + n * g.C * g.H * g.W, h0, h1);
+                                          a.gx + n * g.C * g.H * g.W, h0, h0 + rows);
       });
     });
     return;

@@ -1,9 +1,11 @@
-// Walking the positions of the implicit im2col matrix: row segments, image runs, and one
-// im2col row at a time (dense kernels, the bfloat16 kernel).
+// Walking the positions of the implicit im2col matrix (dense kernels, the bfloat16 kernel):
+// row segments, and one im2col row at a time; runs of whole images are image_runs.h's.
 // Included by the per-ISA translation units after vec.h.
 #pragma once
 
 #include <algorithm>
+
+#include "../runtime/image_runs.h"
 
 namespace fastconv {
 namespace FC_ISA {
@@ -19,17 +21,6 @@ static inline void for_each_row_segment(const ConvGeometry& g, int64_t pq0, int6
     j += seg;
     q = 0;
     ++p;
-  }
-}
-
-// Positions [j0, j1) of the whole batch (j = n*PQ + pq) image by image:
-// fn(image, first position in it, length, offset from j0).
-template <typename Fn>
-static inline void for_each_image_run(int64_t PQ, int64_t j0, int64_t j1, Fn&& fn) {
-  for (int64_t j = j0; j < j1;) {
-    const int64_t n = j / PQ, len = std::min(j1 - j, (n + 1) * PQ - j);
-    fn(n, j % PQ, len, j - j0);
-    j += len;
   }
 }
 
