@@ -228,7 +228,7 @@ def test_bands_in_place_match_torch_float64(c, h, w, r, s, pad, dil):
 
 def reads_in_place(stride, pad_w, s, w, numel_bytes):
     """Whether a channels_last depthwise forward reads x in place (blocked/driver.cpp's
-    nhwc_forward_in_place), stated independently: dilation 1, stride along the width at
+    nhwc_in_place), stated independently: dilation 1, stride along the width at
     most 2, at most a fifth of the output columns at an edge (a tap in the padding), and
     strided, or 3x3 at most on an input of 8 MB or more."""
     sh, sw = stride

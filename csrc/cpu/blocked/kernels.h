@@ -228,21 +228,28 @@ void blocked_fwd_nhwc_rows(const ConvGeometry& g, const T* x, const T* w, const 
   }
 }
 
-// The taps of output column q that fall inside the image (an edge column of a padded
-// layer), summed one by one: acc = bias + the sum over kernel rows [r0, r1) (those inside
-// the height) and the columns inside the width of w[r][s] * x.
+// The taps of output position (p, q) that fall inside the image, over kernel rows `rows`
+// (those inside the height): fn(tap r*S + s, offset of its input position in x). An edge
+// column of a padded layer sums or accumulates its taps one by one so.
+template <typename Fn>
+inline void for_each_tap_inside(const ConvGeometry& g, int64_t p, Range rows, int64_t q, Fn&& fn) {
+  for (int64_t r = rows.lo; r < rows.hi; ++r)
+    for (int64_t s = 0; s < g.S; ++s) {
+      const int64_t iw = g.in_col(q, s);
+      if (iw >= 0 && iw < g.W) fn(r * g.S + s, (g.in_row(p, r) * g.W + iw) * g.C);
+    }
+}
+
+// Edge column q of output row p: acc = bias + the sum of w[r][s] * x over its taps inside
+// the image.
 template <typename T>
 void blocked_fwd_edge_column(const ConvGeometry& g, const T* x, const T* wb, vec_t<T> bias, int nc,
                              int64_t p, Range rows, int64_t q, T* y0) {
   constexpr int V = Vec<T>::size;
   vec_t<T> acc = bias;
-  for (int64_t r = rows.lo; r < rows.hi; ++r) {
-    const T* xr = x + g.in_row(p, r) * g.W * g.C;
-    for (int64_t s = 0; s < g.S; ++s) {
-      const int64_t iw = g.in_col(q, s);
-      if (iw >= 0 && iw < g.W) acc += loadu(wb + (r * g.S + s) * V) * load_lanes(xr + iw * g.C, nc);
-    }
-  }
+  for_each_tap_inside(g, p, rows, q, [&](int64_t tap, int64_t at) {
+    acc += loadu(wb + tap * V) * load_lanes(x + at, nc);
+  });
   store_lanes(y0, acc, nc);
 }
 
@@ -251,7 +258,7 @@ void blocked_fwd_edge_column(const ConvGeometry& g, const T* x, const T* wb, vec
 // x is read position after position: each tile of columns runs every block of channels in
 // turn. Interior columns (ConvGeometry::interior_cols) run the tiles above on x itself,
 // positions C apart, over the kernel rows inside the image; the edge columns of a padded
-// layer sum their valid taps one by one (blocked::nhwc_forward_in_place keeps them few).
+// layer sum their valid taps one by one (blocked::nhwc_in_place keeps them few).
 template <typename T>
 void blocked_fwd_nhwc_direct(const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
                              int64_t p0, int64_t p1) {
@@ -593,13 +600,9 @@ void blocked_wgrad_nhwc_direct(const ConvGeometry& g, const T* x, const T* gy, T
         const int nc = static_cast<int>(std::min<int64_t>(V, g.C - c0));
         const vec_t<T> gv = load_lanes(gyrow + q * g.K + c0, nc);
         T* o = out + c0 * RS;
-        for (int64_t r = rows.lo; r < rows.hi; ++r)
-          for (int64_t s = 0; s < g.S; ++s) {
-            const int64_t iw = g.in_col(q, s);
-            if (iw < 0 || iw >= g.W) continue;
-            const T* src = x + (g.in_row(p, r) * g.W + iw) * g.C + c0;
-            storeu(o + (r * g.S + s) * V, loadu(o + (r * g.S + s) * V) + gv * load_lanes(src, nc));
-          }
+        for_each_tap_inside(g, p, rows, q, [&](int64_t tap, int64_t at) {
+          storeu(o + tap * V, loadu(o + tap * V) + gv * load_lanes(x + at + c0, nc));
+        });
       }
     };
     for (int64_t q = 0; q < cols.lo; ++q) edge(q);
