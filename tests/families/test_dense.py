@@ -383,7 +383,8 @@ def test_nchw_grad_weight_tiles_match_torch_and_do_not_depend_on_threads(layer):
 
 # The NCHW forward's tiles (dense/tiling.h): a 28^2 map in tiles of whole panels of about
 # one size; a 24^2 map's three tiles made four, and a 14^2 map's seven single-panel tiles
-# shared through a split of the output channels (1x1 and 3x3); 3 images of 20^2 in groups.
+# shared through a split of the output channels (1x1 and 3x3); 3 images of 20^2 in groups;
+# 400 output channels, which the GEMM runs in three blocks of rows (138, 138, 124).
 # Shallow enough that no pass is promoted to the channels_last kernels. (N, C, H, K, R, G)
 NCHW_FORWARD_TILES = [
     (1, 64, 28, 128, 1, 1),
@@ -391,6 +392,7 @@ NCHW_FORWARD_TILES = [
     (1, 32, 14, 144, 1, 1),
     (1, 8, 14, 130, 3, 1),
     (3, 8, 20, 64, 1, 2),
+    (1, 16, 14, 400, 1, 1),
 ]
 
 

@@ -13,6 +13,7 @@ namespace FC_ISA {
 
 constexpr int MR = kDenseMR;
 constexpr int64_t kKC = 128;  // reduction depth per packed slice: a B micro-panel fits L1
+constexpr int64_t kMC = 192;  // rows of A per block of panel_gemm
 template <typename T>
 constexpr int NR = 2 * Vec<T>::size;
 template <typename T>
@@ -81,17 +82,23 @@ __attribute__((noinline)) static void micro_kernel(int64_t kc, const T* __restri
 }
 
 // C[0:m_len, 0:nb] (+)= A * B over one packed slice of depth kc. B micro-panels stay in L1
-// while the A rows stream from L2 (the BLIS loop order).
+// while the A rows stream from L2 (the BLIS loop order), in blocks of at most kMC rows: a
+// block's slice of A (kc x kMC, 96 KB) stays in L2 across all of B's panels, where all of
+// A (m_len x kc: 512 KB for 1024 output channels) was swept once per panel, along with the
+// block of C it updates.
 template <typename T>
 static void panel_gemm(int64_t kc, int64_t m_len, const T* a, int64_t lda, const T* b, int64_t nb,
                        T* c, int64_t ldc, bool overwrite = false) {
-  for (int64_t j = 0; j < nb; j += NR<T>) {
-    const T* bp = b + (j / NR<T>)*kc * NR<T>;
-    const int nr = static_cast<int>(std::min<int64_t>(NR<T>, nb - j));
-    for (int64_t m = 0; m < m_len; m += MR)
-      micro_kernel(kc, a + m * lda, lda, bp, c + m * ldc + j, ldc,
-                   static_cast<int>(std::min<int64_t>(MR, m_len - m)), nr, overwrite);
-  }
+  const int64_t blocks = std::max<int64_t>(1, (m_len + kMC - 1) / kMC);
+  const int64_t mc = round_up((m_len + blocks - 1) / blocks, MR);
+  for (int64_t m0 = 0; m0 < m_len; m0 += mc)
+    for (int64_t j = 0; j < nb; j += NR<T>) {
+      const T* bp = b + (j / NR<T>)*kc * NR<T>;
+      const int nr = static_cast<int>(std::min<int64_t>(NR<T>, nb - j));
+      for (int64_t m = m0; m < std::min(m_len, m0 + mc); m += MR)
+        micro_kernel(kc, a + m * lda, lda, bp, c + m * ldc + j, ldc,
+                     static_cast<int>(std::min<int64_t>(MR, m_len - m)), nr, overwrite);
+    }
 }
 
 // Rows [0, n) of src (row stride ld, kc columns) as P-row panels [n / P][kc][P] (rows past
