@@ -110,3 +110,41 @@ def test_channels_last_passes_make_no_layout_copy(dilation):
         "winograd"
     )
     assert_channels_last_passes_copy_nothing(x, w, torch.randn(24), 1, dilation, dilation, 1)
+
+
+# NCHW callers' Winograd passes on the channels_last transforms through layout copies
+# (select.cpp, kWinogradNhwcForNchwMaxPlane and kWinogradNhwcForNchwMinChannels): maps of
+# up to 32^2 positions with 32 or more channels in and out. (N, C, H, K)
+NCHW_PROMOTED = [
+    ((2, 32, 14, 40), True),
+    ((1, 40, 32, 32), True),  # 1024 positions
+    ((1, 32, 33, 32), False),  # 1089
+    ((2, 16, 14, 40), False),  # 16 input channels
+    ((2, 40, 14, 24), False),  # 24 output channels
+]
+
+
+@pytest.mark.parametrize("layer, promoted", NCHW_PROMOTED, ids=lambda v: str(v))
+def test_nchw_callers_run_small_maps_on_channels_last_transforms(layer, promoted):
+    n, c, h, k = layer
+    x = torch.randn(n, c, h, h, dtype=torch.float64)
+    w = torch.randn(k, c, 3, 3, dtype=torch.float64)
+    gy = torch.randn(n, k, h, h, dtype=torch.float64)
+    args = ([1, 1], [1, 1], [1, 1], 1)
+    passes = {
+        "forward": lambda: torch.ops.fastconv.conv2d(x, w, None, *args),
+        "grad_input": lambda: torch.ops.fastconv.conv2d_backward(
+            gy, x, w, *args, [True, False, False]
+        )[0],
+        "grad_weight": lambda: torch.ops.fastconv.conv2d_backward(
+            gy, x, w, *args, [False, True, False]
+        )[1],
+    }
+    for name, run in passes.items():
+        assert family(x, w, 1, 1, 1, 1, name) == "winograd"
+        with torch.profiler.profile() as prof:
+            out = run()
+        assert out.is_contiguous(), name
+        copied = any(e.name == "fastconv::layout_copy" for e in prof.events())
+        assert copied == promoted, name
+    compare_with_torch(x, w, torch.randn(k, dtype=torch.float64), *args)
