@@ -40,7 +40,9 @@ def test_dense_forced_matches_torch_float64(geo, layout):
 # weight's rows slice by slice (NhwcWeight::kRawColumns: three slices, a ragged last panel);
 # the grad-weight copies each panel's rows together where x's rows are 2 KB apart or more
 # (520 and 528 channels: a ragged last panel, padding's zero rows, two chunks of positions,
-# two groups).
+# two groups); with grad_output's rows as long or longer, and few positions, the grad-weight
+# tasks take blocks of output channels and every panel, copying grad_output's rows (520 and
+# 528 outputs: blocks that end mid-tile, three and two panels, groups).
 NHWC_LAYERS = [
     (2, 72, 7, 7, 72, 3, 3, 1, 1, 1, 3),
     (1, 80, 9, 8, 80, 1, 7, 1, (0, 3), 1, 2),
@@ -57,6 +59,8 @@ NHWC_LAYERS = [
     (1, 100, 7, 7, 600, 1, 1, 1, 0, 1, 1),
     (2, 520, 9, 9, 24, 3, 3, 1, 1, 1, 1),
     (1, 528, 12, 12, 48, 1, 1, 1, 0, 1, 2),
+    (2, 136, 6, 6, 520, 1, 1, 1, 0, 1, 1),
+    (1, 160, 5, 5, 528, 3, 3, 1, 1, 1, 2),
 ]
 
 

@@ -19,6 +19,10 @@ namespace {
 // slice's partial weight, written once, is a small part of its work.
 constexpr int64_t kWgradRowsSlicePositions = 512;
 
+// Output channels per task of a channels_last grad-weight whose tasks take blocks of them
+// (grad_weight_nhwc): 128 positions of their grad_output rows, copied, are 128 KB.
+constexpr int64_t kWgradKBlock = 256;
+
 // The weight as the channels_last kernels read it, in panels of nr channels: by_k (forward)
 // [grp][K/G / nr][C/G * R*S][nr] with lanes over output channels (register transposes of
 // its rows, in the weight's own order), else (grad-input) [grp][R*S][C/G / nr][K/G][nr]
@@ -239,12 +243,21 @@ void grad_weight_nhwc(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   const int64_t CP = (g.C_per_group() + nr - 1) / nr, KB = (Kg + kDenseMR - 1) / kDenseMR;
   const int64_t positions = g.N * g.P * g.Q, numel = g.weight_numel();
   const int64_t slices = reduction_slices(positions, numel * int64_t{sizeof(T)});
-  // Few positions (one slice): a task per panel; the map's strips stay in cache.
-  const int64_t parts = slices > 1 ? 1 : CP;
+  // Few positions (one slice): a task per panel; the map's strips stay in cache, and every
+  // task reads all of grad_output. Where grad_output's rows are the longer ones and a page
+  // or more apart, that read is the pass's cost (each position on its own page, once per
+  // panel): the tasks take blocks of kWgradKBlock output channels and every panel instead,
+  // copying their block of grad_output's rows once per chunk (nhwc.h), and read x once per
+  // block. Batch 8, 1024x14^2 -> 2048 1x1: 57.9 -> 34.7 ms (docs/measurements.md).
+  const bool by_k =
+      slices == 1 && g.K >= g.C && g.K * int64_t(sizeof(T)) >= kNhwcWgradPackMinRowBytes;
+  const int64_t parts = slices > 1 || by_k ? 1 : CP;
   // Output-channel pieces no reduction crosses, as many as share the tasks evenly (3 slices
   // in 3 pieces had left 5 tasks on one thread and 4 on the other).
   const int64_t base = slices * g.groups * taps * parts;
-  const int64_t split = even_blocks(pieces(base, KB), KB + 1, [&](int64_t s) { return base * s; });
+  const int64_t blocks = by_k ? std::min(KB, (Kg + kWgradKBlock - 1) / kWgradKBlock) : 1;
+  const int64_t split =
+      even_blocks(std::max(pieces(base, KB), blocks), KB + 1, [&](int64_t s) { return base * s; });
   const Workspace<T> partial(Slot::kPartials, slices > 1 ? slices * numel : 0);
   T* out = slices > 1 ? partial.data() : a.gw;
   at::parallel_for(

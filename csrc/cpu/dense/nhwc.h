@@ -495,14 +495,6 @@ void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed
   }
 }
 
-// Positions' rows of x at least this far apart (512 float32 channels) are copied into one
-// block per panel and chunk before the micro-kernels read them: apart, each position of a
-// chunk is on a page of its own (every step of the micro-kernel a TLB miss), and every
-// block of output channels reads the chunk again. Per pass, same process (Zen 4): batch 1
-// 512x14^2 3x3 9.8 -> 5.9 ms, 512x7^2 -> 2048 1.02 -> 0.77 ms, batch 8 1024x14^2 -> 256
-// 5.8 -> 4.8 ms; with 256 channels the copy lost 4-7 % (docs/measurements.md).
-constexpr int64_t kNhwcWgradPackMinRowBytes = 2048;
-
 // Grad-weight of tap (r, s) for group grp, output channels [k0, k1) of the group and
 // input-channel panels [cp0, cp1), summed over positions [j0, j1) of the batch in a fixed
 // order and stored into gw (channels_last, [K][R][S][C/G]). A chunk of positions serves
@@ -522,6 +514,11 @@ void dense_nhwc_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw
   const T** b = runs + kNhwcDepth;  // ... from one panel's first channel on
   const bool pack = g.C * int64_t(sizeof(T)) >= kNhwcWgradPackMinRowBytes;
   const Workspace<T> panel_ws(Slot::kPackB, pack ? kNhwcDepth * nrmax : 1);
+  // grad_output's rows (A) likewise, where a task serves several panels: the copy, once per
+  // chunk, is shared by them all.
+  const bool pack_a = cp1 - cp0 > 1 && g.K * int64_t(sizeof(T)) >= kNhwcWgradPackMinRowBytes;
+  const int64_t lda_a = pack_a ? spread_ld<T>(k1 - k0) : g.K;
+  const Workspace<T> a_ws(Slot::kPackA, pack_a ? kNhwcDepth * lda_a : 1);
   zero_fill(zero_ws.data(), Cg);
   T* out = gw + ((grp * Kg) * RS + tap) * Cg;  // row k of the result at out + k * RS * Cg
   if (j0 >= j1)                                // no positions: a zero sum
@@ -537,6 +534,13 @@ void dense_nhwc_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw
       for (int64_t jj = 0; jj < depth; ++jj, at.next())
         runs[jj] = nhwc_tap_run(g, x, grp, at.n, at.p, at.q, r, s, zero_ws.data());
     }
+    // Row jj of the chunk's A, output channels from k0 on.
+    const T* a = gy + jc * g.K + grp * Kg + k0;
+    if (pack_a) {
+      for (int64_t jj = 0; jj < depth; ++jj)
+        std::copy_n(a + jj * g.K, k1 - k0, a_ws.data() + jj * lda_a);
+      a = a_ws.data();
+    }
     for (int64_t cp = cp0; cp < cp1; ++cp) {
       const int64_t c0 = cp * nrmax;
       const int nr = static_cast<int>(std::min<int64_t>(nrmax, Cg - c0));
@@ -550,9 +554,8 @@ void dense_nhwc_wgrad_tile(const ConvGeometry& g, const T* x, const T* gy, T* gw
         for (int64_t jj = 0; jj < depth; ++jj) b[jj] = runs[jj] + c0;
       }
       for (int64_t k = k0; k < k1; k += MR)
-        wgrad_micro_kernel(depth, gy + jc * g.K + grp * Kg + k, g.K, b, out + k * RS * Cg + c0,
-                           RS * Cg, static_cast<int>(std::min<int64_t>(MR, k1 - k)), nr, jc == j0,
-                           nv);
+        wgrad_micro_kernel(depth, a + (k - k0), lda_a, b, out + k * RS * Cg + c0, RS * Cg,
+                           static_cast<int>(std::min<int64_t>(MR, k1 - k)), nr, jc == j0, nv);
     }
   }
 }

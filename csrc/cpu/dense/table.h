@@ -37,6 +37,16 @@ inline bool nhwc_tap_major(NhwcWeight wk) {
 }
 constexpr int64_t kNhwcDepth = 128;
 
+// The channels_last grad-weight (nhwc.h) copies positions' rows of x at least this far
+// apart (512 float32 channels) into one block per panel and chunk before the micro-kernels
+// read them, and grad_output's likewise once per chunk where a task serves several panels:
+// apart, each position of a chunk is on a page of its own (every step of the micro-kernel
+// a TLB miss), and every block of output channels reads the chunk again. x's copy, per
+// pass, same process (Zen 4): batch 1 512x14^2 3x3 9.8 -> 5.9 ms, 512x7^2 -> 2048 1.02 ->
+// 0.77 ms, batch 8 1024x14^2 -> 256 5.8 -> 4.8 ms; with 256 channels the copy lost 4-7 %
+// (docs/measurements.md).
+constexpr int64_t kNhwcWgradPackMinRowBytes = 2048;
+
 // Ungrouped channels_last layers with fewer input channels than this (3-channel first
 // layers) gather whole kernel rows: with dilation 1 along the width, the S*C values of one
 // row of taps are contiguous in NHWC, so the kernels run R taps of S*C values (a 7x7 stem:
