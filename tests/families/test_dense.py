@@ -309,10 +309,12 @@ def test_kernel_row_grad_weight_does_not_depend_on_threads():
 # The tap-by-tap channels_last grad-weight over many positions runs in fixed slices of them
 # (runtime/parallel.h's reduction_slices), each task over every input-channel panel, the
 # partial weights added in slice order: several slices, groups, a partial last panel,
-# strided and padded taps, an in-place 1x1 layer. (N, C, H, W, K, R, S, stride, padding,
-# dilation, groups)
+# strided and padded taps, an in-place 1x1 layer; with fewer slices than the threads want
+# and more input than output channels, tasks over parts of the panels (136 -> 40: five
+# float64 panels in four parts). (N, C, H, W, K, R, S, stride, padding, dilation, groups)
 SLICED_WGRAD_LAYERS = [
     (2, 40, 48, 48, 24, 1, 1, 1, 0, 1, 1),
+    (1, 136, 70, 70, 40, 1, 1, 1, 0, 1, 1),
     (1, 32, 70, 70, 20, 3, 3, 1, 1, 1, 2),
     (4, 36, 64, 64, 18, 3, 3, 2, 1, 1, 1),
 ]

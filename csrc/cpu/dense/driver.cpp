@@ -251,7 +251,14 @@ void grad_weight_nhwc(const ConvGeometry& g, const GradWeightArgs<T>& a) {
   // block. Batch 8, 1024x14^2 -> 2048 1x1: 57.9 -> 34.7 ms (docs/measurements.md).
   const bool by_k =
       slices == 1 && g.K >= g.C && g.K * int64_t(sizeof(T)) >= kNhwcWgradPackMinRowBytes;
-  const int64_t parts = slices > 1 || by_k ? 1 : CP;
+  // Several slices: a task takes every panel, so x's rows are read whole; where there are
+  // too few slices for the threads and x's rows are the longer ones, the tasks split the
+  // panels rather than the output channels (each output-channel piece read all of x again:
+  // batch 8, 832x28^2 -> 128 1x1 10.5 -> 8.9 ms).
+  const int64_t parts = by_k          ? 1
+                        : slices == 1 ? CP
+                        : g.K < g.C   ? std::min(CP, pieces(slices * g.groups * taps, CP))
+                                      : 1;
   // Output-channel pieces no reduction crosses, as many as share the tasks evenly (3 slices
   // in 3 pieces had left 5 tasks on one thread and 4 on the other).
   const int64_t base = slices * g.groups * taps * parts;
