@@ -194,6 +194,31 @@ def assert_channels_last_passes_copy_nothing(x, w, b, stride, padding, dilation,
             torch.testing.assert_close(got, want)
 
 
+def nchw_passes_copied(x, w, gy, stride, padding, dilation, groups, family_name):
+    """The passes of an NCHW layer (forward, grad_input, grad_weight, each run on
+    `family_name`) that make a layout copy: those promoted to channels_last kernels. Each
+    pass's result is contiguous either way."""
+    args = (stride, padding, dilation, groups)
+    passes = {
+        "forward": lambda: torch.ops.fastconv.conv2d(x, w, None, *args),
+        "grad_input": lambda: torch.ops.fastconv.conv2d_backward(
+            gy, x, w, *args, [True, False, False]
+        )[0],
+        "grad_weight": lambda: torch.ops.fastconv.conv2d_backward(
+            gy, x, w, *args, [False, True, False]
+        )[1],
+    }
+    copied = set()
+    for name, run in passes.items():
+        assert family(x, w, stride, padding, dilation, groups, name) == family_name, name
+        with torch.profiler.profile() as prof:
+            out = run()
+        assert out.is_contiguous(), name
+        if any(e.name == "fastconv::layout_copy" for e in prof.events()):
+            copied.add(name)
+    return copied
+
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

@@ -18,6 +18,7 @@ from ..helpers import (
     compare_with_torch,
     family,
     geometries,
+    nchw_passes_copied,
     on_one_and_many_threads,
 )
 
@@ -187,26 +188,10 @@ def test_nchw_callers_run_deep_dense_passes_on_channels_last_kernels(layer, prom
     p = (h + 2 * (r // 2) - r) // stride + 1
     gy = torch.randn(n, k, p, p, dtype=torch.float64)
     args = ([stride] * 2, [r // 2] * 2, [1, 1], groups)
-    passes = {
-        "forward": lambda: torch.ops.fastconv.conv2d(x, w, None, *args),
-        "grad_input": lambda: torch.ops.fastconv.conv2d_backward(
-            gy, x, w, *args, [True, False, False]
-        )[0],
-        "grad_weight": lambda: torch.ops.fastconv.conv2d_backward(
-            gy, x, w, *args, [False, True, False]
-        )[1],
-    }
-    copied = set()
     # Forced: float64 groups of 24 are three AVX-512 vectors, which auto runs on the grouped
     # family; the promotion under test is the dense passes'.
     with fastconv.cpu_algorithm("dense"):
-        for name, run in passes.items():
-            assert family(x, w, stride, r // 2, 1, groups, name) == "dense"
-            with torch.profiler.profile() as prof:
-                out = run()
-            assert out.is_contiguous(), name
-            if any(e.name == "fastconv::layout_copy" for e in prof.events()):
-                copied.add(name)
+        copied = nchw_passes_copied(x, w, gy, *args, "dense")
         compare_with_torch(x, w, torch.randn(k, dtype=torch.float64), *args)
     assert copied == promoted
 
