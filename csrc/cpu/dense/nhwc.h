@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <utility>
 
 #include "../runtime/workspace.h"
 #include "gemm.h"
@@ -482,17 +483,18 @@ void dense_nhwc_dgrad_tile(const ConvGeometry& g, const T* gy, const T* w_packed
                 mod(phase + g.pad_w - s * g.dil_w, g.stride_w) == 0)
               taps[nt++] = r * g.S + s;
         for (int64_t t = 0; t < nt; ++t) b[t] = w_packed + (taps[t] * CP + cp) * Kg * nrmax;
-        // Position j of the class: row first + (j / cols) * stride_h, column phase +
-        // (j % cols) * stride_w.
+        // Position j of the class: its (row, column); at(j): its panel's lanes in gx.
+        const auto position = [&](int64_t j) {
+          return std::pair{first + j / cols * g.stride_h, phase + j % cols * g.stride_w};
+        };
         const auto at = [&](int64_t j) {
-          const int64_t h = first + j / cols * g.stride_h, w = phase + j % cols * g.stride_w;
+          const auto [h, w] = position(j);
           return gx + ((n * g.H + h) * g.W + w) * g.C + grp * Cg + cp * nrmax;
         };
         for (int64_t j0 = 0; j0 < count; j0 += MR) {
           const int mr = static_cast<int>(std::min<int64_t>(MR, count - j0));
           for (int i = 0; i < MR; ++i) {
-            const int64_t j = j0 + std::min(i, mr - 1);
-            const int64_t h = first + j / cols * g.stride_h, w = phase + j % cols * g.stride_w;
+            const auto [h, w] = position(j0 + std::min(i, mr - 1));
             for (int64_t t = 0; t < nt; ++t) {
               const int64_t hp = h + g.pad_h - taps[t] / g.S * g.dil_h;
               const int64_t wq = w + g.pad_w - taps[t] % g.S * g.dil_w;
